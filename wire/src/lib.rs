@@ -1,0 +1,13 @@
+//! Wire formats shared by the guest agent, the client probe and the harness.
+//!
+//! Two formats live here, and only here, so the three programs can never
+//! disagree about them:
+//! - [`probe`]: the UDP probe packet the client sends and the agent's
+//!   reflector echoes, with the timestamps both sides add;
+//! - [`control`]: the JSON bodies of the agent's HTTP control API.
+//!
+//! This crate does no I/O.
+#![forbid(unsafe_code)]
+
+pub mod control;
+pub mod probe;
