@@ -1,0 +1,40 @@
+//! The library's one error type.
+
+use thiserror::Error;
+
+/// Why the prober could not start, stop, or read a stored record.
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    /// The configuration cannot be run as given.
+    #[error("invalid probe configuration: {0}")]
+    Config(String),
+    /// Setting up the socket handed to the prober failed.
+    #[error("cannot prepare the probe socket: {what}")]
+    Socket {
+        /// The step that failed.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No random session id could be drawn.
+    #[error("cannot draw a random session id from /dev/urandom")]
+    Session(#[source] std::io::Error),
+    /// A probe thread could not be started.
+    #[error("cannot start the {0} thread")]
+    Spawn(&'static str, #[source] std::io::Error),
+    /// A probe thread panicked; its records are lost.
+    #[error("the {0} thread panicked; its records are lost")]
+    ThreadPanicked(&'static str),
+    /// A stored replies CSV is not in the format [`crate::write_replies_csv`] writes.
+    #[error("replies CSV, line {line}: {reason}")]
+    Csv {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading a stored record failed.
+    #[error("cannot read the stored record")]
+    Io(#[from] std::io::Error),
+}

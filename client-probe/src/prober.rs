@@ -1,0 +1,200 @@
+//! The running prober: a sender thread and a receiver thread on one socket
+//! handed in by the caller.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wire::probe::HEADER_LEN;
+
+use crate::clock::realtime_ns;
+use crate::error::ProbeError;
+use crate::live::{LiveCounters, LiveStats};
+use crate::receiver::{self, ReceiverState};
+use crate::record::ProbeRecord;
+use crate::sender::{Sender, SenderOutput};
+
+/// The highest probe rate accepted, per second.
+pub const MAX_RATE_HZ: u32 = 100_000;
+/// The largest probe datagram accepted (the largest UDP payload over IPv4).
+pub const MAX_PAYLOAD_LEN: usize = 65_507;
+/// How long the receiver keeps listening for late replies after the sender
+/// stopped.
+pub const RECEIVE_LINGER: Duration = Duration::from_millis(200);
+/// The receive timeout, so the receiver notices a stop request.
+const READ_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// What to probe, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeConfig {
+    /// The reflector's address.
+    pub target: SocketAddr,
+    /// Probes per second, 1 to [`MAX_RATE_HZ`].
+    pub rate_hz: u32,
+    /// Size of each probe datagram: at least [`wire::probe::HEADER_LEN`],
+    /// at most [`MAX_PAYLOAD_LEN`]; the header is padded with zeros to it.
+    pub payload_len: usize,
+}
+
+impl ProbeConfig {
+    /// Checks the rate and the size.
+    pub fn validate(&self) -> Result<(), ProbeError> {
+        if self.rate_hz == 0 || self.rate_hz > MAX_RATE_HZ {
+            return Err(ProbeError::Config(format!(
+                "rate {} per second is outside 1..={MAX_RATE_HZ}",
+                self.rate_hz
+            )));
+        }
+        if !(HEADER_LEN..=MAX_PAYLOAD_LEN).contains(&self.payload_len) {
+            return Err(ProbeError::Config(format!(
+                "probe size {} bytes is outside {HEADER_LEN}..={MAX_PAYLOAD_LEN}",
+                self.payload_len
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A running prober. Dropping it without [`Prober::stop`] stops its threads
+/// and discards the record.
+#[derive(Debug)]
+pub struct Prober {
+    cfg: ProbeConfig,
+    session: u64,
+    live: Arc<LiveCounters>,
+    stop_send: Arc<AtomicBool>,
+    stop_recv: Arc<AtomicBool>,
+    sender: Option<JoinHandle<SenderOutput>>,
+    receiver: Option<JoinHandle<ReceiverState>>,
+}
+
+impl Prober {
+    /// Starts a sender thread and a receiver thread on `socket` (already
+    /// bound; possibly created in another network namespace, so no socket is
+    /// ever created here). The socket is switched to blocking mode with a
+    /// read timeout, and kernel receive timestamps are asked for.
+    pub fn start(socket: UdpSocket, cfg: ProbeConfig) -> Result<Prober, ProbeError> {
+        cfg.validate()?;
+        crate::socket::prepare(&socket, READ_TIMEOUT)
+            .map_err(|source| ProbeError::Socket { what: "set blocking mode and read timeout", source })?;
+        let session = random_session()?;
+        let socket = Arc::new(socket);
+        let live = Arc::new(LiveCounters::new(realtime_ns()));
+        let stop_send = Arc::new(AtomicBool::new(false));
+        let stop_recv = Arc::new(AtomicBool::new(false));
+
+        let receiver = {
+            let (socket, live, stop) = (socket.clone(), live.clone(), stop_recv.clone());
+            let state = ReceiverState::new(session, cfg.target);
+            std::thread::Builder::new()
+                .name("probe-receiver".into())
+                .spawn(move || receiver::run(&socket, state, &live, &stop, RECEIVE_LINGER))
+                .map_err(|e| ProbeError::Spawn("receiver", e))?
+        };
+        let sender = {
+            let (socket, live, stop) = (socket, live.clone(), stop_send.clone());
+            let (target, payload_len, rate_hz) = (cfg.target, cfg.payload_len, cfg.rate_hz);
+            std::thread::Builder::new().name("probe-sender".into()).spawn(move || {
+                Sender { socket: &socket, target, session, payload_len, rate_hz, live: &live, stop: &stop }.run()
+            })
+        };
+        let sender = match sender {
+            Ok(h) => h,
+            Err(e) => {
+                stop_recv.store(true, Ordering::Release);
+                let _ = receiver.join();
+                return Err(ProbeError::Spawn("sender", e));
+            }
+        };
+        Ok(Prober { cfg, session, live, stop_send, stop_recv, sender: Some(sender), receiver: Some(receiver) })
+    }
+
+    /// The random session id carried by this run's probes.
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &ProbeConfig {
+        &self.cfg
+    }
+
+    /// Cheap snapshot for a live progress line.
+    pub fn live(&self) -> LiveStats {
+        self.live.snapshot(realtime_ns())
+    }
+
+    /// Stops both threads (the receiver waits [`RECEIVE_LINGER`], about
+    /// 200 ms, for late replies) and returns everything recorded.
+    pub fn stop(mut self) -> Result<ProbeRecord, ProbeError> {
+        self.stop_send.store(true, Ordering::Release);
+        let sent = self.sender.take().map(JoinHandle::join);
+        self.stop_recv.store(true, Ordering::Release);
+        let received = self.receiver.take().map(JoinHandle::join);
+        let sent = match sent {
+            Some(Ok(s)) => s,
+            _ => return Err(ProbeError::ThreadPanicked("sender")),
+        };
+        let received = match received {
+            Some(Ok(r)) => r,
+            _ => return Err(ProbeError::ThreadPanicked("receiver")),
+        };
+        Ok(ProbeRecord {
+            session: self.session,
+            rate_hz: self.cfg.rate_hz,
+            payload_len: self.cfg.payload_len,
+            target: self.cfg.target.to_string(),
+            send_ns: sent.send_ns,
+            replies: received.replies,
+            sender_late: sent.sender_late,
+            malformed: received.malformed,
+            foreign_session: received.foreign_session,
+            send_errors: sent.send_errors,
+        })
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop_send.store(true, Ordering::Release);
+        self.stop_recv.store(true, Ordering::Release);
+    }
+}
+
+/// Eight random bytes from the kernel.
+fn random_session() -> Result<u64, ProbeError> {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(ProbeError::Session)?;
+    Ok(u64::from_ne_bytes(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(rate_hz: u32, payload_len: usize) -> ProbeConfig {
+        ProbeConfig { target: "127.0.0.1:9".parse().unwrap(), rate_hz, payload_len }
+    }
+
+    #[test]
+    fn configuration_limits() {
+        assert!(cfg(1000, 64).validate().is_ok());
+        assert!(cfg(1, HEADER_LEN).validate().is_ok());
+        assert!(cfg(MAX_RATE_HZ, MAX_PAYLOAD_LEN).validate().is_ok());
+        assert!(matches!(cfg(0, 64).validate(), Err(ProbeError::Config(_))));
+        assert!(matches!(cfg(MAX_RATE_HZ + 1, 64).validate(), Err(ProbeError::Config(_))));
+        assert!(matches!(cfg(1000, HEADER_LEN - 1).validate(), Err(ProbeError::Config(_))));
+        assert!(matches!(cfg(1000, MAX_PAYLOAD_LEN + 1).validate(), Err(ProbeError::Config(_))));
+    }
+
+    #[test]
+    fn sessions_differ() {
+        assert_ne!(random_session().unwrap(), random_session().unwrap());
+    }
+}

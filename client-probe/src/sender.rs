@@ -1,0 +1,154 @@
+//! The sender: one probe per interval on an absolute schedule.
+//!
+//! Probe `seq` is due at `start + seq * interval` (computed exactly, so the
+//! rate never drifts). The thread sleeps until the deadline, reads
+//! CLOCK_REALTIME, and sends. A probe more than one interval late is sent
+//! at once and recorded as [`SenderLate`]; the schedule is then re-anchored
+//! so the next probe is due one interval after it: no burst of catch-up
+//! probes, nothing skipped, every seq sent exactly once.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wire::probe::ProbePacket;
+
+use crate::clock::realtime_ns;
+use crate::live::LiveCounters;
+use crate::record::SenderLate;
+
+/// The longest single sleep, so a stop request is seen promptly even at
+/// low rates.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+/// When each probe is due, in ns since the sender started (monotonic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Schedule {
+    rate_hz: u32,
+    anchor_seq: u64,
+    anchor_ns: i64,
+}
+
+impl Schedule {
+    /// `rate_hz` must not be 0 (the configuration is checked before).
+    pub fn new(rate_hz: u32) -> Self {
+        Self { rate_hz: rate_hz.max(1), anchor_seq: 0, anchor_ns: 0 }
+    }
+
+    pub fn interval_ns(&self) -> i64 {
+        1_000_000_000 / i64::from(self.rate_hz)
+    }
+
+    pub fn deadline(&self, seq: u64) -> i64 {
+        let k = u128::from(seq.saturating_sub(self.anchor_seq));
+        let off = k * 1_000_000_000 / u128::from(self.rate_hz);
+        self.anchor_ns.saturating_add(i64::try_from(off).unwrap_or(i64::MAX))
+    }
+
+    /// More than one interval past its deadline.
+    pub fn is_late(&self, seq: u64, sent_at: i64) -> bool {
+        sent_at.saturating_sub(self.deadline(seq)) > self.interval_ns()
+    }
+
+    /// Makes `seq + 1` due one interval after `sent_at`.
+    pub fn rebase(&mut self, seq: u64, sent_at: i64) {
+        self.anchor_seq = seq;
+        self.anchor_ns = sent_at;
+    }
+}
+
+/// What the sender recorded.
+#[derive(Debug, Default)]
+pub(crate) struct SenderOutput {
+    pub send_ns: Vec<i64>,
+    pub sender_late: Vec<SenderLate>,
+    pub send_errors: u64,
+}
+
+/// Everything the sender thread needs.
+pub(crate) struct Sender<'a> {
+    pub socket: &'a UdpSocket,
+    pub target: SocketAddr,
+    pub session: u64,
+    pub payload_len: usize,
+    pub rate_hz: u32,
+    pub live: &'a LiveCounters,
+    pub stop: &'a AtomicBool,
+}
+
+fn since(start: Instant) -> i64 {
+    i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX)
+}
+
+impl Sender<'_> {
+    /// Sends until `stop` is set.
+    pub fn run(self) -> SenderOutput {
+        let mut out = SenderOutput::default();
+        let mut buf = vec![0u8; self.payload_len.max(wire::probe::HEADER_LEN)];
+        let mut sched = Schedule::new(self.rate_hz);
+        let start = Instant::now();
+        let start_real = realtime_ns();
+        let mut seq = 0u64;
+        'probes: loop {
+            let deadline = sched.deadline(seq);
+            loop {
+                if self.stop.load(Ordering::Acquire) {
+                    break 'probes;
+                }
+                let left = deadline.saturating_sub(since(start));
+                if left <= 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_nanos(left.unsigned_abs()).min(MAX_SLEEP));
+            }
+            let now = since(start);
+            let sent_ns = realtime_ns();
+            let late = sched.is_late(seq, now);
+            ProbePacket::request(self.session, seq, sent_ns).encode(&mut buf);
+            out.send_ns.push(sent_ns);
+            // Published before sending, so a reply can never beat it.
+            self.live.sent.store(seq + 1, Ordering::Release);
+            if self.socket.send_to(&buf, self.target).is_err() {
+                out.send_errors += 1;
+            }
+            if late {
+                out.sender_late.push(SenderLate {
+                    seq,
+                    deadline_ns: start_real.saturating_add(deadline),
+                    sent_ns,
+                });
+                sched.rebase(seq, now);
+            }
+            seq += 1;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_are_exact_at_rates_that_do_not_divide_a_second() {
+        let s = Schedule::new(3);
+        assert_eq!(s.interval_ns(), 333_333_333);
+        assert_eq!(s.deadline(3), 1_000_000_000);
+        assert_eq!(s.deadline(3_000_000), 1_000_000_000_000_000);
+        let s = Schedule::new(1000);
+        assert_eq!(s.deadline(u64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn late_means_more_than_one_interval_and_rebases() {
+        let mut s = Schedule::new(1000);
+        assert!(!s.is_late(10, 10_999_999));
+        assert!(!s.is_late(10, 11_000_000));
+        assert!(s.is_late(10, 11_000_001));
+        // Sent 50 ms late: the next one is due 1 ms after, not at once.
+        s.rebase(10, 60_000_000);
+        assert_eq!(s.deadline(11), 61_000_000);
+        assert_eq!(s.deadline(20), 70_000_000);
+        assert!(!s.is_late(11, 61_500_000));
+    }
+}

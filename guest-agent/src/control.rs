@@ -1,0 +1,340 @@
+//! The token-protected HTTP control API (HTTP/1.1, hyper), exactly the
+//! contract of [`wire::control`]:
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `GET /v1/health` | | 200 [`Health`] |
+//! | `PUT /v1/workloads/{name}` | [`WorkloadSpec`] | 200 [`WorkloadReport`], once the workload runs |
+//! | `DELETE /v1/workloads/{name}` | | 200 final [`WorkloadReport`] |
+//! | `GET /v1/report` | | 200 [`AgentReport`] |
+//!
+//! Errors carry an [`ApiError`] body: 401 (no or wrong bearer token,
+//! checked before anything else), 404 (unknown path, unknown workload),
+//! 405 (known path, wrong method), 400 (malformed body or impossible
+//! spec, invalid workload name), 409 (a workload of that name is
+//! running), 413 (body over 64 KiB), 507 (working set larger than the
+//! guest's available memory), 500 (the agent failed).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use wire::control::{AgentReport, ApiError, Health, WorkloadSpec};
+#[cfg(doc)]
+use wire::control::WorkloadReport;
+
+use crate::reflector::ReflectorCounters;
+use crate::workload::{Workload, WorkloadError};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Everything the control API reads and changes.
+#[derive(Debug)]
+pub struct AgentState {
+    token: String,
+    started: Instant,
+    kernel: String,
+    reflector_port: u16,
+    pid1: bool,
+    reflector: Arc<ReflectorCounters>,
+    workloads: Mutex<BTreeMap<String, Workload>>,
+}
+
+/// The running kernel's release (`uname -r`), or `unknown`.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        // Compare against b, or against a itself when b is shorter, so the
+        // loop always runs a.len() times.
+        let y = b.get(i).copied().unwrap_or(*x);
+        diff |= x ^ y;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+impl AgentState {
+    /// State for an agent whose uptime starts now.
+    pub fn new(token: String, reflector_port: u16, pid1: bool, reflector: Arc<ReflectorCounters>) -> Self {
+        Self {
+            token,
+            started: Instant::now(),
+            kernel: kernel_release(),
+            reflector_port,
+            pid1,
+            reflector,
+            workloads: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The answer to `GET /v1/health`.
+    pub fn health(&self) -> Health {
+        Health {
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            kernel: self.kernel.clone(),
+            reflector_port: self.reflector_port,
+            pid1: self.pid1,
+        }
+    }
+
+    /// The answer to `GET /v1/report`.
+    pub fn report(&self) -> AgentReport {
+        let workloads = self
+            .lock_workloads()
+            .iter()
+            .map(|(k, w)| (k.clone(), w.report()))
+            .collect();
+        AgentReport {
+            health: self.health(),
+            reflector: self.reflector.snapshot(),
+            workloads,
+        }
+    }
+
+    fn lock_workloads(&self) -> MutexGuard<'_, BTreeMap<String, Workload>> {
+        // A poisoned lock only means a panic elsewhere; the map is still
+        // consistent (every change is a single insert or lookup).
+        self.workloads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        let Some(value) = req.headers().get(AUTHORIZATION) else {
+            return false;
+        };
+        let value = value.as_bytes();
+        if value.len() < 7 || !value[..7].eq_ignore_ascii_case(b"bearer ") {
+            return false;
+        }
+        constant_time_eq(value[7..].trim_ascii(), self.token.as_bytes())
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    let (status, bytes) = match serde_json::to_vec(body) {
+        Ok(b) => (status, b),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{{\"error\":\"cannot encode the answer: {e}\"}}").into_bytes(),
+        ),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response<Full<Bytes>> {
+    json(status, &ApiError { error: msg.into() })
+}
+
+/// Workload names: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// Answers one request.
+pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if !state.authorized(&req) {
+        let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        r.headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    match path.as_str() {
+        "/v1/health" => match method {
+            Method::GET => json(StatusCode::OK, &state.health()),
+            _ => error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} {path}: use GET")),
+        },
+        "/v1/report" => match method {
+            Method::GET => json(StatusCode::OK, &state.report()),
+            _ => error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} {path}: use GET")),
+        },
+        p => match p.strip_prefix("/v1/workloads/") {
+            Some(name) if !name.contains('/') && !name.is_empty() => {
+                if !valid_name(name) {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("workload name {name:?} is invalid: use 1 to 64 of A-Z a-z 0-9 _ - ."),
+                    );
+                }
+                let name = name.to_string();
+                match method {
+                    Method::PUT => put_workload(state, name, req).await,
+                    Method::DELETE => delete_workload(state, name).await,
+                    _ => error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} {path}: use PUT or DELETE")),
+                }
+            }
+            _ => error(StatusCode::NOT_FOUND, format!("no such path: {path}")),
+        },
+    }
+}
+
+async fn put_workload(state: Arc<AgentState>, name: String, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                error(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than {MAX_BODY} bytes"))
+            } else {
+                error(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
+            };
+        }
+    };
+    let spec: WorkloadSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed workload spec: {e}")),
+    };
+    if state.lock_workloads().get(&name).is_some_and(Workload::is_running) {
+        return error(StatusCode::CONFLICT, format!("workload {name:?} is already running"));
+    }
+    // Allocation and pre-touch take a while: off the async thread.
+    let started = tokio::task::spawn_blocking({
+        let name = name.clone();
+        move || Workload::start(&name, &spec)
+    })
+    .await;
+    let workload = match started {
+        Ok(Ok(w)) => w,
+        Ok(Err(e @ WorkloadError::Invalid(_))) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e @ WorkloadError::InsufficientMemory { .. })) => {
+            return error(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
+        }
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("workload start failed: {e}")),
+    };
+    let report = workload.report();
+    // Insert unless another PUT of the same name won the race meanwhile.
+    let inserted = {
+        let mut map = state.lock_workloads();
+        if map.get(&name).is_some_and(Workload::is_running) {
+            Err(workload)
+        } else {
+            Ok(map.insert(name.clone(), workload))
+        }
+    };
+    let old = match inserted {
+        Ok(old) => old,
+        Err(mut w) => {
+            tokio::task::spawn_blocking(move || w.stop()).await.ok();
+            return error(StatusCode::CONFLICT, format!("workload {name:?} is already running"));
+        }
+    };
+    if let Some(old) = old {
+        // A stopped or failed workload of the same name: drop it off the
+        // async thread (dropping joins its thread, if any).
+        tokio::task::spawn_blocking(move || drop(old));
+    }
+    json(StatusCode::OK, &report)
+}
+
+async fn delete_workload(state: Arc<AgentState>, name: String) -> Response<Full<Bytes>> {
+    // Take it out while stopping so the lock is not held across the join,
+    // then put the stopped workload back for the report.
+    let Some(mut w) = state.lock_workloads().remove(&name) else {
+        return error(StatusCode::NOT_FOUND, format!("no workload named {name:?}"));
+    };
+    match tokio::task::spawn_blocking(move || {
+        let report = w.stop();
+        (w, report)
+    })
+    .await
+    {
+        Ok((w, report)) => {
+            state.lock_workloads().entry(name).or_insert(w);
+            json(StatusCode::OK, &report)
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("stopping {name:?} failed: {e}")),
+    }
+}
+
+/// Serves the control API on `listener` until the listener fails.
+///
+/// Each connection is served on its own task; a failed connection is
+/// logged and does not stop the server.
+pub async fn serve(listener: TcpListener, state: Arc<AgentState>) -> std::io::Error {
+    loop {
+        let (stream, _peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) if is_transient(&e) => {
+                crate::say!("control: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => return e,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(state, req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                if !e.is_incomplete_message() {
+                    crate::say!("control: connection error: {e}");
+                }
+            }
+        });
+    }
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | TimedOut
+    ) || matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_works() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("dirty-1.a_b"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a b"));
+        assert!(!valid_name("%2e%2e"));
+        assert!(!valid_name(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,246 @@
+//! The control API over a real TCP socket, and the binary's service mode.
+// Test helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use guest_agent::control::{self, AgentState};
+use guest_agent::reflector::Reflector;
+use guest_agent::Ready;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use wire::control::{AgentReport, ApiError, Health, WorkloadReport};
+use wire::probe::ProbePacket;
+
+const TOKEN: &str = "test-token-123";
+
+async fn start() -> (SocketAddr, Reflector) {
+    let reflector = Reflector::spawn_on("127.0.0.1:0".parse().unwrap()).unwrap();
+    let state = Arc::new(AgentState::new(
+        TOKEN.into(),
+        reflector.local_addr().port(),
+        false,
+        reflector.counters(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(control::serve(listener, state));
+    (addr, reflector)
+}
+
+/// One request on a fresh connection; returns status and body.
+async fn call(addr: SocketAddr, method: Method, path: &str, token: Option<&str>, body: &str) -> (StatusCode, String) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = send
+        .send_request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+fn api_error(body: &str) -> String {
+    serde_json::from_str::<ApiError>(body).unwrap().error
+}
+
+#[tokio::test]
+async fn auth_is_required_everywhere() {
+    let (addr, _r) = start().await;
+    for path in ["/v1/health", "/v1/report", "/nope"] {
+        let (s, body) = call(addr, Method::GET, path, None, "").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert!(api_error(&body).contains("token"), "{body}");
+        let (s, _) = call(addr, Method::GET, path, Some("wrong"), "").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _) = call(addr, Method::GET, path, Some("test-token-12"), "").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, _) = call(addr, Method::PUT, "/v1/workloads/a", None, r#"{"kind":"dirty","working_set_mib":1,"rate_mib_s":1}"#).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn health_and_unknown_paths() {
+    let (addr, r) = start().await;
+    let (s, body) = call(addr, Method::GET, "/v1/health", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let h: Health = serde_json::from_str(&body).unwrap();
+    assert_eq!(h.agent_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(h.reflector_port, r.local_addr().port());
+    assert!(!h.pid1);
+    assert!(!h.kernel.is_empty() && h.kernel != "unknown");
+
+    let (s, body) = call(addr, Method::GET, "/v1/nothing", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(api_error(&body).contains("/v1/nothing"));
+    let (s, _) = call(addr, Method::GET, "/v1/workloads/a/b", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(addr, Method::POST, "/v1/health", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn dirty_workload_lifecycle_and_report() {
+    let (addr, r) = start().await;
+    let spec = r#"{"kind":"dirty","working_set_mib":8,"rate_mib_s":16}"#;
+
+    // Malformed bodies name the problem.
+    let (s, body) = call(addr, Method::PUT, "/v1/workloads/d1", Some(TOKEN), "{not json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(api_error(&body).contains("malformed"), "{body}");
+    let (s, body) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/d1",
+        Some(TOKEN),
+        r#"{"kind":"dirty","working_set_mib":8,"rate_mib_s":16,"oops":1}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(api_error(&body).contains("oops"), "{body}");
+    let (s, body) = call(addr, Method::PUT, "/v1/workloads/d1", Some(TOKEN), r#"{"kind":"dirty","working_set_mib":0,"rate_mib_s":1}"#).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(api_error(&body).contains("working_set_mib"), "{body}");
+    let (s, _) = call(addr, Method::PUT, "/v1/workloads/bad%20name", Some(TOKEN), spec).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Unknown workload.
+    let (s, _) = call(addr, Method::DELETE, "/v1/workloads/d1", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Start, conflict, stop.
+    let (s, body) = call(addr, Method::PUT, "/v1/workloads/d1", Some(TOKEN), spec).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let started: WorkloadReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(started.name, "d1");
+    assert_eq!(started.state, "running");
+    let (s, body) = call(addr, Method::PUT, "/v1/workloads/d1", Some(TOKEN), spec).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(api_error(&body).contains("d1"));
+
+    // Some probe traffic, so the report's reflector counters move.
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; wire::probe::HEADER_LEN];
+    ProbePacket::request(77, 0, 1).encode(&mut buf);
+    c.send_to(&buf, r.local_addr()).unwrap();
+    let mut rbuf = [0u8; 128];
+    c.recv_from(&mut rbuf).unwrap();
+    c.send_to(b"junk", r.local_addr()).unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (s, body) = call(addr, Method::GET, "/v1/report", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::OK);
+    let rep: AgentReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(rep.reflector.echoed, 1);
+    assert_eq!(rep.reflector.malformed, 1);
+    assert_eq!(rep.reflector.sessions, 1);
+    assert!(!rep.health.pid1);
+    let w = &rep.workloads["d1"];
+    assert_eq!(w.state, "running");
+    assert!(w.pages_written > 0);
+    assert_eq!(w.per_second_mib_s.len(), 1, "{w:?}");
+
+    let (s, body) = call(addr, Method::DELETE, "/v1/workloads/d1", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::OK);
+    let fin: WorkloadReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(fin.state, "stopped");
+    assert!(fin.pages_written >= w.pages_written);
+    assert!(fin.elapsed_ms >= 1200, "{fin:?}");
+    assert!((fin.achieved_mib_s - 16.0).abs() < 16.0 * 0.3, "{fin:?}");
+
+    // Stopped workloads stay in the report; the name can be reused.
+    let (_, body) = call(addr, Method::GET, "/v1/report", Some(TOKEN), "").await;
+    let rep: AgentReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(rep.workloads["d1"].state, "stopped");
+    let (s, _) = call(addr, Method::PUT, "/v1/workloads/d1", Some(TOKEN), spec).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = call(addr, Method::DELETE, "/v1/workloads/d1", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::OK);
+    let again: WorkloadReport = serde_json::from_str(&body).unwrap();
+    assert!(again.elapsed_ms < fin.elapsed_ms, "a fresh run: {again:?}");
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused() {
+    let (addr, _r) = start().await;
+    let big = format!("{{\"kind\":\"dirty\",\"x\":\"{}\"}}", "a".repeat(100_000));
+    let (s, _) = call(addr, Method::PUT, "/v1/workloads/big", Some(TOKEN), &big).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[test]
+fn binary_service_mode_prints_ready_and_serves() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guest-agent"))
+        .args([
+            "--token",
+            TOKEN,
+            "--control-listen",
+            "127.0.0.1:0",
+            "--reflector-port",
+            "0",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let ready = loop {
+        let line = lines.next().expect("agent exited before ready").unwrap();
+        if let Some(r) = Ready::parse(&line) {
+            assert_eq!(line, r.to_string(), "exactly the documented ready line");
+            break r;
+        }
+    };
+    assert_eq!(ready.addr.to_string(), "127.0.0.1");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (s, body) = rt.block_on(call(
+        SocketAddr::from(([127, 0, 0, 1], ready.control_port)),
+        Method::GET,
+        "/v1/health",
+        Some(TOKEN),
+        "",
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(s, StatusCode::OK);
+    let h: Health = serde_json::from_str(&body).unwrap();
+    assert_eq!(h.reflector_port, ready.reflector_port);
+}
+
+#[test]
+fn binary_pid1_flag_only_parses() {
+    let out = Command::new(env!("CARGO_BIN_EXE_guest-agent"))
+        .args(["--pid1", "--cmdline", "quiet lmig.addr=198.18.0.10/24 lmig.token=x lmig.what=1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("lmig.what"), "{err}");
+    assert!(err.contains("198.18.0.10/24"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_guest-agent"))
+        .args(["--pid1", "--cmdline", "lmig.addr=198.18.0.10/24"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lmig-agent: fatal:") && err.contains("lmig.token"), "{err}");
+}

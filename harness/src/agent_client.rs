@@ -1,0 +1,138 @@
+//! The harness's client of the guest agent's control API.
+//!
+//! Each request opens a TCP connection from inside the client's namespace
+//! (the only place the guest is reachable from), then speaks HTTP/1.1 with
+//! hyper over it.
+
+use crate::lab::netns::in_netns;
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where and how to reach one agent.
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    /// Namespace to connect from.
+    pub netns: String,
+    /// The agent's control address.
+    pub addr: SocketAddr,
+    /// Bearer token.
+    pub token: String,
+}
+
+impl AgentClient {
+    async fn connect(&self) -> Result<tokio::net::TcpStream> {
+        let (ns, addr) = (self.netns.clone(), self.addr);
+        let std = tokio::task::spawn_blocking(move || {
+            in_netns(&ns, move || {
+                let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+                s.set_nonblocking(true)?;
+                s.set_nodelay(true)?;
+                Ok(s)
+            })
+        })
+        .await
+        .map_err(|e| anyhow!("connect task: {e}"))?
+        .with_context(|| format!("cannot connect to the agent at {}", self.addr))?;
+        Ok(tokio::net::TcpStream::from_std(std)?)
+    }
+
+    /// Sends one request and parses the JSON answer.
+    pub async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<T> {
+        let fut = async {
+            let stream = self.connect().await?;
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .context("HTTP handshake with the agent")?;
+            let conn_task = tokio::spawn(conn);
+            let body_bytes = body.map(|b| b.to_string()).unwrap_or_default();
+            let req = Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .header("host", self.addr.to_string())
+                .header("authorization", format!("Bearer {}", self.token))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body_bytes)))
+                .context("building the request")?;
+            let resp = sender.send_request(req).await.context("sending the request")?;
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.context("reading the answer")?.to_bytes();
+            conn_task.abort();
+            if !status.is_success() {
+                bail!(
+                    "agent answered {status}: {}",
+                    String::from_utf8_lossy(&bytes).trim()
+                );
+            }
+            serde_json::from_slice::<T>(&bytes).with_context(|| {
+                format!("agent's answer is not what was expected: {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| anyhow!("no answer within {:.1} s", timeout.as_secs_f64()))?
+            .with_context(|| format!("{method} {path} on the agent at {}", self.addr))
+    }
+
+    /// `GET /v1/health`.
+    pub async fn health(&self) -> Result<wire::control::Health> {
+        self.request(Method::GET, "/v1/health", None, Duration::from_secs(3)).await
+    }
+
+    /// Polls health until the agent answers or `deadline` passes; `alive`
+    /// is asked between tries and stops the wait early when it says the
+    /// VM is gone.
+    pub async fn wait_ready(
+        &self,
+        deadline: Duration,
+        mut alive: impl FnMut() -> Result<()>,
+    ) -> Result<wire::control::Health> {
+        let start = tokio::time::Instant::now();
+        let mut last_err = anyhow!("never tried");
+        while start.elapsed() < deadline {
+            alive()?;
+            match self.health().await {
+                Ok(h) => return Ok(h),
+                Err(e) => last_err = e,
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(last_err.context(format!(
+            "the guest agent did not answer within {:.0} s",
+            deadline.as_secs_f64()
+        )))
+    }
+
+    /// `GET /v1/report`.
+    pub async fn report(&self) -> Result<wire::control::AgentReport> {
+        self.request(Method::GET, "/v1/report", None, Duration::from_secs(5)).await
+    }
+
+    /// `PUT /v1/workloads/{name}`.
+    pub async fn start_workload(
+        &self,
+        name: &str,
+        spec: &wire::control::WorkloadSpec,
+    ) -> Result<wire::control::WorkloadReport> {
+        let body = serde_json::to_value(spec)?;
+        self.request(Method::PUT, &format!("/v1/workloads/{name}"), Some(body), Duration::from_secs(30))
+            .await
+    }
+
+    /// `DELETE /v1/workloads/{name}`.
+    pub async fn stop_workload(&self, name: &str) -> Result<wire::control::WorkloadReport> {
+        self.request(Method::DELETE, &format!("/v1/workloads/{name}"), None, Duration::from_secs(10))
+            .await
+    }
+}

@@ -1,0 +1,510 @@
+//! The default backend: two QEMU processes per VM in the embedded lab,
+//! migrated over QMP.
+
+use super::{Backend, MigrationRequest};
+use crate::agent_client::AgentClient;
+use crate::clock::now_ns;
+use crate::guest::GuestImage;
+use crate::lab::{Lab, Node};
+use crate::live::Live;
+use crate::qemu::cmdline::{kernel_append, QemuSpec};
+use crate::qemu::process::{kill_pid, QemuProcess};
+use crate::qemu::types::MigrationInfo;
+use crate::record::{MigrationRecord, RepStatus, Sample, SideEvent};
+use crate::scenario::{Acceleration, FaultKind, Scenario};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// TCP port the destination QEMU listens on for the migration stream.
+pub const MIGRATION_PORT: u16 = 4444;
+/// The agent's control port in lab guests.
+pub const CONTROL_PORT: u16 = 7000;
+/// The agent's reflector port in lab guests.
+pub const REFLECTOR_PORT: u16 = 7001;
+/// How often the source is asked `query-migrate` (20 Hz).
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+/// How long `auto` gives a KVM guest to answer before falling back to TCG.
+pub const KVM_PROOF_DEADLINE: Duration = Duration::from_secs(12);
+
+/// One VM in the lab, with its running QEMU and a standby destination.
+pub struct LocalLab {
+    /// The lab's namespaces and links.
+    pub lab: Lab,
+    /// `kvm` or `tcg`, once booted.
+    pub accel: &'static str,
+    /// Why that acceleration (e.g. the KVM attempt that failed).
+    pub accel_note: String,
+    /// The guest agent's control client.
+    pub agent: AgentClient,
+    /// The guest's LAN address.
+    pub guest_addr: Ipv4Addr,
+    /// Every QEMU command line started, in order, for the bundle.
+    pub qemu_cmdlines: Vec<String>,
+    scenario: Scenario,
+    image: GuestImage,
+    token: String,
+    running: Option<QemuProcess>,
+    standby: Option<QemuProcess>,
+    generation: u32,
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn tail_of(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().rev().take(lines).collect();
+    v.into_iter().rev().collect::<Vec<_>>().join("\n    ")
+}
+
+impl LocalLab {
+    /// A lab with no QEMU running yet.
+    pub fn new(lab: Lab, scenario: &Scenario, image: GuestImage) -> Self {
+        let guest_addr = lab.addrs.guest(0);
+        let token = random_token();
+        let agent = AgentClient {
+            netns: lab.client_ns(),
+            addr: SocketAddr::from((guest_addr, CONTROL_PORT)),
+            token: token.clone(),
+        };
+        Self {
+            lab,
+            accel: "tcg",
+            accel_note: String::new(),
+            agent,
+            guest_addr,
+            qemu_cmdlines: Vec::new(),
+            scenario: scenario.clone(),
+            image,
+            token,
+            running: None,
+            standby: None,
+            generation: 0,
+        }
+    }
+
+    /// The reflector's address, for the probe.
+    pub fn reflector(&self) -> SocketAddr {
+        SocketAddr::from((self.guest_addr, REFLECTOR_PORT))
+    }
+
+    /// PIDs of the QEMU processes alive now (running, standby).
+    pub fn qemu_pids(&self) -> Vec<u32> {
+        self.running.iter().chain(self.standby.iter()).map(|q| q.pid).collect()
+    }
+
+    async fn spawn(&mut self, node: Node, incoming: bool, accel: &'static str) -> Result<QemuProcess> {
+        self.generation += 1;
+        let tag = format!("vm0-{}-{}", node.letter(), self.generation);
+        let dir = &self.lab.state_dir;
+        let spec = QemuSpec {
+            name: format!("lmig-{}-{tag}", self.lab.id),
+            accel,
+            memory_mib: self.scenario.vm.memory_mib,
+            vcpus: self.scenario.vm.vcpus,
+            nic: self.scenario.vm.nic,
+            mac: format!("52:54:00:4c:4d:{:02x}", self.guest_addr.octets()[3]),
+            tap: self.lab.tap(0),
+            kernel: self.image.kernel.vmlinuz.clone(),
+            initrd: self.image.initramfs.clone(),
+            append: kernel_append(
+                &format!("{}/{}", self.guest_addr, self.lab.addrs.lan_prefix),
+                &self.token,
+                CONTROL_PORT,
+                REFLECTOR_PORT,
+            ),
+            qmp: dir.join(format!("{tag}.qmp")),
+            console: dir.join(format!("{tag}.console.log")),
+            incoming,
+        };
+        self.qemu_cmdlines.push(format!(
+            "ip netns exec {} {} {}",
+            self.lab.node_ns(node),
+            crate::qemu::process::QEMU,
+            spec.args()
+                .iter()
+                .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        let mut q = QemuProcess::spawn(&self.lab.node_ns(node), node, spec, dir.join(format!("{tag}.stderr.log")))?;
+        q.connect_qmp().await?;
+        Ok(q)
+    }
+
+    async fn boot_with(&mut self, accel: &'static str, deadline: Duration) -> Result<wire::control::Health> {
+        let q = self.spawn(Node::A, false, accel).await?;
+        self.running = Some(q);
+        let agent = self.agent.clone();
+        let running = self.running.as_mut().context("unreachable: VM just started")?;
+        let console = running.spec.console.clone();
+        let health = agent
+            .wait_ready(deadline, || {
+                if let Some(st) = running.exit_status() {
+                    bail!(
+                        "QEMU exited while the guest booted ({st}); last console lines:\n    {}\n  QEMU said: {}",
+                        tail_of(&console, 8),
+                        running.stderr_tail()
+                    );
+                }
+                Ok(())
+            })
+            .await;
+        match health {
+            Ok(h) => {
+                self.accel = accel;
+                Ok(h)
+            }
+            Err(e) => {
+                let tail = tail_of(&console, 8);
+                if let Some(mut q) = self.running.take() {
+                    q.kill().await;
+                }
+                Err(e.context(format!("booting under {accel}; last console lines:\n    {tail}")))
+            }
+        }
+    }
+
+    /// Boots the guest on node-a and starts a standby destination on
+    /// node-b. `auto` tries KVM first and keeps it only if the guest really
+    /// answers within [`KVM_PROOF_DEADLINE`].
+    pub async fn boot(&mut self, accel: Acceleration, live: &Live) -> Result<wire::control::Health> {
+        let boot_deadline = Duration::from_secs_f64(self.scenario.vm.boot_timeout_s);
+        let health = match accel {
+            Acceleration::Tcg => {
+                self.accel_note = "tcg requested".into();
+                self.boot_with("tcg", boot_deadline).await?
+            }
+            Acceleration::Kvm => {
+                self.accel_note = "kvm requested".into();
+                self.boot_with("kvm", boot_deadline).await?
+            }
+            Acceleration::Auto => {
+                let kvm_usable = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/kvm")
+                    .is_ok();
+                if !kvm_usable {
+                    self.accel_note = "auto: /dev/kvm cannot be opened, so tcg".into();
+                    self.boot_with("tcg", boot_deadline).await?
+                } else {
+                    live.println("acceleration auto: trying kvm (a guest must answer within 12 s)...");
+                    match self.boot_with("kvm", KVM_PROOF_DEADLINE).await {
+                        Ok(h) => {
+                            self.accel_note = "auto: the guest came up under kvm".into();
+                            h
+                        }
+                        Err(e) => {
+                            let first = e.to_string();
+                            self.accel_note = format!(
+                                "auto: /dev/kvm exists but the guest did not come up under kvm ({first}); fell back to tcg"
+                            );
+                            live.println("kvm guest did not come up; falling back to tcg");
+                            self.boot_with("tcg", boot_deadline).await?
+                        }
+                    }
+                }
+            }
+        };
+        self.ensure_standby().await?;
+        Ok(health)
+    }
+
+    /// Makes sure a destination QEMU waits on the node the VM is not on.
+    pub async fn ensure_standby(&mut self) -> Result<()> {
+        let target = self.running.as_ref().context("no running VM")?.node.other();
+        if let Some(s) = self.standby.as_mut() {
+            if s.exit_status().is_none() && s.node == target {
+                return Ok(());
+            }
+            s.kill().await;
+        }
+        self.standby = None;
+        let q = self.spawn(target, true, self.accel).await?;
+        self.standby = Some(q);
+        Ok(())
+    }
+
+    /// Ends every QEMU of this lab (by PID) and removes the lab.
+    pub async fn shutdown(&mut self) -> Result<()> {
+        for q in [self.running.take(), self.standby.take()].into_iter().flatten() {
+            let mut q = q;
+            q.quit().await;
+        }
+        self.lab.teardown()
+    }
+
+    /// Copies consoles and QEMU logs into `dest`.
+    pub fn collect_logs(&self, dest: &Path) -> Result<()> {
+        std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+        for e in std::fs::read_dir(&self.lab.state_dir)?.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".log") {
+                std::fs::copy(e.path(), dest.join(&name))
+                    .with_context(|| format!("cannot copy {name}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Value {
+        let mut caps = vec![json!({"capability": "events", "state": true})];
+        for (name, on) in &self.scenario.migration.capabilities {
+            if name != "events" {
+                caps.push(json!({"capability": name, "state": on}));
+            }
+        }
+        json!({ "capabilities": caps })
+    }
+
+    fn extra_parameters(&self) -> serde_json::Map<String, Value> {
+        self.scenario
+            .migration
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
+            .collect()
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one call site; the pieces are independent")]
+    async fn drive(
+        &self,
+        src: &mut QemuProcess,
+        dst: &mut QemuProcess,
+        rec: &mut MigrationRecord,
+        req: &MigrationRequest<'_>,
+        dst_events_from: usize,
+        live: &Live,
+        of: u32,
+    ) -> Result<()> {
+        let caps = self.capabilities();
+        let extra = self.extra_parameters();
+        let uri = format!("tcp:{}:{MIGRATION_PORT}", self.lab.addrs.migration_addr(dst.node));
+        {
+            let d = dst.qmp()?;
+            d.execute("migrate-set-capabilities", Some(caps.clone()))
+                .await
+                .context("setting capabilities on the destination")?;
+            if !extra.is_empty() {
+                d.execute("migrate-set-parameters", Some(Value::Object(extra.clone())))
+                    .await
+                    .context("setting parameters on the destination")?;
+            }
+            d.execute("migrate-incoming", Some(json!({ "uri": uri })))
+                .await
+                .context("starting the destination's listener")?;
+        }
+        let mut params = extra;
+        params.insert(
+            "max-bandwidth".into(),
+            json!((self.scenario.migration.max_bandwidth_mib_s * 1048576.0) as u64),
+        );
+        params.insert("downtime-limit".into(), json!(self.scenario.migration.downtime_limit_ms));
+        {
+            let s = src.qmp()?;
+            s.execute("migrate-set-capabilities", Some(caps)).await.context("setting capabilities on the source")?;
+            s.execute("migrate-set-parameters", Some(Value::Object(params)))
+                .await
+                .context("setting parameters on the source")?;
+        }
+        let t0 = Instant::now();
+        rec.migrate_cmd_ns = Some(now_ns());
+        src.qmp()?.execute("migrate", Some(json!({ "uri": uri }))).await.context("starting the migration")?;
+        let mut faults: Vec<_> = req.faults.clone();
+        let timeout = Duration::from_secs_f64(self.scenario.migration.timeout_s);
+        let mut next = tokio::time::Instant::from_std(t0) + SAMPLE_INTERVAL;
+        let mut cancel_sent = false;
+        loop {
+            tokio::time::sleep_until(next).await;
+            next += SAMPLE_INTERVAL;
+            let elapsed = t0.elapsed();
+            let mut i = 0;
+            while i < faults.len() {
+                if elapsed >= Duration::from_millis(faults[i].after_ms) {
+                    let f = faults.remove(i);
+                    let (victim, what) = match f.kill {
+                        FaultKind::Destination => (&*dst, "destination"),
+                        FaultKind::Source => (&*src, "source"),
+                    };
+                    kill_pid(victim.pid as i32);
+                    rec.faults.push(format!(
+                        "fault injected: killed the {what} QEMU (pid {}) with SIGKILL {} ms after migrate",
+                        victim.pid,
+                        elapsed.as_millis()
+                    ));
+                    live.println(rec.faults.last().map_or("", |s| s.as_str()));
+                } else {
+                    i += 1;
+                }
+            }
+            if req.cancel.load(Ordering::SeqCst) && !cancel_sent {
+                cancel_sent = true;
+                rec.status = RepStatus::Interrupted;
+                let _ = src.qmp()?.execute("migrate_cancel", None).await;
+            }
+            let answer = src.qmp()?.execute("query-migrate", None).await;
+            let raw = match answer {
+                Ok(v) => v,
+                Err(e) => {
+                    if let Some(st) = src.exit_status() {
+                        rec.vm_lost = true;
+                        bail!("the source QEMU (pid {}) exited during the migration ({st}); the VM is lost", src.pid);
+                    }
+                    return Err(e).context("query-migrate on the source");
+                }
+            };
+            let info = MigrationInfo::from_value(&raw);
+            let host_ns = now_ns();
+            live.update(&progress_line(req.repetition, of, rec, &info, (req.status_suffix)()));
+            let finished = info.is_finished();
+            rec.samples.push(Sample { host_ns, info, raw });
+            if finished {
+                break;
+            }
+            if elapsed > timeout && !cancel_sent {
+                cancel_sent = true;
+                let _ = src.qmp()?.execute("migrate_cancel", None).await;
+                rec.error = Some(format!(
+                    "the migration did not finish within {:.0} s (migration.timeout_s); cancelled",
+                    timeout.as_secs_f64()
+                ));
+            }
+        }
+        rec.finished_ns = Some(now_ns());
+        // QEMU sets the status to `completed` a moment before it fills in
+        // `total-time` and `downtime` (seen with 7.2: a completed reply with
+        // both 0). Ask again until they are there.
+        for _ in 0..25 {
+            let Some(last) = rec.samples.last() else { break };
+            let done = last.info.status.as_deref() == Some("completed");
+            if !done || last.info.total_time.unwrap_or(0) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let Ok(raw) = src.qmp()?.execute("query-migrate", None).await else { break };
+            rec.samples.push(Sample { host_ns: now_ns(), info: MigrationInfo::from_value(&raw), raw });
+        }
+        let last = rec.samples.last().map(|s| s.info.clone()).unwrap_or_default();
+        rec.final_info = Some(last.clone());
+        let status = last.status.clone().unwrap_or_else(|| "unknown".into());
+        if status == "completed" {
+            let resumed = dst.qmp()?.wait_event("RESUME", dst_events_from, Duration::from_secs(10)).await;
+            if resumed.is_none() {
+                let why = dst.exit_status().map_or("it did not say why".into(), |s| format!("its QEMU exited ({s})"));
+                bail!("QEMU reported the migration completed, but the destination did not resume the guest within 10 s: {why}");
+            }
+            rec.status = RepStatus::Completed;
+            return Ok(());
+        }
+        let mut msg = match (&rec.error, rec.status) {
+            (Some(e), _) => e.clone(),
+            (None, RepStatus::Interrupted) => "interrupted by the user; migration cancelled".into(),
+            (None, _) => format!(
+                "migration {status}: {}",
+                last.error_desc.as_deref().unwrap_or("QEMU gave no reason")
+            ),
+        };
+        // Give a killed destination a moment to be reaped so we can say so.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(st) = dst.exit_status() {
+            msg.push_str(&format!("; the destination QEMU (pid {}) exited ({st})", dst.pid));
+        }
+        bail!(msg)
+    }
+}
+
+fn progress_line(rep: u32, of: u32, rec: &MigrationRecord, info: &MigrationInfo, suffix: String) -> String {
+    let ram = info.ram.clone().unwrap_or_default();
+    let mib = |b: Option<i64>| b.map_or("?".into(), |v| format!("{:.1}", v as f64 / 1048576.0));
+    format!(
+        "rep {rep}/{of} {}->{} {:<9} pass {} sent {} MiB left {} MiB | {suffix}",
+        rec.source,
+        rec.destination,
+        info.status.as_deref().unwrap_or("?"),
+        ram.dirty_sync_count.map_or("?".into(), |p| p.to_string()),
+        mib(ram.transferred),
+        mib(ram.remaining),
+    )
+}
+
+impl Backend for LocalLab {
+    fn name(&self) -> &'static str {
+        "local-qemu"
+    }
+
+    async fn migrate(&mut self, req: &MigrationRequest<'_>, live: &Live) -> Result<MigrationRecord> {
+        self.ensure_standby().await?;
+        let mut src = self.running.take().context("no running VM")?;
+        let Some(mut dst) = self.standby.take() else {
+            self.running = Some(src);
+            bail!("no destination QEMU");
+        };
+        let mut rec = MigrationRecord {
+            repetition: req.repetition,
+            source: src.node.letter().into(),
+            destination: dst.node.letter().into(),
+            status: RepStatus::Failed,
+            error: None,
+            migrate_cmd_ns: None,
+            finished_ns: None,
+            final_info: None,
+            faults: Vec::new(),
+            vm_lost: false,
+            events: Vec::new(),
+            samples: Vec::new(),
+        };
+        let s0 = src.qmp.as_ref().map_or(0, |q| q.event_count());
+        let d0 = dst.qmp.as_ref().map_or(0, |q| q.event_count());
+        let of = self.scenario.repetitions;
+        let outcome = self.drive(&mut src, &mut dst, &mut rec, req, d0, live, of).await;
+        if let Err(e) = outcome {
+            if rec.status != RepStatus::Interrupted {
+                rec.status = RepStatus::Failed;
+            }
+            rec.error = Some(format!("{e:#}"));
+            if rec.finished_ns.is_none() {
+                rec.finished_ns = Some(now_ns());
+            }
+        }
+        for (q, side, from) in [(&src, "source", s0), (&dst, "destination", d0)] {
+            if let Some(qmp) = &q.qmp {
+                rec.events.extend(qmp.events_since(from).into_iter().map(|event| SideEvent {
+                    side: side.into(),
+                    node: q.node.letter().into(),
+                    event,
+                }));
+            }
+        }
+        rec.events.sort_by_key(|e| e.event.qemu_ts_ns.unwrap_or(e.event.host_rx_ns));
+        if rec.status == RepStatus::Completed {
+            src.quit().await;
+            self.running = Some(dst);
+        } else {
+            dst.kill().await;
+            if src.exit_status().is_some() {
+                rec.vm_lost = true;
+                src.kill().await;
+            } else {
+                self.running = Some(src);
+            }
+        }
+        if !rec.vm_lost {
+            // Prepare the next destination now, during the pause after.
+            if let Err(e) = self.ensure_standby().await {
+                live.println(&format!("warning: cannot start the next destination yet: {e:#}"));
+            }
+        }
+        Ok(rec)
+    }
+}

@@ -1,0 +1,61 @@
+//! The result bundle: one folder per run, written as the run goes so that a
+//! crash loses nothing already measured.
+//!
+//! ```text
+//! <name>-<UTC stamp>-<run id>/
+//!   scenario.toml            the scenario with every default written out
+//!   manifest.json            versions, host, guest image hashes, times, status
+//!   qemu-cmdlines.txt        every QEMU command line, runnable by hand
+//!   reps/rep-001.json        raw record of each migration (QMP events, samples)
+//!   probe/replies.csv        every probe reply (kernel timestamps)
+//!   probe/sends.csv          every probe's send time
+//!   probe/meta.json          probe session, rate, counters
+//!   probe/gaps.jsonl         every gap over the threshold (whole run)
+//!   agent/report.json        the guest agent's final report
+//!   logs/                    guest consoles and QEMU stderr
+//!   summary.json, summary.csv
+//! ```
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// An open bundle folder.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+impl Bundle {
+    /// Creates `<out>/<name>-<stamp>-<id>/`.
+    pub fn create(out: &Path, name: &str, stamp: &str, id: &str) -> Result<Bundle> {
+        let safe: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        let dir = out.join(format!("{safe}-{stamp}-{id}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create bundle folder {}", dir.display()))?;
+        Ok(Bundle { dir })
+    }
+
+    /// Writes `rel` (creating parent folders) atomically: a temporary file
+    /// renamed into place, so a crash never leaves half a file.
+    pub fn write(&self, rel: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let path = self.dir.join(rel);
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+        }
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Writes pretty JSON.
+    pub fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<PathBuf> {
+        let mut text = serde_json::to_string_pretty(value).context("serialising JSON")?;
+        text.push('\n');
+        self.write(rel, text.as_bytes())
+    }
+}

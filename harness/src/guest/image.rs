@@ -1,0 +1,302 @@
+//! Finding a kernel and the agent, and writing the initramfs.
+
+use super::cpio::CpioWriter;
+use crate::scenario::Nic;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// What to do when no kernel is found.
+pub const KERNEL_HINT: &str =
+    "install one with `apt-get install linux-image-amd64` (Debian), or name a bzImage with `vm.kernel` / --kernel";
+
+/// The guest kernel and its modules.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelChoice {
+    /// The bzImage.
+    pub vmlinuz: PathBuf,
+    /// Its release string (`6.1.0-26-amd64`).
+    pub release: String,
+    /// `/lib/modules/<release>`.
+    pub modules_dir: PathBuf,
+}
+
+/// A bootable guest.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuestImage {
+    /// The kernel.
+    pub kernel: KernelChoice,
+    /// The initramfs the harness wrote.
+    pub initramfs: PathBuf,
+    /// The agent binary that became `/init`.
+    pub agent: PathBuf,
+    /// Kernel modules in the image, in load order.
+    pub modules: Vec<String>,
+    /// SHA-256 of the kernel, the initramfs and the agent, for provenance.
+    pub sha256: HashMap<String, String>,
+}
+
+fn release_of(vmlinuz: &Path) -> Option<String> {
+    vmlinuz
+        .file_name()?
+        .to_str()?
+        .strip_prefix("vmlinuz-")
+        .map(str::to_string)
+}
+
+/// Finds the guest kernel: `spec` is a path, or `auto` for the newest
+/// `/boot/vmlinuz-*` that has its modules installed.
+pub fn find_kernel(spec: &str) -> Result<KernelChoice> {
+    if spec != "auto" {
+        let vmlinuz = PathBuf::from(spec);
+        if !vmlinuz.is_file() {
+            bail!("kernel {spec} does not exist; {KERNEL_HINT}");
+        }
+        let release = release_of(&vmlinuz).with_context(|| {
+            format!("cannot tell the release of {spec}: name it vmlinuz-<release> so its modules in /lib/modules/<release> are found")
+        })?;
+        let modules_dir = Path::new("/lib/modules").join(&release);
+        return Ok(KernelChoice {
+            vmlinuz,
+            release,
+            modules_dir,
+        });
+    }
+    let mut found: Vec<KernelChoice> = std::fs::read_dir("/boot")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter_map(|p| {
+                    let release = release_of(&p)?;
+                    let modules_dir = Path::new("/lib/modules").join(&release);
+                    modules_dir.join("modules.dep").is_file().then_some(KernelChoice {
+                        vmlinuz: p,
+                        release,
+                        modules_dir,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_by_key(|k| version_key(&k.release));
+    found
+        .pop()
+        .with_context(|| format!("no guest kernel with modules in /boot; {KERNEL_HINT}"))
+}
+
+fn version_key(release: &str) -> Vec<u64> {
+    release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Parses `modules.dep` into module name -> (path, dependencies' paths).
+fn parse_modules_dep(text: &str) -> HashMap<String, (String, Vec<String>)> {
+    text.lines()
+        .filter_map(|l| {
+            let (path, deps) = l.split_once(':')?;
+            let name = module_name(path);
+            Some((name, (path.to_string(), deps.split_whitespace().map(str::to_string).collect())))
+        })
+        .collect()
+}
+
+fn module_name(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let base = base.split(".ko").next().unwrap_or(base);
+    base.replace('-', "_")
+}
+
+/// The modules `wanted` need, dependencies first, as paths relative to the
+/// modules folder.
+pub fn resolve_modules(modules_dep: &str, wanted: &[&str]) -> Result<Vec<String>> {
+    let deps = parse_modules_dep(modules_dep);
+    let mut order: Vec<String> = Vec::new();
+    fn visit(
+        name: &str,
+        deps: &HashMap<String, (String, Vec<String>)>,
+        order: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > 64 {
+            bail!("module dependency loop at {name}");
+        }
+        let (path, ds) = deps
+            .get(name)
+            .with_context(|| format!("kernel module {name} is not in modules.dep (is it built in, or missing?)"))?;
+        if order.contains(path) {
+            return Ok(());
+        }
+        for d in ds {
+            visit(&module_name(d), deps, order, depth + 1)?;
+        }
+        if !order.contains(path) {
+            order.push(path.clone());
+        }
+        Ok(())
+    }
+    for w in wanted {
+        visit(w, &deps, &mut order, 0)?;
+    }
+    Ok(order)
+}
+
+/// Finds the statically linked guest agent.
+///
+/// Order: `explicit`, `$LMIG_AGENT`, then the workspace's
+/// `target/x86_64-unknown-linux-gnu/release/guest-agent`.
+pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = explicit {
+        candidates.push(p.to_path_buf());
+    } else if let Some(p) = std::env::var_os("LMIG_AGENT") {
+        candidates.push(PathBuf::from(p));
+    } else {
+        let rel = "x86_64-unknown-linux-gnu/release/guest-agent";
+        if let Ok(exe) = std::env::current_exe() {
+            for up in exe.ancestors().skip(1).take(3) {
+                candidates.push(up.join(rel));
+            }
+        }
+        candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target").join(rel));
+    }
+    for c in &candidates {
+        if c.is_file() {
+            check_static(c)?;
+            return Ok(c.clone());
+        }
+    }
+    bail!(
+        "the guest agent is not built (looked at {}); build it with:\n  RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target x86_64-unknown-linux-gnu -p guest-agent",
+        candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Fails unless `path` is an x86-64 ELF without a program interpreter
+/// (statically linked): the initramfs holds no libraries.
+pub fn check_static(path: &Path) -> Result<()> {
+    let b = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bad = || anyhow::anyhow!("{} is not a 64-bit ELF executable", path.display());
+    if b.len() < 64 || &b[0..4] != b"\x7fELF" || b[4] != 2 {
+        return Err(bad());
+    }
+    let u64_at = |o: usize| -> Option<u64> { Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?)) };
+    let u16_at = |o: usize| -> Option<u16> { Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?)) };
+    let phoff = u64_at(0x20).ok_or_else(bad)? as usize;
+    let phentsize = u16_at(0x36).ok_or_else(bad)? as usize;
+    let phnum = u16_at(0x38).ok_or_else(bad)? as usize;
+    for i in 0..phnum {
+        let p_type = b
+            .get(phoff + i * phentsize..phoff + i * phentsize + 4)
+            .ok_or_else(bad)?;
+        if p_type == 3u32.to_le_bytes() {
+            bail!(
+                "{} is dynamically linked; the guest has no libraries. Build it with RUSTFLAGS=\"-C target-feature=+crt-static\" and --target x86_64-unknown-linux-gnu",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(format!("{:x}", Sha256::digest(&data)))
+}
+
+/// Writes `out_dir/initramfs.cpio` for `nic` with `agent` as `/init`.
+pub fn build_image(kernel: &KernelChoice, agent: &Path, nic: Nic, out_dir: &Path) -> Result<GuestImage> {
+    let dep_path = kernel.modules_dir.join("modules.dep");
+    let dep = std::fs::read_to_string(&dep_path)
+        .with_context(|| format!("cannot read {}; {KERNEL_HINT}", dep_path.display()))?;
+    let mut wanted = vec![nic.kernel_module()];
+    if nic == Nic::VirtioNet {
+        wanted.insert(0, "virtio_pci");
+    }
+    let modules = resolve_modules(&dep, &wanted)?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let initramfs = out_dir.join("initramfs.cpio");
+    let file = std::fs::File::create(&initramfs)
+        .with_context(|| format!("cannot create {}", initramfs.display()))?;
+    let mut w = CpioWriter::new(std::io::BufWriter::new(file));
+    for d in ["dev", "proc", "sys", "tmp", "etc", "etc/lmig", "lib", "lib/modules"] {
+        w.dir(d)?;
+    }
+    let agent_bytes = std::fs::read(agent).with_context(|| format!("cannot read {}", agent.display()))?;
+    w.file("init", 0o755, &agent_bytes)?;
+    let mut list = String::new();
+    let mut names = Vec::new();
+    for rel in &modules {
+        let src = kernel.modules_dir.join(rel);
+        let data = std::fs::read(&src).with_context(|| format!("cannot read module {}", src.display()))?;
+        let base = rel.rsplit('/').next().unwrap_or(rel);
+        w.file(&format!("lib/modules/{base}"), 0o644, &data)?;
+        list.push_str(&format!("/lib/modules/{base}\n"));
+        names.push(module_name(rel));
+    }
+    w.file("etc/lmig/modules", 0o644, list.as_bytes())?;
+    w.finish()?;
+    let mut sha256 = HashMap::new();
+    sha256.insert("kernel".into(), sha256_file(&kernel.vmlinuz)?);
+    sha256.insert("initramfs".into(), sha256_file(&initramfs)?);
+    sha256.insert("agent".into(), format!("{:x}", Sha256::digest(&agent_bytes)));
+    Ok(GuestImage {
+        kernel: kernel.clone(),
+        initramfs,
+        agent: agent.to_path_buf(),
+        modules: names,
+        sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEP: &str = "kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
+kernel/drivers/virtio/virtio_pci_modern_dev.ko:
+kernel/drivers/virtio/virtio.ko:
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
+kernel/net/core/failover.ko:
+";
+
+    #[test]
+    fn dependencies_come_before_their_users_and_only_once() {
+        let order = resolve_modules(DEP, &["virtio_pci", "virtio_net"]).unwrap();
+        let pos = |n: &str| order.iter().position(|p| p.ends_with(n)).unwrap();
+        assert!(pos("/virtio.ko") < pos("/virtio_pci.ko"));
+        assert!(pos("/failover.ko") < pos("/net_failover.ko"));
+        assert!(pos("/net_failover.ko") < pos("/virtio_net.ko"));
+        assert_eq!(order.len(), 8);
+        assert_eq!(resolve_modules(DEP, &["e1000"]).unwrap().len(), 1);
+        let e = resolve_modules(DEP, &["rtl8139"]).unwrap_err();
+        assert!(e.to_string().contains("rtl8139"));
+    }
+
+    #[test]
+    fn a_dynamic_binary_is_refused_with_the_build_command() {
+        // The test binary itself is dynamically linked.
+        let exe = std::env::current_exe().unwrap();
+        let e = check_static(&exe).unwrap_err().to_string();
+        assert!(e.contains("crt-static"), "{e}");
+        let e = check_static(Path::new("/etc/hostname")).unwrap_err().to_string();
+        assert!(e.contains("not a 64-bit ELF") || e.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn kernel_releases_sort_by_number_not_text() {
+        assert!(version_key("6.1.0-10-amd64") > version_key("6.1.0-9-amd64"));
+    }
+}

@@ -1,0 +1,218 @@
+//! `harness`: measure what a VM's live migration does to its users.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use harness::run::{run, RunControl, RunOptions};
+use harness::scenario::{Acceleration, Nic};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+/// Measure what a VM's live migration does to the people using the VM.
+///
+/// `harness run` builds a lab of network namespaces on this machine, boots
+/// a small guest running the guest agent under QEMU, migrates it back and
+/// forth between two QEMU "nodes" with real pre-copy migration, measures
+/// from a client how long the guest was unreachable, and writes a result
+/// bundle (summary.json, summary.csv, raw records). Needs root.
+#[derive(Parser, Debug)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a scenario file and write a result bundle.
+    Run {
+        /// The scenario (TOML), e.g. scenarios/quickstart.toml.
+        scenario: PathBuf,
+        /// Folder in which the bundle folder is created.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// The statically linked guest agent to use as the guest's /init.
+        #[arg(long)]
+        agent: Option<PathBuf>,
+        /// Guest kernel (bzImage), overriding the scenario's `vm.kernel`.
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Acceleration, overriding the scenario's.
+        #[arg(long, value_enum)]
+        accel: Option<AccelArg>,
+    },
+    /// Manage the lab.
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+    /// Build the guest image (kernel + initramfs with the agent as /init).
+    Guest {
+        #[command(subcommand)]
+        cmd: GuestCmd,
+    },
+    /// Check that this machine can run the lab, and say what to fix.
+    Doctor,
+}
+
+#[derive(Subcommand, Debug)]
+enum LabCmd {
+    /// Remove every namespace, link, QEMU process and state file left by
+    /// earlier runs (only the lab's own: names starting `lmig-`).
+    Clean {
+        /// Only the run with this id.
+        #[arg(long)]
+        run: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GuestCmd {
+    /// Write initramfs.cpio for a NIC model and report what went in.
+    Build {
+        /// Output folder.
+        #[arg(long, default_value = "target/guest")]
+        out: PathBuf,
+        /// NIC model whose driver the image carries.
+        #[arg(long, value_enum, default_value = "virtio-net")]
+        nic: NicArg,
+        /// Guest kernel (bzImage) or `auto`.
+        #[arg(long, default_value = "auto")]
+        kernel: String,
+        /// The statically linked guest agent.
+        #[arg(long)]
+        agent: Option<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum AccelArg {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum NicArg {
+    VirtioNet,
+    E1000,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn real_main(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Run { scenario, out, agent, kernel, accel } => {
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(async move {
+                let ctl = RunControl::default();
+                let c2 = ctl.clone();
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        eprintln!("\ninterrupted: finishing the current step, writing the bundle and removing the lab (Ctrl-C again to stop at once)");
+                        c2.cancel.store(true, Ordering::SeqCst);
+                    }
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        let id = c2.lab_id.lock().ok().and_then(|g| g.clone());
+                        if let Some(id) = id {
+                            let _ = harness::lab::topology::clean_all(Some(&id));
+                        }
+                        std::process::exit(130);
+                    }
+                });
+                let opts = RunOptions {
+                    scenario,
+                    out_dir: out,
+                    agent,
+                    kernel,
+                    accel: accel.map(|a| match a {
+                        AccelArg::Auto => Acceleration::Auto,
+                        AccelArg::Kvm => Acceleration::Kvm,
+                        AccelArg::Tcg => Acceleration::Tcg,
+                    }),
+                };
+                let started = std::time::Instant::now();
+                let outcome = run(&opts, &ctl).await?;
+                println!("{}", harness::summary::to_table(&outcome.summary));
+                println!(
+                    "run {} in {:.1} s: {} completed, {} failed; bundle {}",
+                    outcome.summary.run_status,
+                    started.elapsed().as_secs_f64(),
+                    outcome.summary.completed,
+                    outcome.summary.failed,
+                    outcome.bundle.display()
+                );
+                if let Some(e) = &outcome.summary.error {
+                    println!("error: {e}");
+                }
+                Ok(if outcome.summary.run_status == "complete" && outcome.summary.failed == 0 { 0 } else { 2 })
+            })
+        }
+        Cmd::Lab { cmd: LabCmd::Clean { run } } => {
+            let r = harness::lab::topology::clean_all(run.as_deref())?;
+            for (pid, ns) in &r.killed {
+                println!("ended process {pid} (in {ns})");
+            }
+            for ns in &r.namespaces {
+                println!("removed namespace {ns}");
+            }
+            for d in &r.state_dirs {
+                println!("removed {}", d.display());
+            }
+            if r.killed.is_empty() && r.namespaces.is_empty() && r.state_dirs.is_empty() {
+                println!("nothing to clean");
+            }
+            Ok(0)
+        }
+        Cmd::Guest { cmd: GuestCmd::Build { out, nic, kernel, agent } } => {
+            let k = harness::guest::find_kernel(&kernel)?;
+            let a = harness::guest::find_agent(agent.as_deref())?;
+            let nic = match nic {
+                NicArg::VirtioNet => Nic::VirtioNet,
+                NicArg::E1000 => Nic::E1000,
+            };
+            let img = harness::guest::build_image(&k, &a, nic, &out)?;
+            println!("kernel    {} ({})", img.kernel.vmlinuz.display(), img.kernel.release);
+            println!("initramfs {}", img.initramfs.display());
+            println!("agent     {}", img.agent.display());
+            println!("modules   {}", img.modules.join(" "));
+            Ok(0)
+        }
+        Cmd::Doctor => {
+            let checks = harness::doctor::run_checks();
+            let mut bad = 0;
+            for c in &checks {
+                let mark = if c.ok { "ok " } else if c.optional { "-- " } else { "NO " };
+                println!("{mark} {:<22} {}", c.what, c.detail);
+                if !c.ok && !c.optional {
+                    bad += 1;
+                }
+            }
+            println!(
+                "{}",
+                if bad == 0 { "this machine can run the lab".to_string() } else { format!("{bad} problem(s) to fix first") }
+            );
+            Ok(if bad == 0 { 0 } else { 1 })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

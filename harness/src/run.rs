@@ -1,0 +1,335 @@
+//! `harness run`: one scenario, start to finish.
+//!
+//! The pipeline reads top to bottom: scenario, lab, guest, probe,
+//! workloads, repetitions, final check, records, summary. Whatever happens
+//! after the bundle exists (a failed migration, a dead QEMU, Ctrl-C), the
+//! run ends by writing what it measured and removing the lab.
+
+use crate::backend::local::LocalLab;
+use crate::backend::{Backend, MigrationRequest};
+use crate::bundle::Bundle;
+use crate::clock::{compact_stamp, now_ns, rfc3339};
+use crate::guest::{build_image, find_agent, find_kernel};
+use crate::lab::netns::in_netns;
+use crate::lab::Lab;
+use crate::live::Live;
+use crate::manifest::{git_describe, HostFacts, Manifest, SCHEMA};
+use crate::record::RepRecord;
+use crate::scenario::{Acceleration, Scenario};
+use crate::summary::{summarize, to_csv, RunRecords, Summary};
+use anyhow::{Context, Result};
+use client_probe::{ProbeConfig, ProbeRecord, Prober};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What `harness run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Where bundles go.
+    pub out_dir: PathBuf,
+    /// The agent binary, if not the default.
+    pub agent: Option<PathBuf>,
+    /// Overrides `vm.kernel`.
+    pub kernel: Option<String>,
+    /// Overrides `acceleration`.
+    pub accel: Option<Acceleration>,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The bundle folder.
+    pub bundle: PathBuf,
+    /// Its summary.
+    pub summary: Summary,
+}
+
+/// Shared with the Ctrl-C handler.
+#[derive(Default, Clone)]
+pub struct RunControl {
+    /// Set on the first Ctrl-C: finish the current step, record, clean up.
+    pub cancel: Arc<AtomicBool>,
+    /// The lab's id once it exists, so a second Ctrl-C can remove it.
+    pub lab_id: Arc<Mutex<Option<String>>>,
+}
+
+async fn sleep_unless_cancelled(d: Duration, cancel: &AtomicBool) {
+    let end = tokio::time::Instant::now() + d;
+    while tokio::time::Instant::now() < end && !cancel.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(25).min(end - tokio::time::Instant::now())).await;
+    }
+}
+
+/// Everything gathered while the run goes, kept outside the fallible part
+/// so that an error cannot lose it.
+#[derive(Default)]
+struct Gathered {
+    reps: Vec<RepRecord>,
+    prober: Option<Prober>,
+    health_ok: bool,
+    final_health: Option<bool>,
+}
+
+/// Runs a scenario and writes its bundle.
+pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
+    let live = Live::new();
+    let mut scenario = Scenario::load(&opts.scenario)?;
+    if let Some(k) = &opts.kernel {
+        scenario.vm.kernel = k.clone();
+    }
+    if let Some(a) = opts.accel {
+        scenario.acceleration = a;
+    }
+    let kernel = find_kernel(&scenario.vm.kernel)?;
+    let agent = find_agent(opts.agent.as_deref())?;
+    let started_ns = now_ns();
+    let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
+    *ctl.lab_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());
+    let bundle = Bundle::create(&opts.out_dir, &scenario.name, &compact_stamp(started_ns), &lab.id)?;
+    live.println(&format!("bundle: {}", bundle.dir.display()));
+    bundle.write("scenario.toml", scenario.resolved_toml().as_bytes())?;
+    let mut manifest = Manifest {
+        schema: SCHEMA.into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        tool_git: git_describe(),
+        command: std::env::args().collect(),
+        scenario_file: opts.scenario.display().to_string(),
+        run_id: lab.id.clone(),
+        status: "running".into(),
+        error: None,
+        started: rfc3339(started_ns),
+        ended: None,
+        backend: "local-qemu".into(),
+        acceleration: None,
+        acceleration_note: String::new(),
+        host: HostFacts::read(),
+        guest: None,
+    };
+    bundle.write_json("manifest.json", &manifest)?;
+
+    let image = match build_image(&kernel, &agent, scenario.vm.nic, &lab.state_dir) {
+        Ok(i) => i,
+        Err(e) => {
+            manifest.status = "failed".into();
+            manifest.error = Some(format!("{e:#}"));
+            manifest.ended = Some(rfc3339(now_ns()));
+            bundle.write_json("manifest.json", &manifest)?;
+            return Err(e.context("building the guest image"));
+        }
+    };
+    manifest.guest = Some(image.clone());
+    let mut local = LocalLab::new(lab, &scenario, image);
+    let mut g = Gathered::default();
+    let body = run_body(&scenario, &mut local, &bundle, &mut g, ctl, &live).await;
+
+    // Whatever happened, record it all and clean up.
+    let probe_record: Option<ProbeRecord> = match g.prober.take() {
+        Some(p) => match p.stop() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                live.println(&format!("warning: the probe failed: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(p) = &probe_record {
+        write_probe(&bundle, p, &scenario)?;
+    }
+    if g.health_ok {
+        match local.agent.report().await {
+            Ok(r) => {
+                bundle.write_json("agent/report.json", &r)?;
+            }
+            Err(e) => live.println(&format!("warning: no agent report: {e:#}")),
+        }
+    }
+    if let Err(e) = local.collect_logs(&bundle.dir.join("logs")) {
+        live.println(&format!("warning: cannot copy logs: {e:#}"));
+    }
+    bundle.write("qemu-cmdlines.txt", (local.qemu_cmdlines.join("\n\n") + "\n").as_bytes())?;
+    let interrupted = ctl.cancel.load(Ordering::SeqCst);
+    let (run_status, error) = match &body {
+        Ok(()) if interrupted => ("incomplete", Some("interrupted by the user".to_string())),
+        Ok(()) => ("complete", None),
+        Err(e) if g.reps.is_empty() && !g.health_ok => ("failed", Some(format!("{e:#}"))),
+        Err(e) => ("incomplete", Some(format!("{e:#}"))),
+    };
+    let summary = summarize(&RunRecords {
+        scenario: &scenario.name,
+        acceleration: g.health_ok.then_some(local.accel),
+        reps: &g.reps,
+        probe: probe_record.as_ref(),
+        gap_threshold_ns: (scenario.probe.gap_threshold_ms * 1e6) as i64,
+        agent_answered_at_end: g.final_health,
+        run_status,
+        error: error.clone(),
+    });
+    bundle.write_json("summary.json", &summary)?;
+    bundle.write("summary.csv", to_csv(&summary).as_bytes())?;
+    let shutdown = local.shutdown().await;
+    manifest.status = run_status.into();
+    manifest.error = error;
+    manifest.ended = Some(rfc3339(now_ns()));
+    manifest.acceleration = g.health_ok.then(|| local.accel.to_string());
+    manifest.acceleration_note = local.accel_note.clone();
+    bundle.write_json("manifest.json", &manifest)?;
+    shutdown.context("removing the lab")?;
+    if run_status == "failed" {
+        if let Err(e) = body {
+            return Err(e.context(format!("the run failed; what it recorded is in {}", bundle.dir.display())));
+        }
+    }
+    Ok(RunOutcome {
+        bundle: bundle.dir.clone(),
+        summary,
+    })
+}
+
+async fn run_body(
+    scenario: &Scenario,
+    local: &mut LocalLab,
+    bundle: &Bundle,
+    g: &mut Gathered,
+    ctl: &RunControl,
+    live: &Live,
+) -> Result<()> {
+    let t_boot = std::time::Instant::now();
+    live.println(&format!("booting the guest ({} MiB, {} vCPU)...", scenario.vm.memory_mib, scenario.vm.vcpus));
+    let health = local.boot(scenario.acceleration, live).await?;
+    g.health_ok = true;
+    live.println(&format!(
+        "guest up under {} in {:.1} s: agent {} on kernel {} ({})",
+        local.accel,
+        t_boot.elapsed().as_secs_f64(),
+        health.agent_version,
+        health.kernel,
+        local.accel_note
+    ));
+
+    let ns = local.lab.client_ns();
+    let socket = in_netns(&ns, || std::net::UdpSocket::bind("0.0.0.0:0")).context("opening the probe socket in the client namespace")?;
+    let prober = Prober::start(
+        socket,
+        ProbeConfig {
+            target: local.reflector(),
+            rate_hz: scenario.probe.rate_hz,
+            payload_len: scenario.probe.payload_bytes,
+        },
+    )
+    .context("starting the probe")?;
+    g.prober = Some(prober);
+
+    if let Some(d) = &scenario.workload.dirty {
+        local
+            .agent
+            .start_workload(
+                "dirty",
+                &wire::control::WorkloadSpec::Dirty {
+                    working_set_mib: d.working_set_mib,
+                    rate_mib_s: d.rate_mib_s,
+                },
+            )
+            .await
+            .context("starting the dirty workload")?;
+    }
+
+    let run_start = std::time::Instant::now();
+    for rep in 1..=scenario.repetitions {
+        if ctl.cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        let window_start_ns = now_ns();
+        sleep_unless_cancelled(Duration::from_secs_f64(scenario.pause_before_s), &ctl.cancel).await;
+        let prober = g.prober.as_ref().context("probe not running")?;
+        let suffix = || {
+            let l = prober.live();
+            format!("probe gap now {:.1} ms, largest {:.1} ms", l.current_gap_ms, l.max_gap_ms)
+        };
+        let req = MigrationRequest {
+            repetition: rep,
+            faults: scenario.faults_for(rep).collect(),
+            status_suffix: &suffix,
+            cancel: &ctl.cancel,
+        };
+        let rec = local.migrate(&req, live).await?;
+        sleep_unless_cancelled(Duration::from_secs_f64(scenario.pause_after_s), &ctl.cancel).await;
+        let rep_rec = RepRecord {
+            repetition: rep,
+            window_start_ns,
+            window_end_ns: now_ns(),
+            migration: rec,
+        };
+        bundle.write_json(&format!("reps/rep-{rep:03}.json"), &rep_rec)?;
+        let m = &rep_rec.migration;
+        let l = prober.live();
+        live.println(&format!(
+            "rep {rep}/{}: {}->{} {}{} in {:.1} s; probe: largest gap so far {:.1} ms",
+            scenario.repetitions,
+            m.source,
+            m.destination,
+            m.status.as_str(),
+            m.error.as_ref().map_or(String::new(), |e| format!(" ({e})")),
+            (rep_rec.window_end_ns - rep_rec.window_start_ns) as f64 / 1e9,
+            l.max_gap_ms
+        ));
+        let lost = m.vm_lost;
+        g.reps.push(rep_rec);
+        if lost {
+            anyhow::bail!("the VM was lost in repetition {rep}; no further repetitions");
+        }
+    }
+    live.println(&format!(
+        "{} repetitions in {:.1} s",
+        g.reps.len(),
+        run_start.elapsed().as_secs_f64()
+    ));
+    // Is the guest still there?
+    sleep_unless_cancelled(Duration::from_millis(200), &ctl.cancel).await;
+    if let Err(e) = local.agent.health().await {
+        g.health_ok = false;
+        g.final_health = Some(false);
+        return Err(e.context("the guest agent does not answer after the last migration"));
+    }
+    g.final_health = Some(true);
+    if scenario.workload.dirty.is_some() {
+        let r = local.agent.stop_workload("dirty").await.context("stopping the dirty workload")?;
+        bundle.write_json("agent/dirty.json", &r)?;
+    }
+    Ok(())
+}
+
+fn write_probe(bundle: &Bundle, p: &ProbeRecord, scenario: &Scenario) -> Result<()> {
+    let mut replies = Vec::new();
+    client_probe::write_replies_csv(p, &mut replies).context("writing probe replies")?;
+    bundle.write("probe/replies.csv", &replies)?;
+    let mut sends = String::from("seq,send_ns\n");
+    for (i, t) in p.send_ns.iter().enumerate() {
+        sends.push_str(&format!("{i},{t}\n"));
+    }
+    bundle.write("probe/sends.csv", sends.as_bytes())?;
+    let meta = serde_json::json!({
+        "session": p.session,
+        "rate_hz": p.rate_hz,
+        "payload_len": p.payload_len,
+        "target": p.target,
+        "malformed": p.malformed,
+        "foreign_session": p.foreign_session,
+        "send_errors": p.send_errors,
+        "sender_late": p.sender_late,
+        "clock": "CLOCK_REALTIME of the host (client namespace shares it), ns since the epoch",
+    });
+    bundle.write_json("probe/meta.json", &meta)?;
+    let all = client_probe::analyze(p, None, (scenario.probe.gap_threshold_ms * 1e6) as i64);
+    let mut gaps = String::new();
+    for gap in &all.gaps {
+        gaps.push_str(&serde_json::to_string(gap).context("serialising a gap")?);
+        gaps.push('\n');
+    }
+    bundle.write("probe/gaps.jsonl", gaps.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,396 @@
+//! Scenario files: what to run, in TOML.
+//!
+//! A scenario is read strictly: an unknown or misspelt key is an error that
+//! names the file, the line and the key, never silently ignored. Every
+//! field has a default, and [`Scenario::resolved_toml`] writes the scenario
+//! back with every default made explicit, which is what a bundle stores.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use thiserror::Error;
+
+/// Why a scenario could not be used.
+#[derive(Debug, Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read scenario {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, or a key is unknown or of the wrong type.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What toml/serde said, e.g. "unknown field `rate`, expected ...".
+        message: String,
+    },
+    /// The values parse but make no sense together.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// How QEMU executes the guest.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Acceleration {
+    /// KVM if a guest really comes up under it within a deadline, else TCG.
+    #[default]
+    Auto,
+    /// Hardware virtualisation; fails if the guest does not come up.
+    Kvm,
+    /// Software emulation: slow but works everywhere.
+    Tcg,
+}
+
+/// The guest's network card model.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum Nic {
+    /// virtio-net-pci (the default, fastest).
+    #[default]
+    #[serde(rename = "virtio-net")]
+    VirtioNet,
+    /// Intel E1000, as in the study.
+    #[serde(rename = "e1000")]
+    E1000,
+}
+
+impl Nic {
+    /// The QEMU `-device` model name.
+    pub fn qemu_device(self) -> &'static str {
+        match self {
+            Nic::VirtioNet => "virtio-net-pci",
+            Nic::E1000 => "e1000",
+        }
+    }
+    /// The guest kernel module that drives it.
+    pub fn kernel_module(self) -> &'static str {
+        match self {
+            Nic::VirtioNet => "virtio_net",
+            Nic::E1000 => "e1000",
+        }
+    }
+}
+
+/// The virtual machine under test.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VmSpec {
+    /// Guest RAM in MiB.
+    pub memory_mib: u64,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// NIC model.
+    pub nic: Nic,
+    /// Guest kernel: a path to a bzImage, or `auto` (the host's newest
+    /// `/boot/vmlinuz-*`).
+    pub kernel: String,
+    /// Seconds to wait for the agent to answer after boot.
+    pub boot_timeout_s: f64,
+}
+
+impl Default for VmSpec {
+    fn default() -> Self {
+        Self {
+            memory_mib: 256,
+            vcpus: 1,
+            nic: Nic::VirtioNet,
+            kernel: "auto".into(),
+            boot_timeout_s: 90.0,
+        }
+    }
+}
+
+/// The client's UDP probe stream.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeSpec {
+    /// Probes per second.
+    pub rate_hz: u32,
+    /// UDP payload size in bytes (at least the probe header, 56).
+    pub payload_bytes: usize,
+    /// Gaps between replies longer than this are listed one by one.
+    pub gap_threshold_ms: f64,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        Self {
+            rate_hz: 1000,
+            payload_bytes: 64,
+            gap_threshold_ms: 5.0,
+        }
+    }
+}
+
+/// QEMU migration settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationSpec {
+    /// `max-bandwidth`, in MiB/s (QEMU's default is 128).
+    pub max_bandwidth_mib_s: f64,
+    /// `downtime-limit`, in ms (QEMU's default is 300).
+    pub downtime_limit_ms: u64,
+    /// Migration capabilities to set, by QEMU name (`xbzrle`,
+    /// `auto-converge`, ...). `events` is always on.
+    pub capabilities: BTreeMap<String, bool>,
+    /// Further `migrate-set-parameters` arguments, by QEMU name, passed
+    /// as they are (for example `multifd-channels = 2`).
+    pub parameters: BTreeMap<String, toml::Value>,
+    /// Give up on a migration that has not finished after this long.
+    pub timeout_s: f64,
+}
+
+impl Default for MigrationSpec {
+    fn default() -> Self {
+        Self {
+            max_bandwidth_mib_s: 128.0,
+            downtime_limit_ms: 300,
+            capabilities: BTreeMap::new(),
+            parameters: BTreeMap::new(),
+            timeout_s: 120.0,
+        }
+    }
+}
+
+/// Memory dirtying in the guest during the whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DirtySpec {
+    /// Working set in MiB.
+    pub working_set_mib: u64,
+    /// Target MiB/s of distinct pages made dirty; 0 = as fast as possible.
+    pub rate_mib_s: f64,
+}
+
+/// Workloads the guest agent runs while migrations happen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSpec {
+    /// Memory dirtying, if any.
+    pub dirty: Option<DirtySpec>,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    /// Kill (SIGKILL) the destination QEMU.
+    Destination,
+    /// Kill (SIGKILL) the source QEMU: the VM is lost and the run ends.
+    Source,
+}
+
+/// A deliberate failure, to check how the system under test (and this
+/// tool) behave when a migration breaks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// 1-based repetition in which to inject it.
+    pub repetition: u32,
+    /// Which QEMU to kill.
+    pub kill: FaultKind,
+    /// Milliseconds after the `migrate` command.
+    pub after_ms: u64,
+}
+
+/// One scenario file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scenario {
+    /// Short name, used in the bundle's folder name.
+    pub name: String,
+    /// What the scenario is for, in a sentence.
+    pub description: String,
+    /// Migrations to run; they alternate A to B, B to A.
+    pub repetitions: u32,
+    /// `auto`, `kvm` or `tcg`.
+    pub acceleration: Acceleration,
+    /// Seconds of probing before each migration.
+    pub pause_before_s: f64,
+    /// Seconds of probing after each migration.
+    pub pause_after_s: f64,
+    /// The VM.
+    pub vm: VmSpec,
+    /// The client's probe.
+    pub probe: ProbeSpec,
+    /// QEMU migration settings.
+    pub migration: MigrationSpec,
+    /// Guest workloads.
+    pub workload: WorkloadSpec,
+    /// Injected faults.
+    pub fault: Vec<FaultSpec>,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Self {
+            name: "unnamed".into(),
+            description: String::new(),
+            repetitions: 3,
+            acceleration: Acceleration::Auto,
+            pause_before_s: 1.0,
+            pause_after_s: 1.0,
+            vm: VmSpec::default(),
+            probe: ProbeSpec::default(),
+            migration: MigrationSpec::default(),
+            workload: WorkloadSpec::default(),
+            fault: Vec::new(),
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses scenario text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            ScenarioError::Parse {
+                path: origin.to_string(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        s.check().map_err(|message| ScenarioError::Invalid {
+            path: origin.to_string(),
+            message,
+        })?;
+        Ok(s)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.repetitions == 0 {
+            return Err("`repetitions` must be at least 1".into());
+        }
+        if self.vm.memory_mib < 64 {
+            return Err(format!(
+                "`vm.memory_mib` = {} is too small: the guest needs at least 64 MiB",
+                self.vm.memory_mib
+            ));
+        }
+        if self.vm.vcpus == 0 {
+            return Err("`vm.vcpus` must be at least 1".into());
+        }
+        if !(1..=100_000).contains(&self.probe.rate_hz) {
+            return Err(format!(
+                "`probe.rate_hz` = {} is out of range 1..=100000",
+                self.probe.rate_hz
+            ));
+        }
+        if self.probe.payload_bytes < wire::probe::HEADER_LEN || self.probe.payload_bytes > 1472 {
+            return Err(format!(
+                "`probe.payload_bytes` = {} must be between {} (the probe header) and 1472 (one Ethernet frame)",
+                self.probe.payload_bytes,
+                wire::probe::HEADER_LEN
+            ));
+        }
+        if self.migration.max_bandwidth_mib_s <= 0.0 {
+            return Err("`migration.max_bandwidth_mib_s` must be positive".into());
+        }
+        for f in &self.fault {
+            if f.repetition == 0 || f.repetition > self.repetitions {
+                return Err(format!(
+                    "`fault.repetition` = {} is not one of the {} repetitions",
+                    f.repetition, self.repetitions
+                ));
+            }
+        }
+        if let Some(d) = &self.workload.dirty {
+            if d.working_set_mib >= self.vm.memory_mib {
+                return Err(format!(
+                    "`workload.dirty.working_set_mib` = {} does not fit in `vm.memory_mib` = {}",
+                    d.working_set_mib, self.vm.memory_mib
+                ));
+            }
+        }
+        for name in self.migration.parameters.keys() {
+            if matches!(name.as_str(), "max-bandwidth" | "downtime-limit") {
+                return Err(format!(
+                    "`migration.parameters.{name}`: set it with `max_bandwidth_mib_s` / `downtime_limit_ms` instead"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The scenario with every default written out, as stored in bundles.
+    pub fn resolved_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot serialise: {e}\n"))
+    }
+
+    /// The faults to inject in repetition `rep` (1-based).
+    pub fn faults_for(&self, rep: u32) -> impl Iterator<Item = &FaultSpec> {
+        self.fault.iter().filter(move |f| f.repetition == rep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let s = Scenario::parse("", "x.toml").unwrap();
+        assert_eq!(s, Scenario::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = "name = \"a\"\n\n[probe]\nrate_hz = 10\nrate = 5\n";
+        let e = Scenario::parse(text, "scenarios/bad.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("scenarios/bad.toml:5:"), "{msg}");
+        assert!(msg.contains("unknown field `rate`"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_and_bad_values_are_named() {
+        let e = Scenario::parse("repetitions = \"three\"\n", "s.toml").unwrap_err();
+        assert!(e.to_string().starts_with("s.toml:1:"), "{e}");
+        let e = Scenario::parse("[vm]\nnic = \"rtl8139\"\n", "s.toml").unwrap_err();
+        assert!(e.to_string().contains("rtl8139"), "{e}");
+        let e = Scenario::parse("repetitions = 0\n", "s.toml").unwrap_err();
+        assert!(e.to_string().contains("repetitions"), "{e}");
+        let e = Scenario::parse("[[fault]]\nrepetition = 9\nkill = \"destination\"\nafter_ms = 1\n", "s.toml")
+            .unwrap_err();
+        assert!(e.to_string().contains("fault.repetition"), "{e}");
+    }
+
+    #[test]
+    fn resolved_form_parses_back_to_the_same_scenario() {
+        let text = "name = \"q\"\n[migration]\ncapabilities = { xbzrle = true }\nparameters = { multifd-channels = 2 }\n[workload.dirty]\nworking_set_mib = 32\nrate_mib_s = 8\n";
+        let s = Scenario::parse(text, "q.toml").unwrap();
+        let again = Scenario::parse(&s.resolved_toml(), "resolved").unwrap();
+        assert_eq!(s, again);
+    }
+}
