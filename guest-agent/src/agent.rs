@@ -197,10 +197,16 @@ mod tests {
             addr: "198.18.0.10".parse().unwrap(),
         };
         let line = r.to_string();
-        assert_eq!(line, "lmig-agent: ready control=7000 reflector=7001 addr=198.18.0.10");
+        assert_eq!(
+            line,
+            "lmig-agent: ready control=7000 reflector=7001 addr=198.18.0.10"
+        );
         assert_eq!(Ready::parse(&line), Some(r));
         assert_eq!(Ready::parse(&format!("[    7.1] x {line}\r")), Some(r));
         assert_eq!(Ready::parse("lmig-agent: starting"), None);
-        assert_eq!(Ready::parse("lmig-agent: ready control=x reflector=1 addr=1.2.3.4"), None);
+        assert_eq!(
+            Ready::parse("lmig-agent: ready control=x reflector=1 addr=1.2.3.4"),
+            None
+        );
     }
 }

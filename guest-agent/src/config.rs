@@ -127,9 +127,13 @@ fn bad(key: &'static str, value: &str, reason: &str) -> ConfigError {
 
 fn parse_addr(value: &str) -> Result<(Ipv4Addr, u8), ConfigError> {
     let key = keys::ADDR;
-    let (a, p) = value
-        .split_once('/')
-        .ok_or_else(|| bad(key, value, "expected IPv4ADDRESS/PREFIX, e.g. 198.18.0.10/24"))?;
+    let (a, p) = value.split_once('/').ok_or_else(|| {
+        bad(
+            key,
+            value,
+            "expected IPv4ADDRESS/PREFIX, e.g. 198.18.0.10/24",
+        )
+    })?;
     let addr: Ipv4Addr = a
         .parse()
         .map_err(|e: std::net::AddrParseError| bad(key, value, &e.to_string()))?;
@@ -137,7 +141,11 @@ fn parse_addr(value: &str) -> Result<(Ipv4Addr, u8), ConfigError> {
         .parse()
         .map_err(|_| bad(key, value, "prefix length must be a number from 0 to 32"))?;
     if prefix > 32 {
-        return Err(bad(key, value, "prefix length must be a number from 0 to 32"));
+        return Err(bad(
+            key,
+            value,
+            "prefix length must be a number from 0 to 32",
+        ));
     }
     if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() {
         return Err(bad(key, value, "not a unicast address"));
@@ -236,7 +244,11 @@ impl AgentConfig {
             }
         }
         parts.push(format!("{}={}", keys::TOKEN, self.token));
-        parts.push(format!("{}={}", keys::CONTROL_PORT, self.control_listen.port()));
+        parts.push(format!(
+            "{}={}",
+            keys::CONTROL_PORT,
+            self.control_listen.port()
+        ));
         parts.push(format!("{}={}", keys::REFLECTOR_PORT, self.reflector_port));
         parts.join(" ")
     }
@@ -287,10 +299,11 @@ impl Cli {
                 t.clone()
             }
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
-                    path: path.clone(),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
+                        path: path.clone(),
+                        source,
+                    })?;
                 let t = text.trim();
                 if t.is_empty() {
                     return Err(ConfigError::EmptyTokenFile(path.clone()));

@@ -30,9 +30,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use wire::control::{AgentReport, ApiError, Health, WorkloadSpec};
 #[cfg(doc)]
 use wire::control::WorkloadReport;
+use wire::control::{AgentReport, ApiError, Health, WorkloadSpec};
 
 use crate::reflector::ReflectorCounters;
 use crate::workload::{Workload, WorkloadError};
@@ -73,7 +73,12 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl AgentState {
     /// State for an agent whose uptime starts now.
-    pub fn new(token: String, reflector_port: u16, pid1: bool, reflector: Arc<ReflectorCounters>) -> Self {
+    pub fn new(
+        token: String,
+        reflector_port: u16,
+        pid1: bool,
+        reflector: Arc<ReflectorCounters>,
+    ) -> Self {
         Self {
             token,
             started: Instant::now(),
@@ -169,49 +174,85 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Response<
     match path.as_str() {
         "/v1/health" => match method {
             Method::GET => json(StatusCode::OK, &state.health()),
-            _ => error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} {path}: use GET")),
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} {path}: use GET"),
+            ),
         },
         "/v1/report" => match method {
             Method::GET => json(StatusCode::OK, &state.report()),
-            _ => error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} {path}: use GET")),
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} {path}: use GET"),
+            ),
         },
-        p => match p.strip_prefix("/v1/workloads/") {
-            Some(name) if !name.contains('/') && !name.is_empty() => {
-                if !valid_name(name) {
-                    return error(
+        p => {
+            match p.strip_prefix("/v1/workloads/") {
+                Some(name) if !name.contains('/') && !name.is_empty() => {
+                    if !valid_name(name) {
+                        return error(
                         StatusCode::BAD_REQUEST,
                         format!("workload name {name:?} is invalid: use 1 to 64 of A-Z a-z 0-9 _ - ."),
                     );
+                    }
+                    let name = name.to_string();
+                    match method {
+                        Method::PUT => put_workload(state, name, req).await,
+                        Method::DELETE => delete_workload(state, name).await,
+                        _ => error(
+                            StatusCode::METHOD_NOT_ALLOWED,
+                            format!("{method} {path}: use PUT or DELETE"),
+                        ),
+                    }
                 }
-                let name = name.to_string();
-                match method {
-                    Method::PUT => put_workload(state, name, req).await,
-                    Method::DELETE => delete_workload(state, name).await,
-                    _ => error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} {path}: use PUT or DELETE")),
-                }
+                _ => error(StatusCode::NOT_FOUND, format!("no such path: {path}")),
             }
-            _ => error(StatusCode::NOT_FOUND, format!("no such path: {path}")),
-        },
+        }
     }
 }
 
-async fn put_workload(state: Arc<AgentState>, name: String, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn put_workload(
+    state: Arc<AgentState>,
+    name: String,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            return if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                error(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than {MAX_BODY} bytes"))
+            return if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body larger than {MAX_BODY} bytes"),
+                )
             } else {
-                error(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                )
             };
         }
     };
     let spec: WorkloadSpec = match serde_json::from_slice(&body) {
         Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed workload spec: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("malformed workload spec: {e}"),
+            )
+        }
     };
-    if state.lock_workloads().get(&name).is_some_and(Workload::is_running) {
-        return error(StatusCode::CONFLICT, format!("workload {name:?} is already running"));
+    if state
+        .lock_workloads()
+        .get(&name)
+        .is_some_and(Workload::is_running)
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!("workload {name:?} is already running"),
+        );
     }
     // Allocation and pre-touch take a while: off the async thread.
     let started = tokio::task::spawn_blocking({
@@ -221,12 +262,19 @@ async fn put_workload(state: Arc<AgentState>, name: String, req: Request<Incomin
     .await;
     let workload = match started {
         Ok(Ok(w)) => w,
-        Ok(Err(e @ WorkloadError::Invalid(_))) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e @ WorkloadError::Invalid(_))) => {
+            return error(StatusCode::BAD_REQUEST, e.to_string())
+        }
         Ok(Err(e @ WorkloadError::InsufficientMemory { .. })) => {
             return error(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
         }
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("workload start failed: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("workload start failed: {e}"),
+            )
+        }
     };
     let report = workload.report();
     // Insert unless another PUT of the same name won the race meanwhile.
@@ -242,7 +290,10 @@ async fn put_workload(state: Arc<AgentState>, name: String, req: Request<Incomin
         Ok(old) => old,
         Err(mut w) => {
             tokio::task::spawn_blocking(move || w.stop()).await.ok();
-            return error(StatusCode::CONFLICT, format!("workload {name:?} is already running"));
+            return error(
+                StatusCode::CONFLICT,
+                format!("workload {name:?} is already running"),
+            );
         }
     };
     if let Some(old) = old {
@@ -269,7 +320,10 @@ async fn delete_workload(state: Arc<AgentState>, name: String) -> Response<Full<
             state.lock_workloads().entry(name).or_insert(w);
             json(StatusCode::OK, &report)
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("stopping {name:?} failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("stopping {name:?} failed: {e}"),
+        ),
     }
 }
 
@@ -312,7 +366,10 @@ fn is_transient(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | TimedOut
-    ) || matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+    ) || matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 #[cfg(test)]

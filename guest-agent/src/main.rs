@@ -30,7 +30,9 @@ fn not_pid1() -> anyhow::Result<()> {
         // Lab mode for testing the parser: parse and print, touch nothing.
         let text = match cli.cmdline {
             Some(t) => t,
-            None => std::fs::read_to_string("/proc/cmdline").context("cannot read /proc/cmdline")?,
+            None => {
+                std::fs::read_to_string("/proc/cmdline").context("cannot read /proc/cmdline")?
+            }
         };
         let config = AgentConfig::from_cmdline(&text).context("bad kernel command line")?;
         for w in &config.warnings {

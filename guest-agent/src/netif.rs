@@ -50,7 +50,12 @@ fn sockaddr_in(addr: Ipv4Addr) -> libc::sockaddr {
     }
 }
 
-fn ioctl(sock: &OwnedFd, request: libc::Ioctl, req: &mut libc::ifreq, what: &str) -> io::Result<()> {
+fn ioctl(
+    sock: &OwnedFd,
+    request: libc::Ioctl,
+    req: &mut libc::ifreq,
+    what: &str,
+) -> io::Result<()> {
     // SAFETY: every request used here (SIOCSIFADDR, SIOCSIFNETMASK,
     // SIOCGIFFLAGS, SIOCSIFFLAGS) takes a pointer to a `struct ifreq`;
     // `req` is a valid, exclusive reference that outlives the call.
@@ -131,7 +136,16 @@ mod tests {
                 return;
             }
             let added = std::process::Command::new("ip")
-                .args(["link", "add", "lmigtest0", "type", "veth", "peer", "name", "lmigtest1"])
+                .args([
+                    "link",
+                    "add",
+                    "lmigtest0",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "lmigtest1",
+                ])
                 .status();
             if !matches!(added, Ok(s) if s.success()) {
                 eprintln!("skipped: cannot add a veth pair");
@@ -159,7 +173,8 @@ mod tests {
             let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             a.send_to(b"x", b.local_addr().unwrap()).unwrap();
             let mut buf = [0u8; 4];
-            b.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+            b.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
             assert_eq!(b.recv(&mut buf).unwrap(), 1);
         });
         t.join().unwrap();

@@ -52,7 +52,11 @@ pub fn list_interfaces(dir: &Path) -> Vec<String> {
 
 /// Waits up to `timeout` for interface `wanted` (or, if `None`, for any
 /// interface other than `lo`) to appear in `dir`, and returns its name.
-pub fn wait_for_interface(dir: &Path, wanted: Option<&str>, timeout: Duration) -> Result<String, NetworkError> {
+pub fn wait_for_interface(
+    dir: &Path,
+    wanted: Option<&str>,
+    timeout: Duration,
+) -> Result<String, NetworkError> {
     let deadline = Instant::now() + timeout;
     loop {
         let names = list_interfaces(dir);
@@ -84,10 +88,16 @@ pub fn setup_loopback() -> Result<(), NetworkError> {
 /// Finds the NIC (waiting up to [`IFACE_WAIT`]) and gives it the
 /// configured address; returns the interface's name.
 pub fn setup_nic(cfg: &NetworkConfig) -> Result<String, NetworkError> {
-    let iface = wait_for_interface(Path::new("/sys/class/net"), cfg.iface.as_deref(), IFACE_WAIT)?;
-    netif::configure_ipv4(&iface, cfg.addr, cfg.prefix_len).map_err(|source| NetworkError::Configure {
-        iface: iface.clone(),
-        source,
+    let iface = wait_for_interface(
+        Path::new("/sys/class/net"),
+        cfg.iface.as_deref(),
+        IFACE_WAIT,
+    )?;
+    netif::configure_ipv4(&iface, cfg.addr, cfg.prefix_len).map_err(|source| {
+        NetworkError::Configure {
+            iface: iface.clone(),
+            source,
+        }
     })?;
     Ok(iface)
 }
@@ -105,7 +115,10 @@ mod tests {
         assert!(e.to_string().contains("other than lo"), "{e}");
         std::fs::create_dir_all(dir.join("eth1")).unwrap();
         std::fs::create_dir_all(dir.join("eth0")).unwrap();
-        assert_eq!(wait_for_interface(&dir, None, Duration::ZERO).unwrap(), "eth0");
+        assert_eq!(
+            wait_for_interface(&dir, None, Duration::ZERO).unwrap(),
+            "eth0"
+        );
         assert_eq!(
             wait_for_interface(&dir, Some("eth1"), Duration::ZERO).unwrap(),
             "eth1"

@@ -53,13 +53,22 @@ pub enum Pid1Error {
 pub fn mount_filesystems() -> Result<(), Pid1Error> {
     let nosuid = MsFlags::MS_NOSUID;
     let table: [(&'static str, &'static str, MsFlags); 4] = [
-        ("proc", "/proc", nosuid | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC),
-        ("sysfs", "/sys", nosuid | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC),
+        (
+            "proc",
+            "/proc",
+            nosuid | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        ),
+        (
+            "sysfs",
+            "/sys",
+            nosuid | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        ),
         ("devtmpfs", "/dev", nosuid),
         ("tmpfs", "/tmp", nosuid | MsFlags::MS_NODEV),
     ];
     for (fstype, target, flags) in table {
-        std::fs::create_dir_all(target).map_err(|source| Pid1Error::MountPoint { target, source })?;
+        std::fs::create_dir_all(target)
+            .map_err(|source| Pid1Error::MountPoint { target, source })?;
         match mount(Some(fstype), target, Some(fstype), flags, None::<&str>) {
             Ok(()) | Err(Errno::EBUSY) => {}
             Err(errno) => {
@@ -81,7 +90,11 @@ pub fn ensure_console() {
     if fcntl(2, FcntlArg::F_GETFD).is_ok() {
         return;
     }
-    let Ok(fd) = nix::fcntl::open("/dev/console", OFlag::O_RDWR | OFlag::O_NOCTTY, Mode::empty()) else {
+    let Ok(fd) = nix::fcntl::open(
+        "/dev/console",
+        OFlag::O_RDWR | OFlag::O_NOCTTY,
+        Mode::empty(),
+    ) else {
         return;
     };
     for target in 0..=2 {
@@ -124,6 +137,11 @@ pub fn load_module(path: &Path) -> ModuleOutcome {
     match finit_module(&file, no_params, ModuleInitFlags::empty()) {
         Ok(()) => ModuleOutcome::Loaded,
         Err(Errno::EEXIST) => ModuleOutcome::AlreadyLoaded,
+        // The kernel says ENOENT for an unresolved symbol.
+        Err(Errno::ENOENT) => ModuleOutcome::Failed(
+            "finit_module: ENOENT: unknown symbol (is a module it depends on listed after it?)"
+                .into(),
+        ),
         Err(e) => ModuleOutcome::Failed(format!("finit_module: {e}")),
     }
 }

@@ -216,7 +216,12 @@ fn run(sock: UdpSocket, counters: &ReflectorCounters, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let (len, from, kernel_rx) = {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            let msg = match socket::recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+            let msg = match socket::recvmsg::<SockaddrIn>(
+                fd,
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::empty(),
+            ) {
                 Ok(m) => m,
                 Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
                 Err(e) => {

@@ -83,7 +83,9 @@ fn validate(spec: &WorkloadSpec) -> Result<(usize, f64), WorkloadError> {
         rate_mib_s,
     } = *spec;
     if working_set_mib == 0 {
-        return Err(WorkloadError::Invalid("working_set_mib must be at least 1".into()));
+        return Err(WorkloadError::Invalid(
+            "working_set_mib must be at least 1".into(),
+        ));
     }
     if !rate_mib_s.is_finite() || rate_mib_s < 0.0 {
         return Err(WorkloadError::Invalid(format!(
@@ -93,7 +95,9 @@ fn validate(spec: &WorkloadSpec) -> Result<(usize, f64), WorkloadError> {
     let bytes = usize::try_from(working_set_mib)
         .ok()
         .and_then(|m| m.checked_mul(1 << 20))
-        .ok_or_else(|| WorkloadError::Invalid(format!("working_set_mib {working_set_mib} is too large")))?;
+        .ok_or_else(|| {
+            WorkloadError::Invalid(format!("working_set_mib {working_set_mib} is too large"))
+        })?;
     if let Some(available_mib) = mem_available_mib() {
         if working_set_mib.saturating_add(MEMORY_RESERVE_MIB) > available_mib {
             return Err(WorkloadError::InsufficientMemory {
@@ -414,7 +418,10 @@ mod tests {
         ));
         let e = Workload::start("x", &dirty_spec(u64::MAX / 2, 1.0)).unwrap_err();
         assert!(
-            matches!(e, WorkloadError::Invalid(_) | WorkloadError::InsufficientMemory { .. }),
+            matches!(
+                e,
+                WorkloadError::Invalid(_) | WorkloadError::InsufficientMemory { .. }
+            ),
             "{e}"
         );
         if mem_available_mib().is_some() {

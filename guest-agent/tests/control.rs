@@ -35,7 +35,13 @@ async fn start() -> (SocketAddr, Reflector) {
 }
 
 /// One request on a fresh connection; returns status and body.
-async fn call(addr: SocketAddr, method: Method, path: &str, token: Option<&str>, body: &str) -> (StatusCode, String) {
+async fn call(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, String) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -73,7 +79,14 @@ async fn auth_is_required_everywhere() {
         let (s, _) = call(addr, Method::GET, path, Some("test-token-12"), "").await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
-    let (s, _) = call(addr, Method::PUT, "/v1/workloads/a", None, r#"{"kind":"dirty","working_set_mib":1,"rate_mib_s":1}"#).await;
+    let (s, _) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/a",
+        None,
+        r#"{"kind":"dirty","working_set_mib":1,"rate_mib_s":1}"#,
+    )
+    .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
@@ -103,7 +116,14 @@ async fn dirty_workload_lifecycle_and_report() {
     let spec = r#"{"kind":"dirty","working_set_mib":8,"rate_mib_s":16}"#;
 
     // Malformed bodies name the problem.
-    let (s, body) = call(addr, Method::PUT, "/v1/workloads/d1", Some(TOKEN), "{not json").await;
+    let (s, body) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/d1",
+        Some(TOKEN),
+        "{not json",
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(api_error(&body).contains("malformed"), "{body}");
     let (s, body) = call(
@@ -116,10 +136,24 @@ async fn dirty_workload_lifecycle_and_report() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(api_error(&body).contains("oops"), "{body}");
-    let (s, body) = call(addr, Method::PUT, "/v1/workloads/d1", Some(TOKEN), r#"{"kind":"dirty","working_set_mib":0,"rate_mib_s":1}"#).await;
+    let (s, body) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/d1",
+        Some(TOKEN),
+        r#"{"kind":"dirty","working_set_mib":0,"rate_mib_s":1}"#,
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(api_error(&body).contains("working_set_mib"), "{body}");
-    let (s, _) = call(addr, Method::PUT, "/v1/workloads/bad%20name", Some(TOKEN), spec).await;
+    let (s, _) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/bad%20name",
+        Some(TOKEN),
+        spec,
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
     // Unknown workload.
@@ -211,7 +245,10 @@ fn binary_service_mode_prints_ready_and_serves() {
         }
     };
     assert_eq!(ready.addr.to_string(), "127.0.0.1");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (s, body) = rt.block_on(call(
         SocketAddr::from(([127, 0, 0, 1], ready.control_port)),
         Method::GET,
@@ -229,7 +266,11 @@ fn binary_service_mode_prints_ready_and_serves() {
 #[test]
 fn binary_pid1_flag_only_parses() {
     let out = Command::new(env!("CARGO_BIN_EXE_guest-agent"))
-        .args(["--pid1", "--cmdline", "quiet lmig.addr=198.18.0.10/24 lmig.token=x lmig.what=1"])
+        .args([
+            "--pid1",
+            "--cmdline",
+            "quiet lmig.addr=198.18.0.10/24 lmig.token=x lmig.what=1",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -242,5 +283,8 @@ fn binary_pid1_flag_only_parses() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("lmig-agent: fatal:") && err.contains("lmig.token"), "{err}");
+    assert!(
+        err.contains("lmig-agent: fatal:") && err.contains("lmig.token"),
+        "{err}"
+    );
 }

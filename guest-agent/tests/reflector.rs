@@ -11,7 +11,8 @@ use wire::probe::{Kind, ProbePacket, HEADER_LEN};
 
 fn client() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     s
 }
 
@@ -36,7 +37,10 @@ fn expect_silence(sock: &UdpSocket) {
     let mut buf = [0u8; 2048];
     let e = sock.recv_from(&mut buf).unwrap_err();
     assert!(
-        matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
         "{e}"
     );
 }
@@ -52,15 +56,25 @@ fn reflects_requests_and_counts_per_session() {
     let reply = exchange(&c, to, &req);
     let after = guest_agent::reflector::realtime_ns();
     assert_eq!(reply.len(), req.len(), "total length is kept");
-    assert_eq!(reply[HEADER_LEN..], req[HEADER_LEN..], "padding echoed unchanged");
+    assert_eq!(
+        reply[HEADER_LEN..],
+        req[HEADER_LEN..],
+        "padding echoed unchanged"
+    );
     let p = ProbePacket::decode(&reply).unwrap();
     assert_eq!(p.kind, Kind::Reply);
     assert_eq!(p.session, 0xabcd);
     assert_eq!(p.seq, 0);
     assert_eq!(p.client_send_ns, 1_700_000_000_000_000_000);
     assert_eq!(p.reflector_rx_count, 1);
-    assert!(p.reflector_rx_ns >= before && p.reflector_rx_ns <= after, "{p:?}");
-    assert!(p.reflector_tx_ns >= p.reflector_rx_ns && p.reflector_tx_ns <= after, "{p:?}");
+    assert!(
+        p.reflector_rx_ns >= before && p.reflector_rx_ns <= after,
+        "{p:?}"
+    );
+    assert!(
+        p.reflector_tx_ns >= p.reflector_rx_ns && p.reflector_tx_ns <= after,
+        "{p:?}"
+    );
 
     // The count goes up per session, independently for each session.
     for seq in 1..=3 {

@@ -1,0 +1,215 @@
+//! End-to-end tests in the real lab: real namespaces, real QEMU under TCG,
+//! real sockets. They need root, QEMU, a guest kernel and the static guest
+//! agent (`scripts/test.sh` builds it); without them they fail, saying what
+//! is missing, rather than pass without testing anything.
+
+use harness::record::RepStatus;
+use harness::run::{run, RunControl, RunOptions};
+use harness::scenario::Acceleration;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Lab tests boot VMs; on two cores they run one at a time.
+static LAB: Mutex<()> = Mutex::new(());
+
+fn require_lab() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the lab tests need root (namespaces, taps): run them as root"
+    );
+    let checks = harness::doctor::run_checks();
+    let missing: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok && !c.optional)
+        .map(|c| format!("{}: {}", c.what, c.detail))
+        .collect();
+    assert!(missing.is_empty(), "this machine cannot run the lab:\n{}", missing.join("\n"));
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lmig-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Processes whose command line names this run's id: must be none after a run.
+fn processes_of_run(id: &str) -> Vec<String> {
+    let marker = format!("lmig-{id}-");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(&marker).then(|| format!("{}: {cmd}", e.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+fn assert_lab_gone(bundle: &Path) {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap()).unwrap();
+    let id = manifest["run_id"].as_str().unwrap().to_string();
+    let left: Vec<String> = harness::lab::netns::list()
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("lmig-{id}-")))
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    let procs = processes_of_run(&id);
+    assert!(procs.is_empty(), "processes left behind: {procs:?}");
+    assert!(!Path::new("/run/lmig").join(&id).exists(), "state folder left behind");
+}
+
+fn run_scenario(text: &str, tag: &str) -> harness::run::RunOutcome {
+    let dir = temp_dir(tag);
+    let scenario = dir.join(format!("{tag}.toml"));
+    std::fs::write(&scenario, text).unwrap();
+    let opts = RunOptions {
+        scenario,
+        out_dir: dir.join("results"),
+        agent: None,
+        kernel: None,
+        accel: Some(Acceleration::Tcg),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(run(&opts, &RunControl::default())).expect("the run itself must not fail")
+}
+
+#[test]
+fn a_real_migration_is_seen_by_the_probe_and_matches_the_host_view() {
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    require_lab();
+    let out = run_scenario(
+        r#"
+name = "it-basic"
+repetitions = 2
+pause_before_s = 0.5
+pause_after_s = 0.7
+[probe]
+rate_hz = 1000
+"#,
+        "basic",
+    );
+    let s = &out.summary;
+    assert_eq!(s.run_status, "complete", "{:?}", s.error);
+    assert_eq!(s.acceleration.as_deref(), Some("tcg"));
+    assert_eq!(s.completed, 2);
+    let dirs: Vec<&str> = s.repetitions.iter().map(|r| r.direction.as_str()).collect();
+    assert_eq!(dirs, ["a->b", "b->a"], "repetitions go back and forth");
+    for r in &s.repetitions {
+        assert_eq!(r.status, RepStatus::Completed);
+        let gap = r.client.max_gap_ms.unwrap();
+        let stop_resume = r.host.stop_to_resume_ms.unwrap();
+        let downtime = r.qemu.downtime_ms.unwrap();
+        let interval = r.client.probe_interval_ms.unwrap();
+        assert!(downtime > 0.0 && stop_resume > 0.0, "{r:?}");
+        // No probe can be answered while the guest runs nowhere: the
+        // client's largest gap covers at least STOP..RESUME (less a probe
+        // interval and the one-way trip of the last reply in flight).
+        assert!(
+            gap >= stop_resume - interval - 1.0,
+            "client gap {gap} ms shorter than STOP..RESUME {stop_resume} ms"
+        );
+        // And the probe saw the outage where the host says it was: the
+        // largest gap overlaps STOP..RESUME.
+        let rec: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.bundle.join(format!("reps/rep-{:03}.json", r.repetition))).unwrap(),
+        )
+        .unwrap();
+        let ts = |side: &str, name: &str| -> i64 {
+            rec["migration"]["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["side"] == side && e["event"] == name)
+                .and_then(|e| e["qemu_ts_ns"].as_i64())
+                .unwrap()
+        };
+        let (stop, resume) = (ts("source", "STOP"), ts("destination", "RESUME"));
+        let (g0, g1) = (r.client.max_gap_start_ns.unwrap(), r.client.max_gap_end_ns.unwrap());
+        assert!(g0 <= stop + 2_000_000 && g1 >= resume, "gap {g0}..{g1} vs STOP {stop} RESUME {resume}");
+        assert!(r.client.lost_probes.unwrap() > 0, "an outage of {gap} ms at 1000/s loses probes");
+        assert!(r.qemu.transferred_bytes.unwrap() > 10 << 20);
+        assert!(r.qemu.passes.unwrap() >= 2);
+    }
+    let fc = s.final_check.as_ref().unwrap();
+    assert!(fc.agent_answered);
+    assert!(fc.replies_after_last_migration > 300, "{fc:?}");
+    for f in [
+        "summary.json",
+        "summary.csv",
+        "manifest.json",
+        "scenario.toml",
+        "probe/replies.csv",
+        "probe/sends.csv",
+        "reps/rep-001.json",
+        "agent/report.json",
+        "qemu-cmdlines.txt",
+    ] {
+        assert!(out.bundle.join(f).is_file(), "{f} missing from the bundle");
+    }
+    let csv = std::fs::read_to_string(out.bundle.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+    assert_lab_gone(&out.bundle);
+}
+
+#[test]
+fn killing_the_destination_fails_that_repetition_and_the_next_one_recovers() {
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    require_lab();
+    let out = run_scenario(
+        r#"
+name = "it-kill"
+repetitions = 2
+pause_before_s = 0.3
+pause_after_s = 0.3
+[migration]
+max_bandwidth_mib_s = 32
+[[fault]]
+repetition = 1
+kill = "destination"
+after_ms = 300
+"#,
+        "kill",
+    );
+    let s = &out.summary;
+    let r1 = &s.repetitions[0];
+    assert_eq!(r1.status, RepStatus::Failed, "{r1:?}");
+    let err = r1.error.as_deref().unwrap();
+    assert!(err.contains("destination QEMU") && err.contains("exited"), "{err}");
+    assert_eq!(r1.direction, "a->b");
+    // The source kept the guest: the next migration starts from a again.
+    let r2 = &s.repetitions[1];
+    assert_eq!(r2.status, RepStatus::Completed, "{r2:?}");
+    assert_eq!(r2.direction, "a->b");
+    assert_eq!((s.completed, s.failed), (1, 1));
+    let rec = std::fs::read_to_string(out.bundle.join("reps/rep-001.json")).unwrap();
+    assert!(rec.contains("fault injected: killed the destination QEMU"), "the bundle records the fault");
+    assert!(s.final_check.as_ref().unwrap().agent_answered);
+    assert_lab_gone(&out.bundle);
+}
+
+#[test]
+fn lab_clean_removes_what_a_crashed_run_left() {
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    require_lab();
+    let lab = harness::lab::Lab::create(1).unwrap();
+    let id = lab.id.clone();
+    // A crash: nothing runs the lab's destructor.
+    std::mem::forget(lab);
+    assert_eq!(
+        harness::lab::netns::list().iter().filter(|n| n.starts_with(&format!("lmig-{id}-"))).count(),
+        4
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["lab", "clean", "--run", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("removed namespace lmig-{id}-client")), "{text}");
+    assert!(harness::lab::netns::list().iter().all(|n| !n.contains(&id)));
+    assert!(!Path::new("/run/lmig").join(&id).exists());
+}
