@@ -20,7 +20,13 @@ pub fn write_replies_csv(rec: &ProbeRecord, w: impl Write) -> io::Result<()> {
         writeln!(
             w,
             "{},{},{},{},{},{},{}",
-            r.seq, r.send_ns, r.rx_ns, r.kernel_ts, r.guest_rx_ns, r.guest_tx_ns, r.reflector_rx_count
+            r.seq,
+            r.send_ns,
+            r.rx_ns,
+            r.kernel_ts,
+            r.guest_rx_ns,
+            r.guest_tx_ns,
+            r.reflector_rx_count
         )?;
     }
     w.flush()
@@ -40,7 +46,10 @@ pub fn read_replies_csv(r: impl Read) -> Result<Vec<ReplyRecord>, ProbeError> {
         }
         if !saw_header {
             if line.trim() != REPLIES_CSV_HEADER {
-                return Err(ProbeError::Csv { line: n, reason: format!("expected the header `{REPLIES_CSV_HEADER}`") });
+                return Err(ProbeError::Csv {
+                    line: n,
+                    reason: format!("expected the header `{REPLIES_CSV_HEADER}`"),
+                });
             }
             saw_header = true;
             continue;
@@ -48,7 +57,10 @@ pub fn read_replies_csv(r: impl Read) -> Result<Vec<ReplyRecord>, ProbeError> {
         out.push(parse_row(line).map_err(|reason| ProbeError::Csv { line: n, reason })?);
     }
     if !saw_header {
-        return Err(ProbeError::Csv { line: 1, reason: "empty: no header".into() });
+        return Err(ProbeError::Csv {
+            line: 1,
+            reason: "empty: no header".into(),
+        });
     }
     Ok(out)
 }
@@ -59,7 +71,8 @@ fn parse_row(line: &str) -> Result<ReplyRecord, String> {
         return Err(format!("expected 7 fields, found {}", f.len()));
     }
     fn num<T: std::str::FromStr>(s: &str, name: &str) -> Result<T, String> {
-        s.parse().map_err(|_| format!("{name} `{s}` is not a valid number"))
+        s.parse()
+            .map_err(|_| format!("{name} `{s}` is not a valid number"))
     }
     let kernel_ts = match f[3] {
         "true" => true,
@@ -109,8 +122,24 @@ mod tests {
     #[test]
     fn replies_csv_round_trips() {
         let replies = vec![
-            ReplyRecord { seq: 0, send_ns: 1, rx_ns: 2, kernel_ts: true, guest_rx_ns: -3, guest_tx_ns: 4, reflector_rx_count: 1 },
-            ReplyRecord { seq: u64::MAX, send_ns: i64::MIN, rx_ns: i64::MAX, kernel_ts: false, guest_rx_ns: 0, guest_tx_ns: 0, reflector_rx_count: u64::MAX },
+            ReplyRecord {
+                seq: 0,
+                send_ns: 1,
+                rx_ns: 2,
+                kernel_ts: true,
+                guest_rx_ns: -3,
+                guest_tx_ns: 4,
+                reflector_rx_count: 1,
+            },
+            ReplyRecord {
+                seq: u64::MAX,
+                send_ns: i64::MIN,
+                rx_ns: i64::MAX,
+                kernel_ts: false,
+                guest_rx_ns: 0,
+                guest_tx_ns: 0,
+                reflector_rx_count: u64::MAX,
+            },
         ];
         let mut buf = Vec::new();
         write_replies_csv(&rec(replies.clone()), &mut buf).unwrap();
@@ -140,17 +169,37 @@ mod tests {
             Err(ProbeError::Csv { line: 3, reason }) => assert!(reason.contains("maybe")),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(read_replies_csv("a,b\n".as_bytes()), Err(ProbeError::Csv { line: 1, .. })));
-        assert!(matches!(read_replies_csv(&b""[..]), Err(ProbeError::Csv { line: 1, .. })));
+        assert!(matches!(
+            read_replies_csv("a,b\n".as_bytes()),
+            Err(ProbeError::Csv { line: 1, .. })
+        ));
+        assert!(matches!(
+            read_replies_csv(&b""[..]),
+            Err(ProbeError::Csv { line: 1, .. })
+        ));
         let short = format!("{REPLIES_CSV_HEADER}\n0,1,2\n");
-        assert!(matches!(read_replies_csv(short.as_bytes()), Err(ProbeError::Csv { line: 2, .. })));
+        assert!(matches!(
+            read_replies_csv(short.as_bytes()),
+            Err(ProbeError::Csv { line: 2, .. })
+        ));
         let overflow = format!("{REPLIES_CSV_HEADER}\n-1,1,2,true,3,4,5\n");
-        assert!(matches!(read_replies_csv(overflow.as_bytes()), Err(ProbeError::Csv { line: 2, .. })));
+        assert!(matches!(
+            read_replies_csv(overflow.as_bytes()),
+            Err(ProbeError::Csv { line: 2, .. })
+        ));
     }
 
     #[test]
     fn gaps_are_one_json_object_per_line() {
-        let g = Gap { start_ns: 1, end_ns: 2_000_001, len_ms: 2.0, last_seq_before: 3, first_seq_after: 5, lost_in_gap: 1, prober_stalled: false };
+        let g = Gap {
+            start_ns: 1,
+            end_ns: 2_000_001,
+            len_ms: 2.0,
+            last_seq_before: 3,
+            first_seq_after: 5,
+            lost_in_gap: 1,
+            prober_stalled: false,
+        };
         let mut buf = Vec::new();
         write_gaps_jsonl(&[g.clone(), g.clone()], &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();

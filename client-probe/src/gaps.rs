@@ -210,7 +210,9 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
         }
     };
     let stalled = |start: i64, end: i64| {
-        rec.sender_late.iter().any(|l: &SenderLate| l.deadline_ns < end && l.sent_ns > start)
+        rec.sender_late
+            .iter()
+            .any(|l: &SenderLate| l.deadline_ns < end && l.sent_ns > start)
     };
     let make_gap = |a: &ReplyRecord, b: &ReplyRecord| Gap {
         start_ns: a.rx_ns,
@@ -283,7 +285,11 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
             .iter()
             .filter(|l| l.deadline_ns <= to && l.sent_ns >= from)
             .count() as u64,
-        interval_ms: if rec.rate_hz == 0 { 0.0 } else { 1000.0 / f64::from(rec.rate_hz) },
+        interval_ms: if rec.rate_hz == 0 {
+            0.0
+        } else {
+            1000.0 / f64::from(rec.rate_hz)
+        },
     }
 }
 
@@ -359,11 +365,21 @@ mod tests {
     }
 
     fn reply(seq: u64, send_ns: i64, rx_ns: i64, count: u64) -> ReplyRecord {
-        ReplyRecord { seq, send_ns, rx_ns, kernel_ts: true, guest_rx_ns: 0, guest_tx_ns: 0, reflector_rx_count: count }
+        ReplyRecord {
+            seq,
+            send_ns,
+            rx_ns,
+            kernel_ts: true,
+            guest_rx_ns: 0,
+            guest_tx_ns: 0,
+            reflector_rx_count: count,
+        }
     }
 
     fn fates(n: usize, outage: std::ops::Range<usize>, f: Fate) -> Vec<Fate> {
-        (0..n).map(|i| if outage.contains(&i) { f } else { Ok }).collect()
+        (0..n)
+            .map(|i| if outage.contains(&i) { f } else { Ok })
+            .collect()
     }
 
     fn at(seq: i64) -> i64 {
@@ -392,7 +408,10 @@ mod tests {
         assert_eq!(s.gaps, vec![g]);
         assert_eq!(s.interval_ms, 1.0);
         assert_eq!(s.rtt_ms.samples, 900);
-        assert_eq!((s.rtt_ms.min, s.rtt_ms.p50, s.rtt_ms.p99, s.rtt_ms.max), (0.2, 0.2, 0.2, 0.2));
+        assert_eq!(
+            (s.rtt_ms.min, s.rtt_ms.p50, s.rtt_ms.p99, s.rtt_ms.max),
+            (0.2, 0.2, 0.2, 0.2)
+        );
     }
 
     #[test]
@@ -427,9 +446,15 @@ mod tests {
         rec.replies[3].rx_ns = at(3) + RTT;
         rec.replies[4].rx_ns = at(4) + RTT;
         let dup = rec.replies[2].clone();
-        rec.replies.push(ReplyRecord { rx_ns: at(10), ..dup });
+        rec.replies.push(ReplyRecord {
+            rx_ns: at(10),
+            ..dup
+        });
         let s = analyze(&rec, None, 5 * MS);
-        assert_eq!((s.replies, s.duplicates, s.reordered, s.lost), (11, 1, 1, 0));
+        assert_eq!(
+            (s.replies, s.duplicates, s.reordered, s.lost),
+            (11, 1, 1, 0)
+        );
         assert_eq!(s.max_gap_ms, 1.0);
         assert!(s.gaps.is_empty());
     }
@@ -444,12 +469,18 @@ mod tests {
         // Ending inside the outage: the gap counts whole; loss is what the
         // window sent.
         let s = analyze(&rec, Some((at(450), at(550))), 5 * MS);
-        assert_eq!((s.probes_sent, s.lost, s.lost_forward, s.lost_return), (101, 51, 51, 0));
+        assert_eq!(
+            (s.probes_sent, s.lost, s.lost_forward, s.lost_return),
+            (101, 51, 51, 0)
+        );
         assert_eq!(s.max_gap_ms, 101.0);
         assert_eq!(s.gaps.len(), 1);
         // Entirely inside the outage: no reply at all, the gap spans it.
         let s = analyze(&rec, Some((at(520), at(580))), 5 * MS);
-        assert_eq!((s.probes_sent, s.replies, s.lost, s.lost_forward), (61, 0, 61, 61));
+        assert_eq!(
+            (s.probes_sent, s.replies, s.lost, s.lost_forward),
+            (61, 0, 61, 61)
+        );
         assert_eq!(s.max_gap_ms, 101.0);
         assert_eq!(s.rtt_ms, RttStats::default());
         // After the outage, seen from the counts before the window.
@@ -473,12 +504,30 @@ mod tests {
             count += 1;
             rec.replies.push(reply(seq as u64, send, send + RTT, count));
         }
-        rec.sender_late.push(SenderLate { seq: 300, deadline_ns: at(300), sent_ns: at(350) });
+        rec.sender_late.push(SenderLate {
+            seq: 300,
+            deadline_ns: at(300),
+            sent_ns: at(350),
+        });
         let s = analyze(&rec, None, 5 * MS);
         assert_eq!(s.sender_late, 1);
         assert_eq!(s.gaps.len(), 2);
-        assert_eq!((s.gaps[0].len_ms, s.gaps[0].prober_stalled, s.gaps[0].lost_in_gap), (51.0, true, 0));
-        assert_eq!((s.gaps[1].len_ms, s.gaps[1].prober_stalled, s.gaps[1].lost_in_gap), (21.0, false, 20));
+        assert_eq!(
+            (
+                s.gaps[0].len_ms,
+                s.gaps[0].prober_stalled,
+                s.gaps[0].lost_in_gap
+            ),
+            (51.0, true, 0)
+        );
+        assert_eq!(
+            (
+                s.gaps[1].len_ms,
+                s.gaps[1].prober_stalled,
+                s.gaps[1].lost_in_gap
+            ),
+            (21.0, false, 20)
+        );
         assert_eq!(s.max_gap.as_ref().map(|g| g.prober_stalled), Some(true));
         // A window after the stall does not count it.
         let s = analyze(&rec, Some((at(600), at(1100))), 5 * MS);
@@ -518,10 +567,15 @@ mod tests {
         assert_eq!(s.max_gap, None);
         let mut rec = stream(&[Ok; 3]);
         rec.rate_hz = 0;
-        rec.replies.push(reply(u64::MAX, i64::MIN, i64::MAX, u64::MAX));
+        rec.replies
+            .push(reply(u64::MAX, i64::MIN, i64::MAX, u64::MAX));
         rec.replies.push(reply(2, i64::MIN, i64::MIN, u64::MAX));
         rec.replies.push(reply(1 << 40, 0, 0, 0));
-        rec.sender_late.push(SenderLate { seq: u64::MAX, deadline_ns: i64::MAX, sent_ns: i64::MIN });
+        rec.sender_late.push(SenderLate {
+            seq: u64::MAX,
+            deadline_ns: i64::MAX,
+            sent_ns: i64::MIN,
+        });
         let s = analyze(&rec, None, i64::MIN);
         assert_eq!(s.replies, 4); // the three real ones and one duplicate of seq 2
         assert_eq!(s.duplicates, 1);

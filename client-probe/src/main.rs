@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use client_probe::{analyze, write_gaps_jsonl, write_replies_csv, GapSummary, ProbeConfig, ProbeRecord, Prober};
+use client_probe::{
+    analyze, write_gaps_jsonl, write_replies_csv, GapSummary, ProbeConfig, ProbeRecord, Prober,
+};
 
 /// Sends UDP probes through a guest agent's reflector and measures the gaps
 /// a user of the VM sees.
@@ -67,7 +69,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> Result<()> {
-    let cfg = ProbeConfig { target: args.target, rate_hz: args.rate, payload_len: args.size };
+    let cfg = ProbeConfig {
+        target: args.target,
+        rate_hz: args.rate,
+        payload_len: args.size,
+    };
     cfg.validate()?;
     let interval_ms = 1000.0 / f64::from(args.rate);
     if args.threshold_ms <= interval_ms {
@@ -76,7 +82,8 @@ fn run(args: RunArgs) -> Result<()> {
             args.threshold_ms
         );
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
 
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
@@ -87,8 +94,13 @@ fn run(args: RunArgs) -> Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
-    let bind = if args.target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-    let socket = UdpSocket::bind(bind).with_context(|| format!("cannot bind a UDP socket to {bind}"))?;
+    let bind = if args.target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let socket =
+        UdpSocket::bind(bind).with_context(|| format!("cannot bind a UDP socket to {bind}"))?;
     let prober = Prober::start(socket, cfg).context("cannot start the prober")?;
     eprintln!(
         "probing {} at {}/s, {} bytes, session {:016x}, {}",
@@ -105,7 +117,9 @@ fn run(args: RunArgs) -> Result<()> {
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_line = Instant::now();
-    while !interrupted.load(Ordering::SeqCst) && args.duration.map_or(true, |d| started.elapsed() < d) {
+    while !interrupted.load(Ordering::SeqCst)
+        && args.duration.map_or(true, |d| started.elapsed() < d)
+    {
         std::thread::sleep(Duration::from_millis(250));
         let line = prober.live().line();
         if tty {
@@ -123,7 +137,10 @@ fn run(args: RunArgs) -> Result<()> {
     let summary = analyze(&rec, None, (args.threshold_ms * 1e6) as i64);
     write_results(&args.out, &rec, &summary)?;
     print!("{}", human_summary(&rec, &summary, args.threshold_ms));
-    println!("wrote summary.json, gaps.jsonl, replies.csv, record.json to {}", args.out.display());
+    println!(
+        "wrote summary.json, gaps.jsonl, replies.csv, record.json to {}",
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -157,12 +174,19 @@ fn human_summary(rec: &ProbeRecord, s: &GapSummary, threshold_ms: f64) -> String
                 g.last_seq_before,
                 g.first_seq_after,
                 g.lost_in_gap,
-                if g.prober_stalled { " [the prober itself stalled]" } else { "" }
+                if g.prober_stalled {
+                    " [the prober itself stalled]"
+                } else {
+                    ""
+                }
             );
         }
         None => o += "largest gap: none (fewer than two replies)\n",
     }
-    o += &format!("largest client-to-guest gap {:.1} ms\n", s.max_forward_gap_ms);
+    o += &format!(
+        "largest client-to-guest gap {:.1} ms\n",
+        s.max_forward_gap_ms
+    );
     o += &format!("gaps over {threshold_ms} ms: {}\n", s.gaps.len());
     let r = &s.rtt_ms;
     o += &format!(
@@ -187,9 +211,13 @@ fn human_summary(rec: &ProbeRecord, s: &GapSummary, threshold_ms: f64) -> String
 /// `10s`, `500ms`, `2m`, `1h`, `1.5s`; a bare number is seconds.
 fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().with_context(|| format!("`{s}` is not a duration like 10s or 500ms"))?;
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("`{s}` is not a duration like 10s or 500ms"))?;
     let secs = match unit.trim() {
         "" | "s" => n,
         "ms" => n / 1e3,
@@ -204,7 +232,10 @@ fn parse_duration(s: &str) -> Result<Duration> {
 }
 
 fn parse_threshold(s: &str) -> Result<f64> {
-    let v: f64 = s.trim().parse().with_context(|| format!("`{s}` is not a number of ms"))?;
+    let v: f64 = s
+        .trim()
+        .parse()
+        .with_context(|| format!("`{s}` is not a number of ms"))?;
     if !(v.is_finite() && v >= 0.0) {
         bail!("threshold `{s}` must be a non-negative number of ms");
     }
@@ -223,19 +254,46 @@ mod tests {
 
     #[test]
     fn run_arguments_and_defaults() {
-        let cli = Cli::try_parse_from(["client-probe", "run", "--target", "198.18.0.2:7000"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["client-probe", "run", "--target", "198.18.0.2:7000"]).unwrap();
         let Cmd::Run(a) = cli.cmd;
-        assert_eq!((a.rate, a.size, a.duration, a.threshold_ms), (1000, 64, None, 5.0));
+        assert_eq!(
+            (a.rate, a.size, a.duration, a.threshold_ms),
+            (1000, 64, None, 5.0)
+        );
         assert_eq!(a.out, PathBuf::from("."));
         let cli = Cli::try_parse_from([
-            "client-probe", "run", "--target", "[::1]:9", "--rate", "200", "--size", "1200", "--duration", "1.5s",
-            "--threshold-ms", "2.5", "--out", "/tmp/x",
+            "client-probe",
+            "run",
+            "--target",
+            "[::1]:9",
+            "--rate",
+            "200",
+            "--size",
+            "1200",
+            "--duration",
+            "1.5s",
+            "--threshold-ms",
+            "2.5",
+            "--out",
+            "/tmp/x",
         ])
         .unwrap();
         let Cmd::Run(a) = cli.cmd;
-        assert_eq!((a.rate, a.size, a.duration, a.threshold_ms), (200, 1200, Some(Duration::from_millis(1500)), 2.5));
+        assert_eq!(
+            (a.rate, a.size, a.duration, a.threshold_ms),
+            (200, 1200, Some(Duration::from_millis(1500)), 2.5)
+        );
         assert!(Cli::try_parse_from(["client-probe", "run", "--target", "nohost"]).is_err());
-        assert!(Cli::try_parse_from(["client-probe", "run", "--target", "1.2.3.4:5", "--threshold-ms", "-1"]).is_err());
+        assert!(Cli::try_parse_from([
+            "client-probe",
+            "run",
+            "--target",
+            "1.2.3.4:5",
+            "--threshold-ms",
+            "-1"
+        ])
+        .is_err());
     }
 
     #[test]

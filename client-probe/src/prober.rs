@@ -78,8 +78,10 @@ impl Prober {
     /// read timeout, and kernel receive timestamps are asked for.
     pub fn start(socket: UdpSocket, cfg: ProbeConfig) -> Result<Prober, ProbeError> {
         cfg.validate()?;
-        crate::socket::prepare(&socket, READ_TIMEOUT)
-            .map_err(|source| ProbeError::Socket { what: "set blocking mode and read timeout", source })?;
+        crate::socket::prepare(&socket, READ_TIMEOUT).map_err(|source| ProbeError::Socket {
+            what: "set blocking mode and read timeout",
+            source,
+        })?;
         let session = random_session()?;
         let socket = Arc::new(socket);
         let live = Arc::new(LiveCounters::new(realtime_ns()));
@@ -97,9 +99,20 @@ impl Prober {
         let sender = {
             let (socket, live, stop) = (socket, live.clone(), stop_send.clone());
             let (target, payload_len, rate_hz) = (cfg.target, cfg.payload_len, cfg.rate_hz);
-            std::thread::Builder::new().name("probe-sender".into()).spawn(move || {
-                Sender { socket: &socket, target, session, payload_len, rate_hz, live: &live, stop: &stop }.run()
-            })
+            std::thread::Builder::new()
+                .name("probe-sender".into())
+                .spawn(move || {
+                    Sender {
+                        socket: &socket,
+                        target,
+                        session,
+                        payload_len,
+                        rate_hz,
+                        live: &live,
+                        stop: &stop,
+                    }
+                    .run()
+                })
         };
         let sender = match sender {
             Ok(h) => h,
@@ -109,7 +122,15 @@ impl Prober {
                 return Err(ProbeError::Spawn("sender", e));
             }
         };
-        Ok(Prober { cfg, session, live, stop_send, stop_recv, sender: Some(sender), receiver: Some(receiver) })
+        Ok(Prober {
+            cfg,
+            session,
+            live,
+            stop_send,
+            stop_recv,
+            sender: Some(sender),
+            receiver: Some(receiver),
+        })
     }
 
     /// The random session id carried by this run's probes.
@@ -179,7 +200,11 @@ mod tests {
     use super::*;
 
     fn cfg(rate_hz: u32, payload_len: usize) -> ProbeConfig {
-        ProbeConfig { target: "127.0.0.1:9".parse().unwrap(), rate_hz, payload_len }
+        ProbeConfig {
+            target: "127.0.0.1:9".parse().unwrap(),
+            rate_hz,
+            payload_len,
+        }
     }
 
     #[test]
@@ -188,9 +213,18 @@ mod tests {
         assert!(cfg(1, HEADER_LEN).validate().is_ok());
         assert!(cfg(MAX_RATE_HZ, MAX_PAYLOAD_LEN).validate().is_ok());
         assert!(matches!(cfg(0, 64).validate(), Err(ProbeError::Config(_))));
-        assert!(matches!(cfg(MAX_RATE_HZ + 1, 64).validate(), Err(ProbeError::Config(_))));
-        assert!(matches!(cfg(1000, HEADER_LEN - 1).validate(), Err(ProbeError::Config(_))));
-        assert!(matches!(cfg(1000, MAX_PAYLOAD_LEN + 1).validate(), Err(ProbeError::Config(_))));
+        assert!(matches!(
+            cfg(MAX_RATE_HZ + 1, 64).validate(),
+            Err(ProbeError::Config(_))
+        ));
+        assert!(matches!(
+            cfg(1000, HEADER_LEN - 1).validate(),
+            Err(ProbeError::Config(_))
+        ));
+        assert!(matches!(
+            cfg(1000, MAX_PAYLOAD_LEN + 1).validate(),
+            Err(ProbeError::Config(_))
+        ));
     }
 
     #[test]

@@ -157,22 +157,54 @@ mod tests {
         let live = LiveCounters::new(0);
         let mut s = ReceiverState::new(42, target);
         let t = Some(target);
-        assert_eq!(s.handle(&reply(42, 0, 1), Some(other), 10, true, 5, &live), Outcome::Ignored);
-        assert_eq!(s.handle(&reply(42, 0, 1), None, 10, true, 5, &live), Outcome::Ignored);
-        assert_eq!(s.handle(&reply(42, 0, 1), t, 10, true, 5, &live), Outcome::Reply { first: true });
-        assert_eq!(s.handle(&reply(42, 0, 1), Some(mapped), 11, false, 5, &live), Outcome::Reply { first: false });
-        assert_eq!(s.handle(&reply(42, 5, 2), t, 12, true, 5, &live), Outcome::Malformed);
-        assert_eq!(s.handle(&reply(42, u64::MAX, 2), t, 12, true, 5, &live), Outcome::Malformed);
-        assert_eq!(s.handle(&reply(41, 1, 2), t, 12, true, 5, &live), Outcome::Foreign);
+        assert_eq!(
+            s.handle(&reply(42, 0, 1), Some(other), 10, true, 5, &live),
+            Outcome::Ignored
+        );
+        assert_eq!(
+            s.handle(&reply(42, 0, 1), None, 10, true, 5, &live),
+            Outcome::Ignored
+        );
+        assert_eq!(
+            s.handle(&reply(42, 0, 1), t, 10, true, 5, &live),
+            Outcome::Reply { first: true }
+        );
+        assert_eq!(
+            s.handle(&reply(42, 0, 1), Some(mapped), 11, false, 5, &live),
+            Outcome::Reply { first: false }
+        );
+        assert_eq!(
+            s.handle(&reply(42, 5, 2), t, 12, true, 5, &live),
+            Outcome::Malformed
+        );
+        assert_eq!(
+            s.handle(&reply(42, u64::MAX, 2), t, 12, true, 5, &live),
+            Outcome::Malformed
+        );
+        assert_eq!(
+            s.handle(&reply(41, 1, 2), t, 12, true, 5, &live),
+            Outcome::Foreign
+        );
         let mut req = vec![0u8; HEADER_LEN];
         ProbePacket::request(42, 1, 0).encode(&mut req);
         assert_eq!(s.handle(&req, t, 12, true, 5, &live), Outcome::Malformed);
         assert_eq!(s.handle(b"", t, 12, true, 5, &live), Outcome::Malformed);
-        assert_eq!(s.handle(&reply(42, 4, 2), t, 20, true, 5, &live), Outcome::Reply { first: true });
+        assert_eq!(
+            s.handle(&reply(42, 4, 2), t, 20, true, 5, &live),
+            Outcome::Reply { first: true }
+        );
         assert_eq!((s.malformed, s.foreign_session, s.replies.len()), (4, 1, 3));
         let r = &s.replies[0];
         assert_eq!(
-            (r.seq, r.send_ns, r.rx_ns, r.kernel_ts, r.guest_rx_ns, r.guest_tx_ns, r.reflector_rx_count),
+            (
+                r.seq,
+                r.send_ns,
+                r.rx_ns,
+                r.kernel_ts,
+                r.guest_rx_ns,
+                r.guest_tx_ns,
+                r.reflector_rx_count
+            ),
             (0, 1000, 10, true, 5, 6, 1)
         );
         assert_eq!(live.replies.load(Ordering::Relaxed), 2);

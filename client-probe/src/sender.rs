@@ -32,7 +32,11 @@ pub(crate) struct Schedule {
 impl Schedule {
     /// `rate_hz` must not be 0 (the configuration is checked before).
     pub fn new(rate_hz: u32) -> Self {
-        Self { rate_hz: rate_hz.max(1), anchor_seq: 0, anchor_ns: 0 }
+        Self {
+            rate_hz: rate_hz.max(1),
+            anchor_seq: 0,
+            anchor_ns: 0,
+        }
     }
 
     pub fn interval_ns(&self) -> i64 {
@@ -42,7 +46,8 @@ impl Schedule {
     pub fn deadline(&self, seq: u64) -> i64 {
         let k = u128::from(seq.saturating_sub(self.anchor_seq));
         let off = k * 1_000_000_000 / u128::from(self.rate_hz);
-        self.anchor_ns.saturating_add(i64::try_from(off).unwrap_or(i64::MAX))
+        self.anchor_ns
+            .saturating_add(i64::try_from(off).unwrap_or(i64::MAX))
     }
 
     /// More than one interval past its deadline.

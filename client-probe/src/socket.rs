@@ -46,9 +46,18 @@ pub fn prepare(socket: &UdpSocket, timeout: Duration) -> io::Result<()> {
 ///
 /// Returns `Ok(None)` when the read timeout expired or a signal interrupted
 /// the call, so the caller can check its stop flag.
-pub fn recv(socket: &UdpSocket, buf: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<Option<Received>> {
+pub fn recv(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    cmsg: &mut Vec<u8>,
+) -> io::Result<Option<Received>> {
     let mut iov = [IoSliceMut::new(buf)];
-    let msg = match recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty()) {
+    let msg = match recvmsg::<SockaddrStorage>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(cmsg),
+        MsgFlags::empty(),
+    ) {
         Ok(m) => m,
         Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
         Err(e) => return Err(io::Error::from(e)),
@@ -57,7 +66,11 @@ pub fn recv(socket: &UdpSocket, buf: &mut [u8], cmsg: &mut Vec<u8>) -> io::Resul
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {
             if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                kernel = Some(ts.tv_sec().saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec()));
+                kernel = Some(
+                    ts.tv_sec()
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(ts.tv_nsec()),
+                );
             }
         }
     }

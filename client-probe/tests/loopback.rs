@@ -12,7 +12,10 @@ use client_probe::{analyze, ProbeConfig, Prober};
 use wire::probe::{Kind, ProbePacket, HEADER_LEN};
 
 fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
 }
 
 /// A minimal reflector: echoes requests as replies with its counts and
@@ -28,7 +31,8 @@ struct Reflector {
 impl Reflector {
     fn start(pause: Option<(Duration, Duration)>, garbage: bool) -> Self {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
         let addr = sock.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -38,9 +42,13 @@ impl Reflector {
             let mut junk_sent = false;
             let mut buf = [0u8; 2048];
             while !stop2.load(Ordering::Relaxed) {
-                let Ok((len, from)) = sock.recv_from(&mut buf) else { continue };
+                let Ok((len, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
                 let rx = now_ns();
-                let Ok(mut p) = ProbePacket::decode(&buf[..len]) else { continue };
+                let Ok(mut p) = ProbePacket::decode(&buf[..len]) else {
+                    continue;
+                };
                 if p.kind != Kind::Request {
                     continue;
                 }
@@ -88,7 +96,15 @@ fn send_junk(sock: &UdpSocket, to: SocketAddr, session: u64) {
     let mut f = ProbePacket::request(session ^ 1, 0, 0);
     f.kind = Kind::Reply;
     f.encode(&mut foreign);
-    let junk: [&[u8]; 7] = [b"", b"GET / HTTP/1.1\r\n\r\n", &good[..HEADER_LEN - 1], &bad_version, &request, &good, &foreign];
+    let junk: [&[u8]; 7] = [
+        b"",
+        b"GET / HTTP/1.1\r\n\r\n",
+        &good[..HEADER_LEN - 1],
+        &bad_version,
+        &request,
+        &good,
+        &foreign,
+    ];
     for j in junk {
         sock.send_to(j, to).unwrap();
     }
@@ -100,9 +116,16 @@ fn client() -> UdpSocket {
 
 #[test]
 fn a_200_ms_outage_is_measured_and_junk_is_counted() {
-    let refl = Reflector::start(Some((Duration::from_millis(300), Duration::from_millis(500))), true);
+    let refl = Reflector::start(
+        Some((Duration::from_millis(300), Duration::from_millis(500))),
+        true,
+    );
     let target = refl.addr;
-    let cfg = ProbeConfig { target, rate_hz: 1000, payload_len: 100 };
+    let cfg = ProbeConfig {
+        target,
+        rate_hz: 1000,
+        payload_len: 100,
+    };
     let prober = Prober::start(client(), cfg).unwrap();
     std::thread::sleep(Duration::from_millis(450));
     let mid = prober.live();
@@ -118,8 +141,14 @@ fn a_200_ms_outage_is_measured_and_junk_is_counted() {
     assert_eq!(rec.payload_len, 100);
     assert_eq!(rec.target, target.to_string());
     assert!(!rec.replies.is_empty());
-    assert!(rec.replies.iter().all(|r| r.kernel_ts), "kernel timestamps on every reply");
-    assert!(rec.replies.iter().all(|r| r.rx_ns > r.send_ns && r.rx_ns - r.send_ns < 100_000_000));
+    assert!(
+        rec.replies.iter().all(|r| r.kernel_ts),
+        "kernel timestamps on every reply"
+    );
+    assert!(rec
+        .replies
+        .iter()
+        .all(|r| r.rx_ns > r.send_ns && r.rx_ns - r.send_ns < 100_000_000));
     assert_eq!(rec.malformed, 6);
     assert_eq!(rec.foreign_session, 1);
     assert_eq!(rec.send_errors, 0);
@@ -133,7 +162,10 @@ fn a_200_ms_outage_is_measured_and_junk_is_counted() {
     assert_eq!(s.gaps.len(), 1, "{s:#?}");
     assert!((190.0..260.0).contains(&s.max_forward_gap_ms), "{s:#?}");
     assert!((180..=230).contains(&s.lost), "{s:#?}");
-    assert_eq!(s.lost_forward, s.lost, "the reflector never saw the lost probes");
+    assert_eq!(
+        s.lost_forward, s.lost,
+        "the reflector never saw the lost probes"
+    );
     assert_eq!(s.duplicates, 0);
     let g = &s.gaps[0];
     assert_eq!(g.lost_in_gap, g.first_seq_after - g.last_seq_before - 1);
@@ -142,7 +174,11 @@ fn a_200_ms_outage_is_measured_and_junk_is_counted() {
 #[test]
 fn replies_from_another_address_are_ignored() {
     let refl = Reflector::start(None, false);
-    let cfg = ProbeConfig { target: refl.addr, rate_hz: 500, payload_len: HEADER_LEN };
+    let cfg = ProbeConfig {
+        target: refl.addr,
+        rate_hz: 500,
+        payload_len: HEADER_LEN,
+    };
     let sock = client();
     let me = sock.local_addr().unwrap();
     let prober = Prober::start(sock, cfg).unwrap();
@@ -169,12 +205,20 @@ fn replies_from_another_address_are_ignored() {
 fn stop_is_prompt_at_a_low_rate() {
     // Nothing listens at the target: probes are simply lost.
     let silent = client();
-    let cfg = ProbeConfig { target: silent.local_addr().unwrap(), rate_hz: 1, payload_len: 64 };
+    let cfg = ProbeConfig {
+        target: silent.local_addr().unwrap(),
+        rate_hz: 1,
+        payload_len: 64,
+    };
     let prober = Prober::start(client(), cfg).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let t = Instant::now();
     let rec = prober.stop().unwrap();
-    assert!(t.elapsed() < Duration::from_millis(600), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(rec.send_ns.len(), 1);
     assert!(rec.replies.is_empty());
     let s = analyze(&rec, None, 5_000_000);

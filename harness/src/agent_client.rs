@@ -65,9 +65,17 @@ impl AgentClient {
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(body_bytes)))
                 .context("building the request")?;
-            let resp = sender.send_request(req).await.context("sending the request")?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .context("sending the request")?;
             let status = resp.status();
-            let bytes = resp.into_body().collect().await.context("reading the answer")?.to_bytes();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .context("reading the answer")?
+                .to_bytes();
             conn_task.abort();
             if !status.is_success() {
                 bail!(
@@ -76,7 +84,10 @@ impl AgentClient {
                 );
             }
             serde_json::from_slice::<T>(&bytes).with_context(|| {
-                format!("agent's answer is not what was expected: {}", String::from_utf8_lossy(&bytes))
+                format!(
+                    "agent's answer is not what was expected: {}",
+                    String::from_utf8_lossy(&bytes)
+                )
             })
         };
         tokio::time::timeout(timeout, fut)
@@ -87,7 +98,8 @@ impl AgentClient {
 
     /// `GET /v1/health`.
     pub async fn health(&self) -> Result<wire::control::Health> {
-        self.request(Method::GET, "/v1/health", None, Duration::from_secs(3)).await
+        self.request(Method::GET, "/v1/health", None, Duration::from_secs(3))
+            .await
     }
 
     /// Polls health until the agent answers or `deadline` passes; `alive`
@@ -116,7 +128,8 @@ impl AgentClient {
 
     /// `GET /v1/report`.
     pub async fn report(&self) -> Result<wire::control::AgentReport> {
-        self.request(Method::GET, "/v1/report", None, Duration::from_secs(5)).await
+        self.request(Method::GET, "/v1/report", None, Duration::from_secs(5))
+            .await
     }
 
     /// `PUT /v1/workloads/{name}`.
@@ -126,13 +139,23 @@ impl AgentClient {
         spec: &wire::control::WorkloadSpec,
     ) -> Result<wire::control::WorkloadReport> {
         let body = serde_json::to_value(spec)?;
-        self.request(Method::PUT, &format!("/v1/workloads/{name}"), Some(body), Duration::from_secs(30))
-            .await
+        self.request(
+            Method::PUT,
+            &format!("/v1/workloads/{name}"),
+            Some(body),
+            Duration::from_secs(30),
+        )
+        .await
     }
 
     /// `DELETE /v1/workloads/{name}`.
     pub async fn stop_workload(&self, name: &str) -> Result<wire::control::WorkloadReport> {
-        self.request(Method::DELETE, &format!("/v1/workloads/{name}"), None, Duration::from_secs(10))
-            .await
+        self.request(
+            Method::DELETE,
+            &format!("/v1/workloads/{name}"),
+            None,
+            Duration::from_secs(10),
+        )
+        .await
     }
 }

@@ -32,10 +32,17 @@ impl Bundle {
     pub fn create(out: &Path, name: &str, stamp: &str, id: &str) -> Result<Bundle> {
         let safe: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let dir = out.join(format!("{safe}-{stamp}-{id}"));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create bundle folder {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create bundle folder {}", dir.display()))?;
         Ok(Bundle { dir })
     }
 

@@ -33,7 +33,11 @@ pub fn rfc3339(ns: i64) -> String {
 
 /// A compact UTC stamp for folder names: `20261125-021500`.
 pub fn compact_stamp(ns: i64) -> String {
-    rfc3339(ns).replace(['-', ':'], "").replace('T', "-").trim_end_matches('Z').to_string()
+    rfc3339(ns)
+        .replace(['-', ':'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string()
 }
 
 // Howard Hinnant's days-to-civil algorithm.
@@ -57,7 +61,13 @@ mod tests {
     #[test]
     fn dates_format_like_date_does() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_000_000 * 1_000_000_000), "2026-11-18T11:06:40Z");
-        assert_eq!(compact_stamp(1_795_000_000 * 1_000_000_000), "20261118-110640");
+        assert_eq!(
+            rfc3339(1_795_000_000 * 1_000_000_000),
+            "2026-11-18T11:06:40Z"
+        );
+        assert_eq!(
+            compact_stamp(1_795_000_000 * 1_000_000_000),
+            "20261118-110640"
+        );
     }
 }

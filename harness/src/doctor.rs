@@ -19,8 +19,18 @@ pub struct Check {
 
 fn check(what: &'static str, r: Result<String, String>) -> Check {
     match r {
-        Ok(detail) => Check { what, ok: true, optional: false, detail },
-        Err(detail) => Check { what, ok: false, optional: false, detail },
+        Ok(detail) => Check {
+            what,
+            ok: true,
+            optional: false,
+            detail,
+        },
+        Err(detail) => Check {
+            what,
+            ok: false,
+            optional: false,
+            detail,
+        },
     }
 }
 
@@ -55,7 +65,9 @@ pub fn run_checks() -> Vec<Check> {
     ));
     out.push(check(
         "guest agent (static)",
-        find_agent(None).map(|p| p.display().to_string()).map_err(|e| format!("{e:#}")),
+        find_agent(None)
+            .map(|p| p.display().to_string())
+            .map_err(|e| format!("{e:#}")),
     ));
     out.push(check(
         "/dev/net/tun",
@@ -73,7 +85,10 @@ pub fn run_checks() -> Vec<Check> {
             .map(|_| "can create and remove them".into())
             .map_err(|e| format!("{e:#}")),
     ));
-    let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm");
+    let kvm = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm");
     out.push(Check {
         what: "KVM",
         ok: kvm.is_ok(),

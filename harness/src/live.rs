@@ -30,8 +30,15 @@ impl Live {
 
     /// Shows `text` as the current status.
     pub fn update(&self, text: &str) {
-        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let every = if self.tty { Duration::from_millis(100) } else { Duration::from_secs(1) };
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let every = if self.tty {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(1)
+        };
         if last.is_some_and(|t| t.elapsed() < every) {
             return;
         }

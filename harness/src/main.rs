@@ -111,7 +111,13 @@ fn main() {
 
 fn real_main(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Run { scenario, out, agent, kernel, accel } => {
+        Cmd::Run {
+            scenario,
+            out,
+            agent,
+            kernel,
+            accel,
+        } => {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(async move {
                 let ctl = RunControl::default();
@@ -157,7 +163,9 @@ fn real_main(cli: Cli) -> Result<i32> {
                 Ok(if outcome.summary.run_status == "complete" && outcome.summary.failed == 0 { 0 } else { 2 })
             })
         }
-        Cmd::Lab { cmd: LabCmd::Clean { run } } => {
+        Cmd::Lab {
+            cmd: LabCmd::Clean { run },
+        } => {
             let r = harness::lab::topology::clean_all(run.as_deref())?;
             for (pid, ns) in &r.killed {
                 println!("ended process {pid} (in {ns})");
@@ -173,7 +181,15 @@ fn real_main(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Guest { cmd: GuestCmd::Build { out, nic, kernel, agent } } => {
+        Cmd::Guest {
+            cmd:
+                GuestCmd::Build {
+                    out,
+                    nic,
+                    kernel,
+                    agent,
+                },
+        } => {
             let k = harness::guest::find_kernel(&kernel)?;
             let a = harness::guest::find_agent(agent.as_deref())?;
             let nic = match nic {
@@ -181,7 +197,11 @@ fn real_main(cli: Cli) -> Result<i32> {
                 NicArg::E1000 => Nic::E1000,
             };
             let img = harness::guest::build_image(&k, &a, nic, &out)?;
-            println!("kernel    {} ({})", img.kernel.vmlinuz.display(), img.kernel.release);
+            println!(
+                "kernel    {} ({})",
+                img.kernel.vmlinuz.display(),
+                img.kernel.release
+            );
             println!("initramfs {}", img.initramfs.display());
             println!("agent     {}", img.agent.display());
             println!("modules   {}", img.modules.join(" "));
@@ -191,7 +211,13 @@ fn real_main(cli: Cli) -> Result<i32> {
             let checks = harness::doctor::run_checks();
             let mut bad = 0;
             for c in &checks {
-                let mark = if c.ok { "ok " } else if c.optional { "-- " } else { "NO " };
+                let mark = if c.ok {
+                    "ok "
+                } else if c.optional {
+                    "-- "
+                } else {
+                    "NO "
+                };
                 println!("{mark} {:<22} {}", c.what, c.detail);
                 if !c.ok && !c.optional {
                     bad += 1;
@@ -199,7 +225,11 @@ fn real_main(cli: Cli) -> Result<i32> {
             }
             println!(
                 "{}",
-                if bad == 0 { "this machine can run the lab".to_string() } else { format!("{bad} problem(s) to fix first") }
+                if bad == 0 {
+                    "this machine can run the lab".to_string()
+                } else {
+                    format!("{bad} problem(s) to fix first")
+                }
             );
             Ok(if bad == 0 { 0 } else { 1 })
         }

@@ -30,7 +30,10 @@ impl HostFacts {
                 .unwrap_or_default(),
             cpu: cpuinfo
                 .lines()
-                .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
+                .find_map(|l| {
+                    l.strip_prefix("model name")
+                        .and_then(|r| r.split(':').nth(1))
+                })
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default(),
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -41,14 +44,26 @@ impl HostFacts {
 
 /// The first line of `qemu-system-x86_64 --version`.
 pub fn qemu_version() -> Option<String> {
-    let out = Command::new(crate::qemu::process::QEMU).arg("--version").output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string)
+    let out = Command::new(crate::qemu::process::QEMU)
+        .arg("--version")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_string)
 }
 
 /// `git describe --always --dirty` of the source tree, if it is one.
 pub fn git_describe() -> String {
     Command::new("git")
-        .args(["-C", env!("CARGO_MANIFEST_DIR"), "describe", "--always", "--dirty"])
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "describe",
+            "--always",
+            "--dirty",
+        ])
         .output()
         .ok()
         .filter(|o| o.status.success())

@@ -88,8 +88,15 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     let agent = find_agent(opts.agent.as_deref())?;
     let started_ns = now_ns();
     let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
-    *ctl.lab_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());
-    let bundle = Bundle::create(&opts.out_dir, &scenario.name, &compact_stamp(started_ns), &lab.id)?;
+    *ctl.lab_id
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());
+    let bundle = Bundle::create(
+        &opts.out_dir,
+        &scenario.name,
+        &compact_stamp(started_ns),
+        &lab.id,
+    )?;
     live.println(&format!("bundle: {}", bundle.dir.display()));
     bundle.write("scenario.toml", scenario.resolved_toml().as_bytes())?;
     let mut manifest = Manifest {
@@ -151,7 +158,10 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     if let Err(e) = local.collect_logs(&bundle.dir.join("logs")) {
         live.println(&format!("warning: cannot copy logs: {e:#}"));
     }
-    bundle.write("qemu-cmdlines.txt", (local.qemu_cmdlines.join("\n\n") + "\n").as_bytes())?;
+    bundle.write(
+        "qemu-cmdlines.txt",
+        (local.qemu_cmdlines.join("\n\n") + "\n").as_bytes(),
+    )?;
     let interrupted = ctl.cancel.load(Ordering::SeqCst);
     let (run_status, error) = match &body {
         Ok(()) if interrupted => ("incomplete", Some("interrupted by the user".to_string())),
@@ -181,7 +191,10 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     shutdown.context("removing the lab")?;
     if run_status == "failed" {
         if let Err(e) = body {
-            return Err(e.context(format!("the run failed; what it recorded is in {}", bundle.dir.display())));
+            return Err(e.context(format!(
+                "the run failed; what it recorded is in {}",
+                bundle.dir.display()
+            )));
         }
     }
     Ok(RunOutcome {
@@ -199,7 +212,10 @@ async fn run_body(
     live: &Live,
 ) -> Result<()> {
     let t_boot = std::time::Instant::now();
-    live.println(&format!("booting the guest ({} MiB, {} vCPU)...", scenario.vm.memory_mib, scenario.vm.vcpus));
+    live.println(&format!(
+        "booting the guest ({} MiB, {} vCPU)...",
+        scenario.vm.memory_mib, scenario.vm.vcpus
+    ));
     let health = local.boot(scenario.acceleration, live).await?;
     g.health_ok = true;
     live.println(&format!(
@@ -212,7 +228,8 @@ async fn run_body(
     ));
 
     let ns = local.lab.client_ns();
-    let socket = in_netns(&ns, || std::net::UdpSocket::bind("0.0.0.0:0")).context("opening the probe socket in the client namespace")?;
+    let socket = in_netns(&ns, || std::net::UdpSocket::bind("0.0.0.0:0"))
+        .context("opening the probe socket in the client namespace")?;
     let prober = Prober::start(
         socket,
         ProbeConfig {
@@ -244,11 +261,18 @@ async fn run_body(
             break;
         }
         let window_start_ns = now_ns();
-        sleep_unless_cancelled(Duration::from_secs_f64(scenario.pause_before_s), &ctl.cancel).await;
+        sleep_unless_cancelled(
+            Duration::from_secs_f64(scenario.pause_before_s),
+            &ctl.cancel,
+        )
+        .await;
         let prober = g.prober.as_ref().context("probe not running")?;
         let suffix = || {
             let l = prober.live();
-            format!("probe gap now {:.1} ms, largest {:.1} ms", l.current_gap_ms, l.max_gap_ms)
+            format!(
+                "probe gap now {:.1} ms, largest {:.1} ms",
+                l.current_gap_ms, l.max_gap_ms
+            )
         };
         let req = MigrationRequest {
             repetition: rep,
@@ -273,7 +297,9 @@ async fn run_body(
             m.source,
             m.destination,
             m.status.as_str(),
-            m.error.as_ref().map_or(String::new(), |e| format!(" ({e})")),
+            m.error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" ({e})")),
             (rep_rec.window_end_ns - rep_rec.window_start_ns) as f64 / 1e9,
             l.max_gap_ms
         ));
@@ -297,7 +323,11 @@ async fn run_body(
     }
     g.final_health = Some(true);
     if scenario.workload.dirty.is_some() {
-        let r = local.agent.stop_workload("dirty").await.context("stopping the dirty workload")?;
+        let r = local
+            .agent
+            .stop_workload("dirty")
+            .await
+            .context("stopping the dirty workload")?;
         bundle.write_json("agent/dirty.json", &r)?;
     }
     Ok(())

@@ -381,8 +381,11 @@ mod tests {
         assert!(e.to_string().contains("rtl8139"), "{e}");
         let e = Scenario::parse("repetitions = 0\n", "s.toml").unwrap_err();
         assert!(e.to_string().contains("repetitions"), "{e}");
-        let e = Scenario::parse("[[fault]]\nrepetition = 9\nkill = \"destination\"\nafter_ms = 1\n", "s.toml")
-            .unwrap_err();
+        let e = Scenario::parse(
+            "[[fault]]\nrepetition = 9\nkill = \"destination\"\nafter_ms = 1\n",
+            "s.toml",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("fault.repetition"), "{e}");
     }
 

@@ -146,11 +146,11 @@ fn qemu_view(rep: &RepRecord) -> QemuView {
         .filter(|e| e.side == "source" && e.event.event == "MIGRATION_PASS")
         .filter_map(|e| e.event.data.get("pass").and_then(serde_json::Value::as_i64))
         .max();
-    let expected = m
-        .samples
-        .iter()
-        .rev()
-        .find_map(|s| s.info.expected_downtime.filter(|_| s.info.status.as_deref() == Some("active")));
+    let expected = m.samples.iter().rev().find_map(|s| {
+        s.info
+            .expected_downtime
+            .filter(|_| s.info.status.as_deref() == Some("active"))
+    });
     QemuView {
         total_time_ms: info.total_time.map(|v| v as f64),
         downtime_ms: info.downtime.map(|v| v as f64),
@@ -179,10 +179,20 @@ fn client_view(g: &GapSummary) -> ClientView {
 }
 
 /// Summarises one repetition.
-pub fn summarize_rep(rep: &RepRecord, probe: Option<&ProbeRecord>, gap_threshold_ns: i64) -> RepSummary {
+pub fn summarize_rep(
+    rep: &RepRecord,
+    probe: Option<&ProbeRecord>,
+    gap_threshold_ns: i64,
+) -> RepSummary {
     let m = &rep.migration;
     let client = probe
-        .map(|p| client_view(&analyze(p, Some((rep.window_start_ns, rep.window_end_ns)), gap_threshold_ns)))
+        .map(|p| {
+            client_view(&analyze(
+                p,
+                Some((rep.window_start_ns, rep.window_end_ns)),
+                gap_threshold_ns,
+            ))
+        })
         .unwrap_or_default();
     RepSummary {
         repetition: rep.repetition,
@@ -231,11 +241,7 @@ pub fn summarize(r: &RunRecords<'_>) -> Summary {
         .iter()
         .map(|rep| summarize_rep(rep, r.probe, r.gap_threshold_ns))
         .collect();
-    let last_end = r
-        .reps
-        .iter()
-        .filter_map(|x| x.migration.finished_ns)
-        .max();
+    let last_end = r.reps.iter().filter_map(|x| x.migration.finished_ns).max();
     let final_check = r.agent_answered_at_end.map(|agent_answered| FinalCheck {
         agent_answered,
         replies_after_last_migration: match (r.probe, last_end) {
@@ -249,8 +255,14 @@ pub fn summarize(r: &RunRecords<'_>) -> Summary {
         run_status: r.run_status.into(),
         error: r.error.clone(),
         acceleration: r.acceleration.map(str::to_string),
-        completed: reps.iter().filter(|x| x.status == RepStatus::Completed).count() as u32,
-        failed: reps.iter().filter(|x| x.status == RepStatus::Failed).count() as u32,
+        completed: reps
+            .iter()
+            .filter(|x| x.status == RepStatus::Completed)
+            .count() as u32,
+        failed: reps
+            .iter()
+            .filter(|x| x.status == RepStatus::Failed)
+            .count() as u32,
         repetitions: reps,
         probe_overall: r.probe.map(|p| analyze(p, None, r.gap_threshold_ns)),
         final_check,
@@ -305,7 +317,17 @@ fn cell(v: Option<f64>, prec: usize) -> String {
 pub fn to_table(s: &Summary) -> String {
     let mut out = format!(
         "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>6} {:>9} {:>9} {:>6} {:>7}\n",
-        "rep", "dir", "status", "qemu_dt_ms", "stop_res", "client_gap", "lost", "total_ms", "MiB_sent", "passes", "wall_s"
+        "rep",
+        "dir",
+        "status",
+        "qemu_dt_ms",
+        "stop_res",
+        "client_gap",
+        "lost",
+        "total_ms",
+        "MiB_sent",
+        "passes",
+        "wall_s"
     );
     for r in &s.repetitions {
         out.push_str(&format!(

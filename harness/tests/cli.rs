@@ -1,9 +1,13 @@
 //! The `harness` binary as a user meets it.
+#![allow(clippy::unwrap_used, reason = "tests: a panic with its message is the failure report")]
 
 use std::process::Command;
 
 fn harness(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -11,8 +15,17 @@ fn a_malformed_scenario_is_refused_naming_file_line_and_key() {
     let dir = std::env::temp_dir().join(format!("lmig-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "name = \"x\"\nrepetitions = 2\n\n[probe]\nrate_hz = 100\nrte = 5\n").unwrap();
-    let out = harness(&["run", bad.to_str().unwrap(), "--out", dir.join("res").to_str().unwrap()]);
+    std::fs::write(
+        &bad,
+        "name = \"x\"\nrepetitions = 2\n\n[probe]\nrate_hz = 100\nrte = 5\n",
+    )
+    .unwrap();
+    let out = harness(&[
+        "run",
+        bad.to_str().unwrap(),
+        "--out",
+        dir.join("res").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:6:", bad.display())), "{err}");
@@ -28,7 +41,10 @@ fn a_malformed_scenario_is_refused_naming_file_line_and_key() {
 
     let out = harness(&["run", dir.join("missing.toml").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot read scenario") && err.contains("missing.toml"), "{err}");
+    assert!(
+        err.contains("cannot read scenario") && err.contains("missing.toml"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

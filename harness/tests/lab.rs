@@ -2,6 +2,7 @@
 //! real sockets. They need root, QEMU, a guest kernel and the static guest
 //! agent (`scripts/test.sh` builds it); without them they fail, saying what
 //! is missing, rather than pass without testing anything.
+#![allow(clippy::unwrap_used, reason = "tests: a panic with its message is the failure report")]
 
 use harness::record::RepStatus;
 use harness::run::{run, RunControl, RunOptions};
@@ -23,7 +24,11 @@ fn require_lab() {
         .filter(|c| !c.ok && !c.optional)
         .map(|c| format!("{}: {}", c.what, c.detail))
         .collect();
-    assert!(missing.is_empty(), "this machine cannot run the lab:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "this machine cannot run the lab:\n{}",
+        missing.join("\n")
+    );
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -39,18 +44,25 @@ fn processes_of_run(id: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
         .filter_map(|e| {
             let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            cmd.contains(&marker).then(|| format!("{}: {cmd}", e.file_name().to_string_lossy()))
+            cmd.contains(&marker)
+                .then(|| format!("{}: {cmd}", e.file_name().to_string_lossy()))
         })
         .collect()
 }
 
 fn assert_lab_gone(bundle: &Path) {
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap())
+            .unwrap();
     let id = manifest["run_id"].as_str().unwrap().to_string();
     let left: Vec<String> = harness::lab::netns::list()
         .into_iter()
@@ -59,7 +71,10 @@ fn assert_lab_gone(bundle: &Path) {
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
     let procs = processes_of_run(&id);
     assert!(procs.is_empty(), "processes left behind: {procs:?}");
-    assert!(!Path::new("/run/lmig").join(&id).exists(), "state folder left behind");
+    assert!(
+        !Path::new("/run/lmig").join(&id).exists(),
+        "state folder left behind"
+    );
 }
 
 fn run_scenario(text: &str, tag: &str) -> harness::run::RunOutcome {
@@ -74,7 +89,8 @@ fn run_scenario(text: &str, tag: &str) -> harness::run::RunOutcome {
         accel: Some(Acceleration::Tcg),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(run(&opts, &RunControl::default())).expect("the run itself must not fail")
+    rt.block_on(run(&opts, &RunControl::default()))
+        .expect("the run itself must not fail")
 }
 
 #[test]
@@ -115,7 +131,11 @@ rate_hz = 1000
         // And the probe saw the outage where the host says it was: the
         // largest gap overlaps STOP..RESUME.
         let rec: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(out.bundle.join(format!("reps/rep-{:03}.json", r.repetition))).unwrap(),
+            &std::fs::read_to_string(
+                out.bundle
+                    .join(format!("reps/rep-{:03}.json", r.repetition)),
+            )
+            .unwrap(),
         )
         .unwrap();
         let ts = |side: &str, name: &str| -> i64 {
@@ -128,9 +148,18 @@ rate_hz = 1000
                 .unwrap()
         };
         let (stop, resume) = (ts("source", "STOP"), ts("destination", "RESUME"));
-        let (g0, g1) = (r.client.max_gap_start_ns.unwrap(), r.client.max_gap_end_ns.unwrap());
-        assert!(g0 <= stop + 2_000_000 && g1 >= resume, "gap {g0}..{g1} vs STOP {stop} RESUME {resume}");
-        assert!(r.client.lost_probes.unwrap() > 0, "an outage of {gap} ms at 1000/s loses probes");
+        let (g0, g1) = (
+            r.client.max_gap_start_ns.unwrap(),
+            r.client.max_gap_end_ns.unwrap(),
+        );
+        assert!(
+            g0 <= stop + 2_000_000 && g1 >= resume,
+            "gap {g0}..{g1} vs STOP {stop} RESUME {resume}"
+        );
+        assert!(
+            r.client.lost_probes.unwrap() > 0,
+            "an outage of {gap} ms at 1000/s loses probes"
+        );
         assert!(r.qemu.transferred_bytes.unwrap() > 10 << 20);
         assert!(r.qemu.passes.unwrap() >= 2);
     }
@@ -178,7 +207,10 @@ after_ms = 300
     let r1 = &s.repetitions[0];
     assert_eq!(r1.status, RepStatus::Failed, "{r1:?}");
     let err = r1.error.as_deref().unwrap();
-    assert!(err.contains("destination QEMU") && err.contains("exited"), "{err}");
+    assert!(
+        err.contains("destination QEMU") && err.contains("exited"),
+        "{err}"
+    );
     assert_eq!(r1.direction, "a->b");
     // The source kept the guest: the next migration starts from a again.
     let r2 = &s.repetitions[1];
@@ -186,7 +218,10 @@ after_ms = 300
     assert_eq!(r2.direction, "a->b");
     assert_eq!((s.completed, s.failed), (1, 1));
     let rec = std::fs::read_to_string(out.bundle.join("reps/rep-001.json")).unwrap();
-    assert!(rec.contains("fault injected: killed the destination QEMU"), "the bundle records the fault");
+    assert!(
+        rec.contains("fault injected: killed the destination QEMU"),
+        "the bundle records the fault"
+    );
     assert!(s.final_check.as_ref().unwrap().agent_answered);
     assert_lab_gone(&out.bundle);
 }
@@ -200,7 +235,10 @@ fn lab_clean_removes_what_a_crashed_run_left() {
     // A crash: nothing runs the lab's destructor.
     std::mem::forget(lab);
     assert_eq!(
-        harness::lab::netns::list().iter().filter(|n| n.starts_with(&format!("lmig-{id}-"))).count(),
+        harness::lab::netns::list()
+            .iter()
+            .filter(|n| n.starts_with(&format!("lmig-{id}-")))
+            .count(),
         4
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
@@ -209,7 +247,10 @@ fn lab_clean_removes_what_a_crashed_run_left() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("removed namespace lmig-{id}-client")), "{text}");
+    assert!(
+        text.contains(&format!("removed namespace lmig-{id}-client")),
+        "{text}"
+    );
     assert!(harness::lab::netns::list().iter().all(|n| !n.contains(&id)));
     assert!(!Path::new("/run/lmig").join(&id).exists());
 }

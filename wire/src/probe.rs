@@ -178,14 +178,25 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_not_panicked_on() {
-        assert_eq!(ProbePacket::decode(&[]), Err(DecodeError::Truncated { len: 0 }));
-        assert_eq!(ProbePacket::decode(b"LM"), Err(DecodeError::Truncated { len: 2 }));
-        assert_eq!(ProbePacket::decode(b"GET / HTTP/1.1\r\n"), Err(DecodeError::BadMagic));
+        assert_eq!(
+            ProbePacket::decode(&[]),
+            Err(DecodeError::Truncated { len: 0 })
+        );
+        assert_eq!(
+            ProbePacket::decode(b"LM"),
+            Err(DecodeError::Truncated { len: 2 })
+        );
+        assert_eq!(
+            ProbePacket::decode(b"GET / HTTP/1.1\r\n"),
+            Err(DecodeError::BadMagic)
+        );
         let mut buf = [0u8; HEADER_LEN];
         ProbePacket::request(1, 2, 3).encode(&mut buf);
         assert_eq!(
             ProbePacket::decode(&buf[..HEADER_LEN - 1]),
-            Err(DecodeError::Truncated { len: HEADER_LEN - 1 })
+            Err(DecodeError::Truncated {
+                len: HEADER_LEN - 1
+            })
         );
         buf[4] = 9;
         assert_eq!(ProbePacket::decode(&buf), Err(DecodeError::BadVersion(9)));

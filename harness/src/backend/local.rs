@@ -100,10 +100,19 @@ impl LocalLab {
 
     /// PIDs of the QEMU processes alive now (running, standby).
     pub fn qemu_pids(&self) -> Vec<u32> {
-        self.running.iter().chain(self.standby.iter()).map(|q| q.pid).collect()
+        self.running
+            .iter()
+            .chain(self.standby.iter())
+            .map(|q| q.pid)
+            .collect()
     }
 
-    async fn spawn(&mut self, node: Node, incoming: bool, accel: &'static str) -> Result<QemuProcess> {
+    async fn spawn(
+        &mut self,
+        node: Node,
+        incoming: bool,
+        accel: &'static str,
+    ) -> Result<QemuProcess> {
         self.generation += 1;
         let tag = format!("vm0-{}-{}", node.letter(), self.generation);
         let dir = &self.lab.state_dir;
@@ -133,20 +142,36 @@ impl LocalLab {
             crate::qemu::process::QEMU,
             spec.args()
                 .iter()
-                .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
+                .map(|a| if a.contains(' ') {
+                    format!("'{a}'")
+                } else {
+                    a.clone()
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         ));
-        let mut q = QemuProcess::spawn(&self.lab.node_ns(node), node, spec, dir.join(format!("{tag}.stderr.log")))?;
+        let mut q = QemuProcess::spawn(
+            &self.lab.node_ns(node),
+            node,
+            spec,
+            dir.join(format!("{tag}.stderr.log")),
+        )?;
         q.connect_qmp().await?;
         Ok(q)
     }
 
-    async fn boot_with(&mut self, accel: &'static str, deadline: Duration) -> Result<wire::control::Health> {
+    async fn boot_with(
+        &mut self,
+        accel: &'static str,
+        deadline: Duration,
+    ) -> Result<wire::control::Health> {
         let q = self.spawn(Node::A, false, accel).await?;
         self.running = Some(q);
         let agent = self.agent.clone();
-        let running = self.running.as_mut().context("unreachable: VM just started")?;
+        let running = self
+            .running
+            .as_mut()
+            .context("unreachable: VM just started")?;
         let console = running.spec.console.clone();
         let health = agent
             .wait_ready(deadline, || {
@@ -170,7 +195,9 @@ impl LocalLab {
                 if let Some(mut q) = self.running.take() {
                     q.kill().await;
                 }
-                Err(e.context(format!("booting under {accel}; last console lines:\n    {tail}")))
+                Err(e.context(format!(
+                    "booting under {accel}; last console lines:\n    {tail}"
+                )))
             }
         }
     }
@@ -178,7 +205,11 @@ impl LocalLab {
     /// Boots the guest on node-a and starts a standby destination on
     /// node-b. `auto` tries KVM first and keeps it only if the guest really
     /// answers within [`KVM_PROOF_DEADLINE`].
-    pub async fn boot(&mut self, accel: Acceleration, live: &Live) -> Result<wire::control::Health> {
+    pub async fn boot(
+        &mut self,
+        accel: Acceleration,
+        live: &Live,
+    ) -> Result<wire::control::Health> {
         let boot_deadline = Duration::from_secs_f64(self.scenario.vm.boot_timeout_s);
         let health = match accel {
             Acceleration::Tcg => {
@@ -199,7 +230,9 @@ impl LocalLab {
                     self.accel_note = "auto: /dev/kvm cannot be opened, so tcg".into();
                     self.boot_with("tcg", boot_deadline).await?
                 } else {
-                    live.println("acceleration auto: trying kvm (a guest must answer within 12 s)...");
+                    live.println(
+                        "acceleration auto: trying kvm (a guest must answer within 12 s)...",
+                    );
                     match self.boot_with("kvm", KVM_PROOF_DEADLINE).await {
                         Ok(h) => {
                             self.accel_note = "auto: the guest came up under kvm".into();
@@ -238,7 +271,10 @@ impl LocalLab {
 
     /// Ends every QEMU of this lab (by PID) and removes the lab.
     pub async fn shutdown(&mut self) -> Result<()> {
-        for q in [self.running.take(), self.standby.take()].into_iter().flatten() {
+        for q in [self.running.take(), self.standby.take()]
+            .into_iter()
+            .flatten()
+        {
             let mut q = q;
             q.quit().await;
         }
@@ -247,7 +283,8 @@ impl LocalLab {
 
     /// Copies consoles and QEMU logs into `dest`.
     pub fn collect_logs(&self, dest: &Path) -> Result<()> {
-        std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+        std::fs::create_dir_all(dest)
+            .with_context(|| format!("cannot create {}", dest.display()))?;
         for e in std::fs::read_dir(&self.lab.state_dir)?.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.ends_with(".log") {
@@ -277,7 +314,10 @@ impl LocalLab {
             .collect()
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one call site; the pieces are independent")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the pieces are independent"
+    )]
     async fn drive(
         &self,
         src: &mut QemuProcess,
@@ -290,7 +330,10 @@ impl LocalLab {
     ) -> Result<()> {
         let caps = self.capabilities();
         let extra = self.extra_parameters();
-        let uri = format!("tcp:{}:{MIGRATION_PORT}", self.lab.addrs.migration_addr(dst.node));
+        let uri = format!(
+            "tcp:{}:{MIGRATION_PORT}",
+            self.lab.addrs.migration_addr(dst.node)
+        );
         {
             let d = dst.qmp()?;
             d.execute("migrate-set-capabilities", Some(caps.clone()))
@@ -310,17 +353,25 @@ impl LocalLab {
             "max-bandwidth".into(),
             json!((self.scenario.migration.max_bandwidth_mib_s * 1048576.0) as u64),
         );
-        params.insert("downtime-limit".into(), json!(self.scenario.migration.downtime_limit_ms));
+        params.insert(
+            "downtime-limit".into(),
+            json!(self.scenario.migration.downtime_limit_ms),
+        );
         {
             let s = src.qmp()?;
-            s.execute("migrate-set-capabilities", Some(caps)).await.context("setting capabilities on the source")?;
+            s.execute("migrate-set-capabilities", Some(caps))
+                .await
+                .context("setting capabilities on the source")?;
             s.execute("migrate-set-parameters", Some(Value::Object(params)))
                 .await
                 .context("setting parameters on the source")?;
         }
         let t0 = Instant::now();
         rec.migrate_cmd_ns = Some(now_ns());
-        src.qmp()?.execute("migrate", Some(json!({ "uri": uri }))).await.context("starting the migration")?;
+        src.qmp()?
+            .execute("migrate", Some(json!({ "uri": uri })))
+            .await
+            .context("starting the migration")?;
         let mut faults: Vec<_> = req.faults.clone();
         let timeout = Duration::from_secs_f64(self.scenario.migration.timeout_s);
         let mut next = tokio::time::Instant::from_std(t0) + SAMPLE_INTERVAL;
@@ -366,7 +417,13 @@ impl LocalLab {
             };
             let info = MigrationInfo::from_value(&raw);
             let host_ns = now_ns();
-            live.update(&progress_line(req.repetition, of, rec, &info, (req.status_suffix)()));
+            live.update(&progress_line(
+                req.repetition,
+                of,
+                rec,
+                &info,
+                (req.status_suffix)(),
+            ));
             let finished = info.is_finished();
             rec.samples.push(Sample { host_ns, info, raw });
             if finished {
@@ -386,22 +443,39 @@ impl LocalLab {
         // `total-time` and `downtime` (seen with 7.2: a completed reply with
         // both 0). Ask again until they are there.
         for _ in 0..25 {
-            let Some(last) = rec.samples.last() else { break };
+            let Some(last) = rec.samples.last() else {
+                break;
+            };
             let done = last.info.status.as_deref() == Some("completed");
             if !done || last.info.total_time.unwrap_or(0) > 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let Ok(raw) = src.qmp()?.execute("query-migrate", None).await else { break };
-            rec.samples.push(Sample { host_ns: now_ns(), info: MigrationInfo::from_value(&raw), raw });
+            let Ok(raw) = src.qmp()?.execute("query-migrate", None).await else {
+                break;
+            };
+            rec.samples.push(Sample {
+                host_ns: now_ns(),
+                info: MigrationInfo::from_value(&raw),
+                raw,
+            });
         }
-        let last = rec.samples.last().map(|s| s.info.clone()).unwrap_or_default();
+        let last = rec
+            .samples
+            .last()
+            .map(|s| s.info.clone())
+            .unwrap_or_default();
         rec.final_info = Some(last.clone());
         let status = last.status.clone().unwrap_or_else(|| "unknown".into());
         if status == "completed" {
-            let resumed = dst.qmp()?.wait_event("RESUME", dst_events_from, Duration::from_secs(10)).await;
+            let resumed = dst
+                .qmp()?
+                .wait_event("RESUME", dst_events_from, Duration::from_secs(10))
+                .await;
             if resumed.is_none() {
-                let why = dst.exit_status().map_or("it did not say why".into(), |s| format!("its QEMU exited ({s})"));
+                let why = dst.exit_status().map_or("it did not say why".into(), |s| {
+                    format!("its QEMU exited ({s})")
+                });
                 bail!("QEMU reported the migration completed, but the destination did not resume the guest within 10 s: {why}");
             }
             rec.status = RepStatus::Completed;
@@ -418,13 +492,22 @@ impl LocalLab {
         // Give a killed destination a moment to be reaped so we can say so.
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Some(st) = dst.exit_status() {
-            msg.push_str(&format!("; the destination QEMU (pid {}) exited ({st})", dst.pid));
+            msg.push_str(&format!(
+                "; the destination QEMU (pid {}) exited ({st})",
+                dst.pid
+            ));
         }
         bail!(msg)
     }
 }
 
-fn progress_line(rep: u32, of: u32, rec: &MigrationRecord, info: &MigrationInfo, suffix: String) -> String {
+fn progress_line(
+    rep: u32,
+    of: u32,
+    rec: &MigrationRecord,
+    info: &MigrationInfo,
+    suffix: String,
+) -> String {
     let ram = info.ram.clone().unwrap_or_default();
     let mib = |b: Option<i64>| b.map_or("?".into(), |v| format!("{:.1}", v as f64 / 1048576.0));
     format!(
@@ -443,7 +526,11 @@ impl Backend for LocalLab {
         "local-qemu"
     }
 
-    async fn migrate(&mut self, req: &MigrationRequest<'_>, live: &Live) -> Result<MigrationRecord> {
+    async fn migrate(
+        &mut self,
+        req: &MigrationRequest<'_>,
+        live: &Live,
+    ) -> Result<MigrationRecord> {
         self.ensure_standby().await?;
         let mut src = self.running.take().context("no running VM")?;
         let Some(mut dst) = self.standby.take() else {
@@ -467,7 +554,9 @@ impl Backend for LocalLab {
         let s0 = src.qmp.as_ref().map_or(0, |q| q.event_count());
         let d0 = dst.qmp.as_ref().map_or(0, |q| q.event_count());
         let of = self.scenario.repetitions;
-        let outcome = self.drive(&mut src, &mut dst, &mut rec, req, d0, live, of).await;
+        let outcome = self
+            .drive(&mut src, &mut dst, &mut rec, req, d0, live, of)
+            .await;
         if let Err(e) = outcome {
             if rec.status != RepStatus::Interrupted {
                 rec.status = RepStatus::Failed;
@@ -479,14 +568,16 @@ impl Backend for LocalLab {
         }
         for (q, side, from) in [(&src, "source", s0), (&dst, "destination", d0)] {
             if let Some(qmp) = &q.qmp {
-                rec.events.extend(qmp.events_since(from).into_iter().map(|event| SideEvent {
-                    side: side.into(),
-                    node: q.node.letter().into(),
-                    event,
-                }));
+                rec.events
+                    .extend(qmp.events_since(from).into_iter().map(|event| SideEvent {
+                        side: side.into(),
+                        node: q.node.letter().into(),
+                        event,
+                    }));
             }
         }
-        rec.events.sort_by_key(|e| e.event.qemu_ts_ns.unwrap_or(e.event.host_rx_ns));
+        rec.events
+            .sort_by_key(|e| e.event.qemu_ts_ns.unwrap_or(e.event.host_rx_ns));
         if rec.status == RepStatus::Completed {
             src.quit().await;
             self.running = Some(dst);
@@ -502,7 +593,9 @@ impl Backend for LocalLab {
         if !rec.vm_lost {
             // Prepare the next destination now, during the pause after.
             if let Err(e) = self.ensure_standby().await {
-                live.println(&format!("warning: cannot start the next destination yet: {e:#}"));
+                live.println(&format!(
+                    "warning: cannot start the next destination yet: {e:#}"
+                ));
             }
         }
         Ok(rec)

@@ -30,6 +30,13 @@ pub trait Backend {
     /// Migrates the VM to the other host and records everything seen.
     /// Failures of the migration are recorded in the result, not returned
     /// as errors; an `Err` means the backend itself broke.
-    #[expect(async_fn_in_trait, reason = "used with concrete types only, never as dyn")]
-    async fn migrate(&mut self, req: &MigrationRequest<'_>, live: &crate::live::Live) -> anyhow::Result<MigrationRecord>;
+    #[expect(
+        async_fn_in_trait,
+        reason = "used with concrete types only, never as dyn"
+    )]
+    async fn migrate(
+        &mut self,
+        req: &MigrationRequest<'_>,
+        live: &crate::live::Live,
+    ) -> anyhow::Result<MigrationRecord>;
 }

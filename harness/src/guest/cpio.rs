@@ -103,7 +103,10 @@ mod tests {
             use std::io::Write;
             child.stdin.take().unwrap().write_all(&buf).unwrap();
             let out = child.wait_with_output().unwrap();
-            assert_eq!(String::from_utf8_lossy(&out.stdout), "etc\netc/hello\ninit\n");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "etc\netc/hello\ninit\n"
+            );
         }
     }
 }

@@ -71,11 +71,14 @@ pub fn find_kernel(spec: &str) -> Result<KernelChoice> {
                 .filter_map(|p| {
                     let release = release_of(&p)?;
                     let modules_dir = Path::new("/lib/modules").join(&release);
-                    modules_dir.join("modules.dep").is_file().then_some(KernelChoice {
-                        vmlinuz: p,
-                        release,
-                        modules_dir,
-                    })
+                    modules_dir
+                        .join("modules.dep")
+                        .is_file()
+                        .then_some(KernelChoice {
+                            vmlinuz: p,
+                            release,
+                            modules_dir,
+                        })
                 })
                 .collect()
         })
@@ -99,7 +102,13 @@ fn parse_modules_dep(text: &str) -> HashMap<String, (String, Vec<String>)> {
         .filter_map(|l| {
             let (path, deps) = l.split_once(':')?;
             let name = module_name(path);
-            Some((name, (path.to_string(), deps.split_whitespace().map(str::to_string).collect())))
+            Some((
+                name,
+                (
+                    path.to_string(),
+                    deps.split_whitespace().map(str::to_string).collect(),
+                ),
+            ))
         })
         .collect()
 }
@@ -124,9 +133,9 @@ pub fn resolve_modules(modules_dep: &str, wanted: &[&str]) -> Result<Vec<String>
         if depth > 64 {
             bail!("module dependency loop at {name}");
         }
-        let (path, ds) = deps
-            .get(name)
-            .with_context(|| format!("kernel module {name} is not in modules.dep (is it built in, or missing?)"))?;
+        let (path, ds) = deps.get(name).with_context(|| {
+            format!("kernel module {name} is not in modules.dep (is it built in, or missing?)")
+        })?;
         if order.contains(path) {
             return Ok(());
         }
@@ -161,7 +170,11 @@ pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf> {
                 candidates.push(up.join(rel));
             }
         }
-        candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target").join(rel));
+        candidates.push(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target")
+                .join(rel),
+        );
     }
     for c in &candidates {
         if c.is_file() {
@@ -187,8 +200,10 @@ pub fn check_static(path: &Path) -> Result<()> {
     if b.len() < 64 || &b[0..4] != b"\x7fELF" || b[4] != 2 {
         return Err(bad());
     }
-    let u64_at = |o: usize| -> Option<u64> { Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?)) };
-    let u16_at = |o: usize| -> Option<u16> { Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?)) };
+    let u64_at =
+        |o: usize| -> Option<u64> { Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?)) };
+    let u16_at =
+        |o: usize| -> Option<u16> { Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?)) };
     let phoff = u64_at(0x20).ok_or_else(bad)? as usize;
     let phentsize = u16_at(0x36).ok_or_else(bad)? as usize;
     let phnum = u16_at(0x38).ok_or_else(bad)? as usize;
@@ -213,7 +228,12 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// Writes `out_dir/initramfs.cpio` for `nic` with `agent` as `/init`.
-pub fn build_image(kernel: &KernelChoice, agent: &Path, nic: Nic, out_dir: &Path) -> Result<GuestImage> {
+pub fn build_image(
+    kernel: &KernelChoice,
+    agent: &Path,
+    nic: Nic,
+    out_dir: &Path,
+) -> Result<GuestImage> {
     let dep_path = kernel.modules_dir.join("modules.dep");
     let dep = std::fs::read_to_string(&dep_path)
         .with_context(|| format!("cannot read {}; {KERNEL_HINT}", dep_path.display()))?;
@@ -222,21 +242,33 @@ pub fn build_image(kernel: &KernelChoice, agent: &Path, nic: Nic, out_dir: &Path
         wanted.insert(0, "virtio_pci");
     }
     let modules = resolve_modules(&dep, &wanted)?;
-    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let initramfs = out_dir.join("initramfs.cpio");
     let file = std::fs::File::create(&initramfs)
         .with_context(|| format!("cannot create {}", initramfs.display()))?;
     let mut w = CpioWriter::new(std::io::BufWriter::new(file));
-    for d in ["dev", "proc", "sys", "tmp", "etc", "etc/lmig", "lib", "lib/modules"] {
+    for d in [
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "etc",
+        "etc/lmig",
+        "lib",
+        "lib/modules",
+    ] {
         w.dir(d)?;
     }
-    let agent_bytes = std::fs::read(agent).with_context(|| format!("cannot read {}", agent.display()))?;
+    let agent_bytes =
+        std::fs::read(agent).with_context(|| format!("cannot read {}", agent.display()))?;
     w.file("init", 0o755, &agent_bytes)?;
     let mut list = String::new();
     let mut names = Vec::new();
     for rel in &modules {
         let src = kernel.modules_dir.join(rel);
-        let data = std::fs::read(&src).with_context(|| format!("cannot read module {}", src.display()))?;
+        let data =
+            std::fs::read(&src).with_context(|| format!("cannot read module {}", src.display()))?;
         let base = rel.rsplit('/').next().unwrap_or(rel);
         w.file(&format!("lib/modules/{base}"), 0o644, &data)?;
         list.push_str(&format!("/lib/modules/{base}\n"));
@@ -247,7 +279,10 @@ pub fn build_image(kernel: &KernelChoice, agent: &Path, nic: Nic, out_dir: &Path
     let mut sha256 = HashMap::new();
     sha256.insert("kernel".into(), sha256_file(&kernel.vmlinuz)?);
     sha256.insert("initramfs".into(), sha256_file(&initramfs)?);
-    sha256.insert("agent".into(), format!("{:x}", Sha256::digest(&agent_bytes)));
+    sha256.insert(
+        "agent".into(),
+        format!("{:x}", Sha256::digest(&agent_bytes)),
+    );
     Ok(GuestImage {
         kernel: kernel.clone(),
         initramfs,
@@ -264,7 +299,7 @@ mod tests {
     const DEP: &str = "kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
 kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
 kernel/drivers/virtio/virtio_pci_modern_dev.ko:
-kernel/drivers/virtio/virtio.ko:
+kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko
 kernel/drivers/virtio/virtio_ring.ko:
 kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
 kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
@@ -276,6 +311,10 @@ kernel/net/core/failover.ko:
     fn dependencies_come_before_their_users_and_only_once() {
         let order = resolve_modules(DEP, &["virtio_pci", "virtio_net"]).unwrap();
         let pos = |n: &str| order.iter().position(|p| p.ends_with(n)).unwrap();
+        assert!(
+            pos("/virtio_ring.ko") < pos("/virtio.ko"),
+            "virtio needs virtio_ring"
+        );
         assert!(pos("/virtio.ko") < pos("/virtio_pci.ko"));
         assert!(pos("/failover.ko") < pos("/net_failover.ko"));
         assert!(pos("/net_failover.ko") < pos("/virtio_net.ko"));
@@ -291,8 +330,13 @@ kernel/net/core/failover.ko:
         let exe = std::env::current_exe().unwrap();
         let e = check_static(&exe).unwrap_err().to_string();
         assert!(e.contains("crt-static"), "{e}");
-        let e = check_static(Path::new("/etc/hostname")).unwrap_err().to_string();
-        assert!(e.contains("not a 64-bit ELF") || e.contains("cannot read"), "{e}");
+        let e = check_static(Path::new("/etc/hostname"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not a 64-bit ELF") || e.contains("cannot read"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -133,7 +133,12 @@ impl Lab {
         ip_in(&sw, &["link", "set", "br0", "up"])?;
         for (node, ns) in [(Node::A, &na), (Node::B, &nb)] {
             let port = format!("to-{}", node.letter());
-            ip_in(&sw, &["link", "add", &port, "type", "veth", "peer", "name", "uplink", "netns", ns])?;
+            ip_in(
+                &sw,
+                &[
+                    "link", "add", &port, "type", "veth", "peer", "name", "uplink", "netns", ns,
+                ],
+            )?;
             ip_in(&sw, &["link", "set", &port, "master", "br0", "up"])?;
             ip_in(ns, &["link", "add", "br0", "type", "bridge"])?;
             ip_in(ns, &["link", "set", "uplink", "master", "br0", "up"])?;
@@ -144,13 +149,23 @@ impl Lab {
                 ip_in(ns, &["link", "set", &tap, "master", "br0", "up"])?;
             }
         }
-        ip_in(&sw, &["link", "add", "to-cl", "type", "veth", "peer", "name", "eth0", "netns", &cl])?;
+        ip_in(
+            &sw,
+            &[
+                "link", "add", "to-cl", "type", "veth", "peer", "name", "eth0", "netns", &cl,
+            ],
+        )?;
         ip_in(&sw, &["link", "set", "to-cl", "master", "br0", "up"])?;
         let client = format!("{}/{}", self.addrs.client, self.addrs.lan_prefix);
         ip_in(&cl, &["addr", "add", &client, "dev", "eth0"])?;
         ip_in(&cl, &["link", "set", "eth0", "up"])?;
         // The migration link.
-        ip_in(&na, &["link", "add", "mig0", "type", "veth", "peer", "name", "mig0", "netns", &nb])?;
+        ip_in(
+            &na,
+            &[
+                "link", "add", "mig0", "type", "veth", "peer", "name", "mig0", "netns", &nb,
+            ],
+        )?;
         for (node, ns) in [(Node::A, &na), (Node::B, &nb)] {
             let a = format!("{}/24", self.addrs.migration_addr(node));
             ip_in(ns, &["addr", "add", &a, "dev", "mig0"])?;
@@ -196,7 +211,11 @@ fn random_id() -> String {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        b = [(t >> 16) as u8, (t >> 8) as u8, t as u8 ^ std::process::id() as u8];
+        b = [
+            (t >> 16) as u8,
+            (t >> 8) as u8,
+            t as u8 ^ std::process::id() as u8,
+        ];
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -66,7 +66,11 @@ impl QemuSpec {
             "-netdev",
             &format!("tap,id=net0,ifname={},script=no,downscript=no", self.tap),
             "-device",
-            &format!("{},netdev=net0,mac={},romfile=", self.nic.qemu_device(), self.mac),
+            &format!(
+                "{},netdev=net0,mac={},romfile=",
+                self.nic.qemu_device(),
+                self.mac
+            ),
             "-chardev",
             &format!("file,id=con0,path={}", self.console.display()),
             "-serial",

@@ -68,7 +68,14 @@ impl QemuProcess {
                     st.map_or("unknown status".into(), |s| s.to_string()), self.stderr_tail());
             }
         };
-        let qmp = res.with_context(|| format!("QEMU {} (pid {}): {}", self.spec.name, self.pid, self.stderr_tail()))?;
+        let qmp = res.with_context(|| {
+            format!(
+                "QEMU {} (pid {}): {}",
+                self.spec.name,
+                self.pid,
+                self.stderr_tail()
+            )
+        })?;
         self.qmp = Some(qmp);
         self.qmp.as_ref().context("unreachable: QMP just set")
     }
@@ -111,7 +118,9 @@ impl QemuProcess {
     /// Asks QEMU to quit, and kills it if it has not within 3 s.
     pub async fn quit(&mut self) {
         if let Some(q) = &self.qmp {
-            let _ = q.execute_timeout("quit", None, Duration::from_secs(2)).await;
+            let _ = q
+                .execute_timeout("quit", None, Duration::from_secs(2))
+                .await;
         }
         if tokio::time::timeout(Duration::from_secs(3), self.child.wait())
             .await
@@ -129,5 +138,9 @@ impl QemuProcess {
 
 /// Sends SIGKILL to `pid`; true if the process existed.
 pub fn kill_pid(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok()
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .is_ok()
 }

@@ -143,10 +143,7 @@ impl Qmp {
             })?
             .ok_or_else(|| QmpError::Closed { path: p.clone() })?;
         if !greeting.contains("\"QMP\"") {
-            return Err(QmpError::Greeting {
-                path: p,
-                greeting,
-            });
+            return Err(QmpError::Greeting { path: p, greeting });
         }
         let shared = Arc::new(Shared::default());
         let reader = tokio::spawn(read_loop(lines, shared.clone()));
@@ -235,7 +232,10 @@ impl Qmp {
 
     /// Events recorded from index `from` on.
     pub fn events_since(&self, from: usize) -> Vec<QmpEvent> {
-        lock(&self.shared.events).get(from..).map(<[_]>::to_vec).unwrap_or_default()
+        lock(&self.shared.events)
+            .get(from..)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// Waits for event `name` at or after index `from`.
@@ -243,7 +243,11 @@ impl Qmp {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.shared.notify.notified();
-            if let Some(e) = self.events_since(from).into_iter().find(|e| e.event == name) {
+            if let Some(e) = self
+                .events_since(from)
+                .into_iter()
+                .find(|e| e.event == name)
+            {
                 return Some(e);
             }
             if self.is_closed() {
@@ -291,8 +295,16 @@ async fn read_loop(
             let err = v.get("error").cloned().unwrap_or(Value::Null);
             Err(QmpError::Command {
                 cmd: String::new(),
-                class: err.get("class").and_then(Value::as_str).unwrap_or("?").into(),
-                desc: err.get("desc").and_then(Value::as_str).unwrap_or("?").into(),
+                class: err
+                    .get("class")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .into(),
+                desc: err
+                    .get("desc")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .into(),
             })
         };
         let _ = tx.send(result);

@@ -10,7 +10,9 @@ use serde_json::Value;
 
 fn int(v: &Value, key: &str) -> Option<i64> {
     let f = v.get(key)?;
-    f.as_i64().or_else(|| f.as_u64().map(|u| u as i64)).or_else(|| f.as_f64().map(|x| x as i64))
+    f.as_i64()
+        .or_else(|| f.as_u64().map(|u| u as i64))
+        .or_else(|| f.as_f64().map(|x| x as i64))
 }
 
 fn float(v: &Value, key: &str) -> Option<f64> {
@@ -149,7 +151,10 @@ mod tests {
         assert_eq!(m.downtime, Some(7));
         assert_eq!(m.ram, None);
         assert!(!m.is_finished());
-        assert_eq!(MigrationInfo::from_value(&Value::Null), MigrationInfo::default());
+        assert_eq!(
+            MigrationInfo::from_value(&Value::Null),
+            MigrationInfo::default()
+        );
     }
 
     #[test]

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The README's second command: install, build the guest agent, run every
+# test (unit, loopback and real-lab integration tests), then check that
+# nothing of the lab is left behind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --release --locked --target x86_64-unknown-linux-gnu -p guest-agent
+before_ns=$(ip netns list | awk '{print $1}' | grep -c '^lmig-' || true)
+status=0
+cargo test --workspace --locked || status=$?
+left=$(ip netns list | awk '{print $1}' | grep '^lmig-' || true)
+after_ns=$(printf '%s' "$left" | grep -c . || true)
+if [ "$after_ns" -gt "$before_ns" ]; then
+  echo "test.sh: the tests left lab namespaces behind:" $left >&2
+  status=1
+fi
+exit $status
