@@ -39,6 +39,10 @@ impl QemuProcess {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
+            // Its own process group: a Ctrl-C in the terminal goes to the
+            // harness, which then stops the run in order, and not straight
+            // to QEMU, which would quit and lose the VM mid-measurement.
+            .process_group(0)
             // The last line of defence: a harness that unwinds or is dropped
             // takes its QEMUs with it.
             .kill_on_drop(true);
