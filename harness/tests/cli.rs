@@ -1,5 +1,8 @@
 //! The `harness` binary as a user meets it.
-#![allow(clippy::unwrap_used, reason = "tests: a panic with its message is the failure report")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a panic with its message is the failure report"
+)]
 
 use std::process::Command;
 

@@ -2,7 +2,10 @@
 //! real sockets. They need root, QEMU, a guest kernel and the static guest
 //! agent (`scripts/test.sh` builds it); without them they fail, saying what
 //! is missing, rather than pass without testing anything.
-#![allow(clippy::unwrap_used, reason = "tests: a panic with its message is the failure report")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a panic with its message is the failure report"
+)]
 
 use harness::record::RepStatus;
 use harness::run::{run, RunControl, RunOptions};
@@ -194,6 +197,9 @@ name = "it-kill"
 repetitions = 2
 pause_before_s = 0.3
 pause_after_s = 0.3
+# The study's NIC, so the E1000 path is exercised end to end too.
+[vm]
+nic = "e1000"
 [migration]
 max_bandwidth_mib_s = 32
 [[fault]]

@@ -6,11 +6,91 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// What to do when no kernel is found.
-pub const KERNEL_HINT: &str =
-    "install one with `apt-get install linux-image-amd64` (Debian), or name a bzImage with `vm.kernel` / --kernel";
+pub const KERNEL_HINT: &str = "install one with `apt-get install linux-image-amd64` (Debian), \
+or fetch the package without installing it (`apt-get download linux-image-$(uname -r)` or any linux-image-*-amd64) \
+and name the .deb with `vm.kernel` / --kernel, or name a bzImage whose modules are in /lib/modules/<release>";
+
+/// Where kernels unpacked from Debian packages are kept.
+pub const KERNEL_CACHE: &str = "/var/cache/lmig/kernels";
+
+/// Unpacks a Debian `linux-image-*` package (without installing it) into
+/// [`KERNEL_CACHE`] and indexes its modules with `depmod -b`, since the
+/// package ships no `modules.dep`. Reused on later runs.
+pub fn unpack_kernel_deb(deb: &Path) -> Result<KernelChoice> {
+    let stem = deb
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .with_context(|| format!("{} has no usable file name", deb.display()))?;
+    let dest = Path::new(KERNEL_CACHE).join(stem);
+    if !dest.join("boot").is_dir() {
+        let partial = dest.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?;
+        run_tool(
+            "dpkg-deb",
+            &[OsStr::new("-x"), deb.as_os_str(), partial.as_os_str()],
+        )?;
+        std::fs::rename(&partial, &dest)
+            .with_context(|| format!("cannot create {}", dest.display()))?;
+    }
+    let vmlinuz = std::fs::read_dir(dest.join("boot"))
+        .ok()
+        .and_then(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| release_of(p).is_some())
+        })
+        .with_context(|| format!("{} holds no boot/vmlinuz-*: is it a linux-image-<release> package (not the linux-image-amd64 meta package)?", deb.display()))?;
+    let release = release_of(&vmlinuz).context("unreachable: checked above")?;
+    let modules_dir = dest.join("lib/modules").join(&release);
+    if !modules_dir.join("modules.dep").is_file() {
+        run_tool(
+            "depmod",
+            &[OsStr::new("-b"), dest.as_os_str(), OsStr::new(&release)],
+        )?;
+    }
+    Ok(KernelChoice {
+        vmlinuz,
+        release,
+        modules_dir,
+    })
+}
+
+fn run_tool(tool: &str, args: &[&OsStr]) -> Result<()> {
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {tool}"))?;
+    if !out.status.success() {
+        bail!(
+            "{tool} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn newest_cached_kernel_deb() -> Option<PathBuf> {
+    let mut debs: Vec<PathBuf> = std::fs::read_dir("/var/cache/apt/archives")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("linux-image-")
+                    && n.ends_with(".deb")
+                    && n.as_bytes().get(12).is_some_and(u8::is_ascii_digit)
+            })
+        })
+        .collect();
+    debs.sort_by_key(|p| version_key(&p.to_string_lossy()));
+    debs.pop()
+}
 
 /// The guest kernel and its modules.
 #[derive(Debug, Clone, Serialize)]
@@ -46,9 +126,14 @@ fn release_of(vmlinuz: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Finds the guest kernel: `spec` is a path, or `auto` for the newest
-/// `/boot/vmlinuz-*` that has its modules installed.
+/// Finds the guest kernel: `spec` is a bzImage path, a Debian
+/// `linux-image-*.deb` (unpacked, not installed), or `auto`: the newest
+/// `/boot/vmlinuz-*` with its modules installed, else the newest kernel
+/// package in apt's cache.
 pub fn find_kernel(spec: &str) -> Result<KernelChoice> {
+    if spec.ends_with(".deb") {
+        return unpack_kernel_deb(Path::new(spec));
+    }
     if spec != "auto" {
         let vmlinuz = PathBuf::from(spec);
         if !vmlinuz.is_file() {
@@ -84,9 +169,13 @@ pub fn find_kernel(spec: &str) -> Result<KernelChoice> {
         })
         .unwrap_or_default();
     found.sort_by_key(|k| version_key(&k.release));
-    found
-        .pop()
-        .with_context(|| format!("no guest kernel with modules in /boot; {KERNEL_HINT}"))
+    if let Some(k) = found.pop() {
+        return Ok(k);
+    }
+    if let Some(deb) = newest_cached_kernel_deb() {
+        return unpack_kernel_deb(&deb);
+    }
+    bail!("no guest kernel: none with modules in /boot, and no linux-image-*.deb in /var/cache/apt/archives; {KERNEL_HINT}")
 }
 
 fn version_key(release: &str) -> Vec<u64> {
