@@ -8,6 +8,7 @@
 pub mod agent_client;
 pub mod backend;
 pub mod bundle;
+pub mod calibrate;
 pub mod clock;
 pub mod doctor;
 pub mod guest;

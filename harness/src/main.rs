@@ -2,8 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use harness::run::{run, RunControl, RunOptions};
-use harness::scenario::{Acceleration, Nic};
+use harness::calibrate::CalibrationPlan;
+use harness::run::{run, Job, RunControl, RunOptions, ScenarioSource};
+use harness::scenario::{Acceleration, Nic, Scenario};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -27,18 +28,28 @@ enum Cmd {
     Run {
         /// The scenario (TOML), e.g. scenarios/quickstart.toml.
         scenario: PathBuf,
-        /// Folder in which the bundle folder is created.
-        #[arg(long, default_value = "results")]
-        out: PathBuf,
-        /// The statically linked guest agent to use as the guest's /init.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Check the probe against ground truth: pause the guest (QMP
+    /// stop/cont) and cut its network (tap down/up) for known durations
+    /// while probing, and compare each host-timed outage with the gap the
+    /// probe measured. Writes calibration.json into a bundle.
+    Calibrate {
+        /// Scenario for the VM's shape (memory, NIC, kernel); defaults if omitted.
         #[arg(long)]
-        agent: Option<PathBuf>,
-        /// Guest kernel (bzImage), overriding the scenario's `vm.kernel`.
-        #[arg(long)]
-        kernel: Option<String>,
-        /// Acceleration, overriding the scenario's.
-        #[arg(long, value_enum)]
-        accel: Option<AccelArg>,
+        scenario: Option<PathBuf>,
+        /// Probes per second.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u32,
+        /// Pause lengths in ms, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "20,100,500,2000")]
+        pauses: Vec<u64>,
+        /// Network cut lengths in ms, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,500")]
+        cuts: Vec<u64>,
+        #[command(flatten)]
+        common: CommonArgs,
     },
     /// Manage the lab.
     Lab {
@@ -52,6 +63,24 @@ enum Cmd {
     },
     /// Check that this machine can run the lab, and say what to fix.
     Doctor,
+}
+
+/// Options shared by the commands that run a lab.
+#[derive(clap::Args, Debug)]
+struct CommonArgs {
+    /// Folder in which the bundle folder is created.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// The statically linked guest agent to use as the guest's /init.
+    #[arg(long)]
+    agent: Option<PathBuf>,
+    /// Guest kernel: a bzImage or a Debian linux-image-*.deb, overriding
+    /// the scenario's `vm.kernel`.
+    #[arg(long)]
+    kernel: Option<String>,
+    /// Acceleration, overriding the scenario's.
+    #[arg(long, value_enum)]
+    accel: Option<AccelArg>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +120,16 @@ enum AccelArg {
     Tcg,
 }
 
+impl From<AccelArg> for Acceleration {
+    fn from(a: AccelArg) -> Self {
+        match a {
+            AccelArg::Auto => Acceleration::Auto,
+            AccelArg::Kvm => Acceleration::Kvm,
+            AccelArg::Tcg => Acceleration::Tcg,
+        }
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum NicArg {
     VirtioNet,
@@ -109,58 +148,84 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Runs a job with Ctrl-C handling, prints its outcome, and returns the
+/// exit code: 0 all good, 2 some repetition failed / a calibration bound
+/// did not hold / the run was interrupted.
+fn execute(opts: RunOptions) -> Result<i32> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let ctl = RunControl::default();
+        let c2 = ctl.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: finishing the current step, writing the bundle and removing the lab (Ctrl-C again to stop at once)");
+                c2.cancel.store(true, Ordering::SeqCst);
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let id = c2.lab_id.lock().ok().and_then(|g| g.clone());
+                if let Some(id) = id {
+                    let _ = harness::lab::topology::clean_all(Some(&id));
+                }
+                std::process::exit(130);
+            }
+        });
+        let started = std::time::Instant::now();
+        let outcome = run(&opts, &ctl).await?;
+        let s = &outcome.summary;
+        let mut ok = s.run_status == "complete" && s.failed == 0;
+        if let Some(c) = &outcome.calibration {
+            println!("{}", harness::calibrate::to_table(c));
+            ok &= c.all_within;
+        } else {
+            println!("{}", harness::summary::to_table(s));
+        }
+        println!(
+            "run {} in {:.1} s: {} completed, {} failed; bundle {}",
+            s.run_status,
+            started.elapsed().as_secs_f64(),
+            s.completed,
+            s.failed,
+            outcome.bundle.display()
+        );
+        if let Some(e) = &s.error {
+            println!("error: {e}");
+        }
+        Ok(if ok { 0 } else { 2 })
+    })
+}
+
 fn real_main(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Run {
-            scenario,
-            out,
-            agent,
-            kernel,
-            accel,
-        } => {
-            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            rt.block_on(async move {
-                let ctl = RunControl::default();
-                let c2 = ctl.clone();
-                tokio::spawn(async move {
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        eprintln!("\ninterrupted: finishing the current step, writing the bundle and removing the lab (Ctrl-C again to stop at once)");
-                        c2.cancel.store(true, Ordering::SeqCst);
-                    }
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        let id = c2.lab_id.lock().ok().and_then(|g| g.clone());
-                        if let Some(id) = id {
-                            let _ = harness::lab::topology::clean_all(Some(&id));
-                        }
-                        std::process::exit(130);
-                    }
-                });
-                let opts = RunOptions {
-                    scenario,
-                    out_dir: out,
-                    agent,
-                    kernel,
-                    accel: accel.map(|a| match a {
-                        AccelArg::Auto => Acceleration::Auto,
-                        AccelArg::Kvm => Acceleration::Kvm,
-                        AccelArg::Tcg => Acceleration::Tcg,
-                    }),
-                };
-                let started = std::time::Instant::now();
-                let outcome = run(&opts, &ctl).await?;
-                println!("{}", harness::summary::to_table(&outcome.summary));
-                println!(
-                    "run {} in {:.1} s: {} completed, {} failed; bundle {}",
-                    outcome.summary.run_status,
-                    started.elapsed().as_secs_f64(),
-                    outcome.summary.completed,
-                    outcome.summary.failed,
-                    outcome.bundle.display()
-                );
-                if let Some(e) = &outcome.summary.error {
-                    println!("error: {e}");
-                }
-                Ok(if outcome.summary.run_status == "complete" && outcome.summary.failed == 0 { 0 } else { 2 })
+        Cmd::Run { scenario, common } => execute(RunOptions {
+            scenario: ScenarioSource::File(scenario),
+            job: Job::Migrations,
+            out_dir: common.out,
+            agent: common.agent,
+            kernel: common.kernel,
+            accel: common.accel.map(AccelArg::into),
+            probe_rate: None,
+        }),
+        Cmd::Calibrate { scenario, rate, pauses, cuts, common } => {
+            let source = match scenario {
+                Some(p) => ScenarioSource::File(p),
+                None => ScenarioSource::Inline(Box::new(Scenario {
+                    name: "calibrate".into(),
+                    description: "QMP stop/cont pauses and tap link cuts of known length, probed".into(),
+                    ..Scenario::default()
+                })),
+            };
+            execute(RunOptions {
+                scenario: source,
+                job: Job::Calibrate(CalibrationPlan {
+                    pauses_ms: pauses,
+                    cuts_ms: cuts,
+                    ..CalibrationPlan::default()
+                }),
+                out_dir: common.out,
+                agent: common.agent,
+                kernel: common.kernel,
+                accel: common.accel.map(AccelArg::into),
+                probe_rate: Some(rate),
             })
         }
         Cmd::Lab {

@@ -8,6 +8,7 @@
 use crate::backend::local::LocalLab;
 use crate::backend::{Backend, MigrationRequest};
 use crate::bundle::Bundle;
+use crate::calibrate::{evaluate, Calibration, CalibrationPlan, Trial, TrialKind};
 use crate::clock::{compact_stamp, now_ns, rfc3339};
 use crate::guest::{build_image, find_agent, find_kernel};
 use crate::lab::netns::in_netns;
@@ -24,11 +25,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Where the scenario comes from.
+#[derive(Debug, Clone)]
+pub enum ScenarioSource {
+    /// A TOML file.
+    File(PathBuf),
+    /// Built by the program (e.g. `harness calibrate`'s defaults).
+    Inline(Box<Scenario>),
+}
+
+/// What the run does once the guest is up and probed.
+#[derive(Debug, Clone, Default)]
+pub enum Job {
+    /// The scenario's migrations.
+    #[default]
+    Migrations,
+    /// Known pauses and cuts, to check the probe against (no migration).
+    Calibrate(CalibrationPlan),
+}
+
 /// What `harness run` was asked to do.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// The scenario file.
-    pub scenario: PathBuf,
+    /// The scenario.
+    pub scenario: ScenarioSource,
+    /// What to do.
+    pub job: Job,
     /// Where bundles go.
     pub out_dir: PathBuf,
     /// The agent binary, if not the default.
@@ -37,6 +59,8 @@ pub struct RunOptions {
     pub kernel: Option<String>,
     /// Overrides `acceleration`.
     pub accel: Option<Acceleration>,
+    /// Overrides `probe.rate_hz`.
+    pub probe_rate: Option<u32>,
 }
 
 /// What a run produced.
@@ -46,6 +70,8 @@ pub struct RunOutcome {
     pub bundle: PathBuf,
     /// Its summary.
     pub summary: Summary,
+    /// The calibration, for [`Job::Calibrate`].
+    pub calibration: Option<Calibration>,
 }
 
 /// Shared with the Ctrl-C handler.
@@ -72,17 +98,24 @@ struct Gathered {
     prober: Option<Prober>,
     health_ok: bool,
     final_health: Option<bool>,
+    trials: Vec<Trial>,
 }
 
 /// Runs a scenario and writes its bundle.
 pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     let live = Live::new();
-    let mut scenario = Scenario::load(&opts.scenario)?;
+    let (mut scenario, scenario_file) = match &opts.scenario {
+        ScenarioSource::File(p) => (Scenario::load(p)?, p.display().to_string()),
+        ScenarioSource::Inline(s) => ((**s).clone(), "(built in)".to_string()),
+    };
     if let Some(k) = &opts.kernel {
         scenario.vm.kernel = k.clone();
     }
     if let Some(a) = opts.accel {
         scenario.acceleration = a;
+    }
+    if let Some(r) = opts.probe_rate {
+        scenario.probe.rate_hz = r;
     }
     let kernel = find_kernel(&scenario.vm.kernel)?;
     let agent = find_agent(opts.agent.as_deref())?;
@@ -104,7 +137,7 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         tool_git: git_describe(),
         command: std::env::args().collect(),
-        scenario_file: opts.scenario.display().to_string(),
+        scenario_file,
         run_id: lab.id.clone(),
         status: "running".into(),
         error: None,
@@ -131,7 +164,7 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     manifest.guest = Some(image.clone());
     let mut local = LocalLab::new(lab, &scenario, image);
     let mut g = Gathered::default();
-    let body = run_body(&scenario, &mut local, &bundle, &mut g, ctl, &live).await;
+    let body = run_body(&scenario, &opts.job, &mut local, &bundle, &mut g, ctl, &live).await;
 
     // Whatever happened, record it all and clean up.
     let probe_record: Option<ProbeRecord> = match g.prober.take() {
@@ -147,6 +180,15 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     if let Some(p) = &probe_record {
         write_probe(&bundle, p, &scenario)?;
     }
+    let calibration = match (&opts.job, &probe_record) {
+        (Job::Calibrate(_), Some(p)) => {
+            bundle.write_json("calibration/trials.json", &g.trials)?;
+            let c = evaluate(&g.trials, p);
+            bundle.write_json("calibration.json", &c)?;
+            Some(c)
+        }
+        _ => None,
+    };
     if g.health_ok {
         match local.agent.report().await {
             Ok(r) => {
@@ -200,11 +242,14 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     Ok(RunOutcome {
         bundle: bundle.dir.clone(),
         summary,
+        calibration,
     })
 }
 
+#[expect(clippy::too_many_arguments, reason = "one call site; the pieces are independent")]
 async fn run_body(
     scenario: &Scenario,
+    job: &Job,
     local: &mut LocalLab,
     bundle: &Bundle,
     g: &mut Gathered,
@@ -255,6 +300,9 @@ async fn run_body(
             .context("starting the dirty workload")?;
     }
 
+    if let Job::Calibrate(plan) = job {
+        return calibrate(plan, local, g, ctl, live).await;
+    }
     let run_start = std::time::Instant::now();
     for rep in 1..=scenario.repetitions {
         if ctl.cancel.load(Ordering::SeqCst) {
@@ -361,5 +409,55 @@ fn write_probe(bundle: &Bundle, p: &ProbeRecord, scenario: &Scenario) -> Result<
         gaps.push('\n');
     }
     bundle.write("probe/gaps.jsonl", gaps.as_bytes())?;
+    Ok(())
+}
+
+async fn calibrate(
+    plan: &CalibrationPlan,
+    local: &mut LocalLab,
+    g: &mut Gathered,
+    ctl: &RunControl,
+    live: &Live,
+) -> Result<()> {
+    let settle = Duration::from_millis(plan.settle_ms);
+    // Let the probe reach a steady state first.
+    sleep_unless_cancelled(Duration::from_secs(1), &ctl.cancel).await;
+    let trials = plan
+        .pauses_ms
+        .iter()
+        .map(|&m| (TrialKind::Pause, m))
+        .chain(plan.cuts_ms.iter().map(|&m| (TrialKind::Cut, m)));
+    for (kind, requested_ms) in trials {
+        if ctl.cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        let window_start_ns = now_ns();
+        sleep_unless_cancelled(Duration::from_millis(200), &ctl.cancel).await;
+        let d = Duration::from_millis(requested_ms);
+        let (host_start_ns, host_end_ns, host_uncertainty_ns) = match kind {
+            TrialKind::Pause => {
+                let (a, b) = local.pause_guest(d).await?;
+                (a, b, 0)
+            }
+            TrialKind::Cut => local.cut_network(d).await?,
+        };
+        sleep_unless_cancelled(settle, &ctl.cancel).await;
+        let prober = g.prober.as_ref().context("probe not running")?;
+        live.println(&format!(
+            "{kind:?} of {requested_ms} ms: host timed {:.3} ms; probe's largest gap so far {:.3} ms",
+            (host_end_ns - host_start_ns) as f64 / 1e6,
+            prober.live().max_gap_ms
+        ));
+        g.trials.push(Trial {
+            kind,
+            requested_ms,
+            host_start_ns,
+            host_end_ns,
+            host_uncertainty_ns,
+            window_start_ns,
+            window_end_ns: now_ns(),
+        });
+    }
+    g.final_health = Some(local.agent.health().await.is_ok());
     Ok(())
 }

@@ -8,7 +8,7 @@
 )]
 
 use harness::record::RepStatus;
-use harness::run::{run, RunControl, RunOptions};
+use harness::run::{run, Job, RunControl, RunOptions, ScenarioSource};
 use harness::scenario::Acceleration;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -85,11 +85,13 @@ fn run_scenario(text: &str, tag: &str) -> harness::run::RunOutcome {
     let scenario = dir.join(format!("{tag}.toml"));
     std::fs::write(&scenario, text).unwrap();
     let opts = RunOptions {
-        scenario,
+        scenario: ScenarioSource::File(scenario),
+        job: Job::Migrations,
         out_dir: dir.join("results"),
         agent: None,
         kernel: None,
         accel: Some(Acceleration::Tcg),
+        probe_rate: None,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(run(&opts, &RunControl::default()))
@@ -259,4 +261,44 @@ fn lab_clean_removes_what_a_crashed_run_left() {
     );
     assert!(harness::lab::netns::list().iter().all(|n| !n.contains(&id)));
     assert!(!Path::new("/run/lmig").join(&id).exists());
+}
+
+#[test]
+fn calibration_pauses_and_cuts_are_measured_within_one_interval() {
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    require_lab();
+    let dir = temp_dir("calibrate");
+    let opts = RunOptions {
+        scenario: ScenarioSource::Inline(Box::new(harness::scenario::Scenario {
+            name: "it-calibrate".into(),
+            ..Default::default()
+        })),
+        job: Job::Calibrate(harness::calibrate::CalibrationPlan {
+            pauses_ms: vec![20, 100, 500],
+            cuts_ms: vec![100],
+            settle_ms: 500,
+        }),
+        out_dir: dir.join("results"),
+        agent: None,
+        kernel: None,
+        accel: Some(Acceleration::Tcg),
+        // A rate the TCG guest's reflector sustains on a 2-core machine.
+        probe_rate: Some(2000),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let out = rt.block_on(run(&opts, &RunControl::default())).unwrap();
+    let c = out.calibration.expect("a calibration result");
+    eprintln!("{}", harness::calibrate::to_table(&c));
+    assert_eq!(c.trials.len(), 4);
+    for t in &c.trials {
+        // The host's clock says how long the guest was away; the probe
+        // must agree to within one interval + 0.5 ms (+ the host's own
+        // uncertainty for cuts).
+        assert!(t.within, "{t:?}");
+        assert!((t.host_ms - t.requested_ms as f64).abs() < 50.0, "{t:?}");
+        assert!(t.lost_probes > 0);
+    }
+    assert!(c.all_within);
+    assert!(out.bundle.join("calibration.json").is_file());
+    assert_lab_gone(&out.bundle);
 }

@@ -5,6 +5,7 @@ use super::{Backend, MigrationRequest};
 use crate::agent_client::AgentClient;
 use crate::clock::now_ns;
 use crate::guest::GuestImage;
+use crate::lab::netns::ip_in;
 use crate::lab::{Lab, Node};
 use crate::live::Live;
 use crate::qemu::cmdline::{kernel_append, QemuSpec};
@@ -267,6 +268,50 @@ impl LocalLab {
         let q = self.spawn(target, true, self.accel).await?;
         self.standby = Some(q);
         Ok(())
+    }
+
+    /// Pauses the running guest with QMP `stop`, waits until `d` has
+    /// passed since its `STOP` event, then `cont`. Returns QEMU's
+    /// timestamps of `STOP` and `RESUME`: the pause as the host timed it.
+    pub async fn pause_guest(&self, d: Duration) -> Result<(i64, i64)> {
+        let q = self.running.as_ref().context("no running VM")?.qmp()?;
+        let from = q.event_count();
+        q.execute("stop", None).await.context("QMP stop")?;
+        let stop = q
+            .wait_event("STOP", from, Duration::from_secs(5))
+            .await
+            .context("QEMU sent no STOP event after `stop`")?;
+        let stop_ns = stop.qemu_ts_ns.unwrap_or(stop.host_rx_ns);
+        let left = stop_ns + d.as_nanos() as i64 - now_ns();
+        if left > 0 {
+            tokio::time::sleep(Duration::from_nanos(left as u64)).await;
+        }
+        let from = q.event_count();
+        q.execute("cont", None).await.context("QMP cont")?;
+        let resume = q
+            .wait_event("RESUME", from, Duration::from_secs(5))
+            .await
+            .context("QEMU sent no RESUME event after `cont`")?;
+        Ok((stop_ns, resume.qemu_ts_ns.unwrap_or(resume.host_rx_ns)))
+    }
+
+    /// Cuts the guest off the network for about `d` by taking its tap
+    /// device down and up again (both directions stop: the bridge drops
+    /// frames to a down port, and QEMU's writes to a down tap fail).
+    /// Returns the best estimates of when the cut began and ended (the
+    /// midpoints of the two `ip` commands) and the uncertainty (±, ns).
+    pub async fn cut_network(&self, d: Duration) -> Result<(i64, i64, i64)> {
+        let node = self.running.as_ref().context("no running VM")?.node;
+        let (ns, tap) = (self.lab.node_ns(node), self.lab.tap(0));
+        let t0 = now_ns();
+        ip_in(&ns, &["link", "set", &tap, "down"])?;
+        let t1 = now_ns();
+        tokio::time::sleep(d).await;
+        let t2 = now_ns();
+        let up = ip_in(&ns, &["link", "set", &tap, "up"]);
+        let t3 = now_ns();
+        up?;
+        Ok(((t0 + t1) / 2, (t2 + t3) / 2, ((t1 - t0) + (t3 - t2)) / 2))
     }
 
     /// Ends every QEMU of this lab (by PID) and removes the lab.
