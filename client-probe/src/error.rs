@@ -34,6 +34,18 @@ pub enum ProbeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An HdrHistogram could not be made or written.
+    #[error("cannot write the RTT histogram log: {0}")]
+    Histogram(String),
+    /// The control API server could not run.
+    #[error("control API: {what}")]
+    Serve {
+        /// The step that failed.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Reading a stored record failed.
     #[error("cannot read the stored record")]
     Io(#[from] std::io::Error),

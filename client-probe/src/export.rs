@@ -116,6 +116,11 @@ mod tests {
             malformed: 0,
             foreign_session: 0,
             send_errors: 0,
+            realtime_priority: false,
+            realtime_error: None,
+            sender_spun: false,
+            max_send_delay_ns: 0,
+            sender_cpu_ns: 0,
         }
     }
 

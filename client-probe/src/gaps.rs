@@ -55,6 +55,11 @@
 //!   highest seq received before them (over the whole record).
 //! - **RTT**: `rx_ns - send_ns[seq]` of each first arrival in the window;
 //!   min, mean, p50, p99 (nearest rank) and max, all 0 without samples.
+//! - **Jitter** (`jitter_ms`): the RFC 3550 interarrival jitter
+//!   ([`crate::jitter`]) of the first arrivals received in the window, taken
+//!   in arrival order, with `S = send_ns[seq]` and `R = rx_ns`:
+//!   `D = (Rj - Ri) - (Sj - Si)`, `J += (|D| - J) / 16`, from `J = 0`. A
+//!   reply lost or late in between simply makes the next pair's `D` span it.
 //! - **Sender late**: [`SenderLate`] events whose `[deadline_ns, sent_ns]`
 //!   overlaps the window.
 //!
@@ -62,6 +67,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::jitter::rfc3550_jitter_ns;
 use crate::record::{ProbeRecord, ReplyRecord, SenderLate};
 
 /// One reply gap, as defined in the [module documentation](self).
@@ -132,6 +138,9 @@ pub struct GapSummary {
     pub sender_late: u64,
     /// The probe interval, `1000 / rate_hz` ms (0 when the rate is 0).
     pub interval_ms: f64,
+    /// RFC 3550 interarrival jitter of the first arrivals in the window, ms.
+    #[serde(default)]
+    pub jitter_ms: f64,
 }
 
 fn ms(ns: i64) -> f64 {
@@ -266,6 +275,12 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
         .map(|r| r.rx_ns.saturating_sub(send_of(r)))
         .collect();
     rtts.sort_unstable();
+    let jitter_ns = rfc3550_jitter_ns(
+        firsts
+            .iter()
+            .filter(|r| in_win(r.rx_ns))
+            .map(|r| (send_of(r), r.rx_ns)),
+    );
 
     GapSummary {
         probes_sent,
@@ -290,6 +305,7 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
         } else {
             1000.0 / f64::from(rec.rate_hz)
         },
+        jitter_ms: jitter_ns / 1e6,
     }
 }
 
@@ -343,6 +359,11 @@ mod tests {
             malformed: 0,
             foreign_session: 0,
             send_errors: 0,
+            realtime_priority: false,
+            realtime_error: None,
+            sender_spun: false,
+            max_send_delay_ns: 0,
+            sender_cpu_ns: 0,
         }
     }
 
@@ -581,6 +602,27 @@ mod tests {
         assert_eq!(s.duplicates, 1);
         assert_eq!(s.interval_ms, 0.0);
         let _ = analyze(&rec, Some((i64::MAX, i64::MIN)), i64::MAX);
+    }
+
+    #[test]
+    fn jitter_follows_rfc3550_over_first_arrivals_in_arrival_order() {
+        let mut rec = stream(&[Ok; 5]);
+        // Transit 0.2, 0.4, 0.3, 0.3, 0.7 ms: D = +0.2, -0.1, 0, +0.4 ms.
+        for (r, t) in rec.replies.iter_mut().zip([200_000, 400_000, 300_000, 300_000, 700_000]) {
+            r.rx_ns = r.send_ns + t;
+        }
+        // A duplicate is not a first arrival and changes nothing.
+        let dup = rec.replies[1].clone();
+        rec.replies.insert(2, ReplyRecord { rx_ns: at(9), ..dup });
+        let s = analyze(&rec, None, 5 * MS);
+        // By hand, in ns: 12500, 17968.75, 16845.703125, 40792.8466796875.
+        assert!((s.jitter_ms - 0.0407928466796875).abs() < 1e-12, "{}", s.jitter_ms);
+        // In a window holding only the last two arrivals: J = 400000 / 16 ns.
+        let s = analyze(&rec, Some((at(3), at(5))), 5 * MS);
+        assert!((s.jitter_ms - 0.025).abs() < 1e-12, "{}", s.jitter_ms);
+        assert_eq!(analyze(&empty(), None, 5 * MS).jitter_ms, 0.0);
+        // A steady stream has none.
+        assert_eq!(analyze(&stream(&[Ok; 50]), None, 5 * MS).jitter_ms, 0.0);
     }
 
     #[test]

@@ -10,27 +10,39 @@
 //!   raw events;
 //! - [`analyze`] turns a record into a [`GapSummary`]: pure, no I/O; its
 //!   module [`gaps`] defines every measure;
-//! - [`write_replies_csv`], [`read_replies_csv`] and [`write_gaps_jsonl`]
-//!   store records and results.
+//! - [`write_replies_csv`], [`read_replies_csv`], [`write_gaps_jsonl`] and
+//!   [`write_rtt_hdr_log`] store records and results;
+//! - [`serve`] is the HTTP control API (`client-probe serve`) through which
+//!   a harness drives a probe on another machine.
 //!
 //! Modules: [`socket`] (recvmsg and kernel timestamps), `sender`,
-//! `receiver`, [`record`], [`gaps`], [`live`], [`export`].
-#![forbid(unsafe_code)]
+//! `receiver`, `rt` (real-time priority: the crate's only unsafe code),
+//! [`record`], [`gaps`], [`jitter`], [`hdrlog`], [`live`], [`export`],
+//! [`serve`].
+#![deny(unsafe_code)] // one audited exception: `rt::set_realtime`
 
 pub mod clock;
 pub mod error;
 pub mod export;
 pub mod gaps;
+pub mod hdrlog;
+pub mod jitter;
 pub mod live;
 mod prober;
 mod receiver;
 pub mod record;
+mod rt;
 mod sender;
+pub mod serve;
 pub mod socket;
 
 pub use error::ProbeError;
 pub use export::{read_replies_csv, write_gaps_jsonl, write_replies_csv, REPLIES_CSV_HEADER};
 pub use gaps::{analyze, Gap, GapSummary, RttStats};
 pub use live::LiveStats;
-pub use prober::{ProbeConfig, Prober, MAX_PAYLOAD_LEN, MAX_RATE_HZ, RECEIVE_LINGER};
+pub use hdrlog::write_rtt_hdr_log;
+pub use jitter::rfc3550_jitter_ns;
+pub use prober::{
+    ProbeConfig, ProbeOptions, Prober, MAX_PAYLOAD_LEN, MAX_RATE_HZ, RECEIVE_LINGER,
+};
 pub use record::{ProbeRecord, ReplyRecord, SenderLate};

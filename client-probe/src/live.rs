@@ -4,10 +4,10 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A snapshot of the running prober.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LiveStats {
     /// Probes sent so far.
     pub sent: u64,

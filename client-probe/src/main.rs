@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use client_probe::{
-    analyze, write_gaps_jsonl, write_replies_csv, GapSummary, ProbeConfig, ProbeRecord, Prober,
+    analyze, write_gaps_jsonl, write_replies_csv, write_rtt_hdr_log, GapSummary, ProbeConfig,
+    ProbeRecord, Prober,
 };
+
+mod bench;
 
 /// Sends UDP probes through a guest agent's reflector and measures the gaps
 /// a user of the VM sees.
@@ -28,8 +31,28 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Probe until the duration is over or Ctrl-C, then write gaps.jsonl,
-    /// summary.json, replies.csv and record.json.
+    /// summary.json, replies.csv, record.json and rtt.hlog.
     Run(RunArgs),
+    /// Serve the HTTP control API, so a harness can drive probes from
+    /// another machine (see client-probe/README.md).
+    Serve(ServeArgs),
+    /// Measure the prober's own precision and cost at several rates against
+    /// a loopback reflector in this process (figures, no pass or fail).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("auth").required(true).args(["token", "token_file"]))]
+struct ServeArgs {
+    /// Address to listen on, IP:PORT.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// The bearer token every request must carry.
+    #[arg(long)]
+    token: Option<String>,
+    /// A file holding the token (surrounding whitespace ignored).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +81,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run(args) => run(args),
+        Cmd::Serve(args) => serve(args),
+        Cmd::Bench(args) => bench::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,10 +163,44 @@ fn run(args: RunArgs) -> Result<()> {
     write_results(&args.out, &rec, &summary)?;
     print!("{}", human_summary(&rec, &summary, args.threshold_ms));
     println!(
-        "wrote summary.json, gaps.jsonl, replies.csv, record.json to {}",
+        "wrote summary.json, gaps.jsonl, replies.csv, record.json, rtt.hlog to {}",
         args.out.display()
     );
     Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let token = match (args.token, args.token_file) {
+        (Some(t), _) => t,
+        (None, Some(f)) => std::fs::read_to_string(&f)
+            .with_context(|| format!("cannot read the token file {}", f.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => bail!("give --token or --token-file"),
+    };
+    if token.is_empty() {
+        bail!("the token is empty");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        eprintln!(
+            "client-probe: control API on http://{} (Ctrl-C to stop)",
+            listener.local_addr().unwrap_or(args.listen)
+        );
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        client_probe::serve::serve(listener, token, shutdown)
+            .await
+            .context("the control API failed")
+    })
 }
 
 fn write_results(dir: &Path, rec: &ProbeRecord, summary: &GapSummary) -> Result<()> {
@@ -157,6 +216,12 @@ fn write_results(dir: &Path, rec: &ProbeRecord, summary: &GapSummary) -> Result<
     let mut w = std::io::BufWriter::new(create("record.json")?);
     serde_json::to_writer(&mut w, rec).context("cannot write record.json")?;
     w.flush().context("cannot write record.json")?;
+    write_rtt_hdr_log(
+        rec,
+        1_000_000_000,
+        std::io::BufWriter::new(create("rtt.hlog")?),
+    )
+    .context("cannot write rtt.hlog")?;
     Ok(())
 }
 
@@ -193,6 +258,10 @@ fn human_summary(rec: &ProbeRecord, s: &GapSummary, threshold_ms: f64) -> String
         "rtt ms: min {:.3} mean {:.3} p50 {:.3} p99 {:.3} max {:.3} ({} samples)\n",
         r.min, r.mean, r.p50, r.p99, r.max, r.samples
     );
+    o += &format!("jitter (RFC 3550) {:.3} ms\n", s.jitter_ms);
+    if let Some(why) = &rec.realtime_error {
+        o += &format!("note: the probe ran without real-time priority ({why}): run as root for it\n");
+    }
     if s.sender_late > 0 {
         o += &format!("warning: the prober sent {} probes over an interval late: its own stalls are flagged in the gaps\n", s.sender_late);
     }
@@ -256,7 +325,9 @@ mod tests {
     fn run_arguments_and_defaults() {
         let cli =
             Cli::try_parse_from(["client-probe", "run", "--target", "198.18.0.2:7000"]).unwrap();
-        let Cmd::Run(a) = cli.cmd;
+        let Cmd::Run(a) = cli.cmd else {
+            panic!("not run")
+        };
         assert_eq!(
             (a.rate, a.size, a.duration, a.threshold_ms),
             (1000, 64, None, 5.0)
@@ -279,7 +350,9 @@ mod tests {
             "/tmp/x",
         ])
         .unwrap();
-        let Cmd::Run(a) = cli.cmd;
+        let Cmd::Run(a) = cli.cmd else {
+            panic!("not run")
+        };
         assert_eq!(
             (a.rate, a.size, a.duration, a.threshold_ms),
             (200, 1200, Some(Duration::from_millis(1500)), 2.5)
@@ -294,6 +367,37 @@ mod tests {
             "-1"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn serve_needs_a_listen_address_and_one_token() {
+        let cli = Cli::try_parse_from([
+            "client-probe",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "t",
+        ])
+        .unwrap();
+        let Cmd::Serve(a) = cli.cmd else {
+            panic!("not serve")
+        };
+        assert_eq!((a.token.as_deref(), a.token_file), (Some("t"), None));
+        assert!(Cli::try_parse_from(["client-probe", "serve", "--listen", "127.0.0.1:0"]).is_err());
+        assert!(Cli::try_parse_from([
+            "client-probe",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "t",
+            "--token-file",
+            "/f"
+        ])
+        .is_err());
+        let cli = Cli::try_parse_from(["client-probe", "bench", "--rates", "100,2000"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Bench(_)));
     }
 
     #[test]
@@ -333,6 +437,11 @@ mod tests {
             malformed: 2,
             foreign_session: 0,
             send_errors: 0,
+            realtime_priority: false,
+            realtime_error: None,
+            sender_spun: false,
+            max_send_delay_ns: 0,
+            sender_cpu_ns: 0,
         };
         let s = analyze(&rec, None, 1_000_000);
         let text = human_summary(&rec, &s, 1.0);
@@ -343,6 +452,7 @@ mod tests {
              largest client-to-guest gap 0.0 ms\n\
              gaps over 1 ms: 1\n\
              rtt ms: min 0.100 mean 0.100 p50 0.100 p99 0.100 max 0.100 (2 samples)\n\
+             jitter (RFC 3550) 0.000 ms\n\
              malformed datagrams 2, replies of other sessions 0, send errors 0\n\
              warning: some receive times are user-space clock reads, not kernel timestamps\n"
         );

@@ -15,7 +15,7 @@ use crate::error::ProbeError;
 use crate::live::{LiveCounters, LiveStats};
 use crate::receiver::{self, ReceiverState};
 use crate::record::ProbeRecord;
-use crate::sender::{Sender, SenderOutput};
+use crate::sender::{Sender, SenderOutput, Spin};
 
 /// The highest probe rate accepted, per second.
 pub const MAX_RATE_HZ: u32 = 100_000;
@@ -58,6 +58,36 @@ impl ProbeConfig {
     }
 }
 
+/// How the probe threads are scheduled: the knobs [`ProbeConfig`] does not
+/// carry. [`Prober::start`] uses [`ProbeOptions::default`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeOptions {
+    /// Ask for `SCHED_FIFO` real-time priority for the sender and receiver
+    /// threads (needs root or `CAP_SYS_NICE`; refused quietly otherwise, and
+    /// recorded in [`ProbeRecord::realtime_priority`]). Default: yes.
+    pub realtime_priority: bool,
+    /// The `SCHED_FIFO` priority, 1 to 99. Default 10: above every normal
+    /// process, below the kernel's own real-time threads (priority 50).
+    pub realtime_level: i32,
+    /// Spin this long before each deadline instead of sleeping through it.
+    /// Default 200 µs; zero never spins.
+    pub spin_margin: Duration,
+    /// Spin only when the probe interval is shorter than this, so low rates
+    /// stay cheap. Default 2 ms (rates above 500 per second).
+    pub spin_below_interval: Duration,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        Self {
+            realtime_priority: true,
+            realtime_level: 10,
+            spin_margin: Duration::from_micros(200),
+            spin_below_interval: Duration::from_millis(2),
+        }
+    }
+}
+
 /// A running prober. Dropping it without [`Prober::stop`] stops its threads
 /// and discards the record.
 #[derive(Debug)]
@@ -67,17 +97,43 @@ pub struct Prober {
     live: Arc<LiveCounters>,
     stop_send: Arc<AtomicBool>,
     stop_recv: Arc<AtomicBool>,
-    sender: Option<JoinHandle<SenderOutput>>,
-    receiver: Option<JoinHandle<ReceiverState>>,
+    sender: Option<JoinHandle<(SenderOutput, Result<(), String>)>>,
+    receiver: Option<JoinHandle<(ReceiverState, Result<(), String>)>>,
+    realtime_asked: bool,
+}
+
+/// Raises the calling probe thread's priority if asked; `Err` says why not.
+fn prepare_thread(opts: &ProbeOptions) -> Result<(), String> {
+    crate::rt::tight_timer_slack();
+    if !opts.realtime_priority {
+        return Ok(());
+    }
+    crate::rt::set_realtime(opts.realtime_level).map_err(|e| e.to_string())
 }
 
 impl Prober {
     /// Starts a sender thread and a receiver thread on `socket` (already
     /// bound; possibly created in another network namespace, so no socket is
     /// ever created here). The socket is switched to blocking mode with a
-    /// read timeout, and kernel receive timestamps are asked for.
+    /// read timeout, and kernel receive timestamps are asked for. The
+    /// threads are scheduled as [`ProbeOptions::default`] says.
     pub fn start(socket: UdpSocket, cfg: ProbeConfig) -> Result<Prober, ProbeError> {
+        Self::start_with(socket, cfg, ProbeOptions::default())
+    }
+
+    /// [`Prober::start`] with scheduling options.
+    pub fn start_with(
+        socket: UdpSocket,
+        cfg: ProbeConfig,
+        opts: ProbeOptions,
+    ) -> Result<Prober, ProbeError> {
         cfg.validate()?;
+        if opts.realtime_priority && !(1..=99).contains(&opts.realtime_level) {
+            return Err(ProbeError::Config(format!(
+                "real-time priority {} is outside 1..=99",
+                opts.realtime_level
+            )));
+        }
         crate::socket::prepare(&socket, READ_TIMEOUT).map_err(|source| ProbeError::Socket {
             what: "set blocking mode and read timeout",
             source,
@@ -91,18 +147,29 @@ impl Prober {
         let receiver = {
             let (socket, live, stop) = (socket.clone(), live.clone(), stop_recv.clone());
             let state = ReceiverState::new(session, cfg.target);
+            let opts = opts.clone();
             std::thread::Builder::new()
                 .name("probe-receiver".into())
-                .spawn(move || receiver::run(&socket, state, &live, &stop, RECEIVE_LINGER))
+                .spawn(move || {
+                    let rt = prepare_thread(&opts);
+                    let state = receiver::run(&socket, state, &live, &stop, RECEIVE_LINGER);
+                    (state, rt)
+                })
                 .map_err(|e| ProbeError::Spawn("receiver", e))?
         };
         let sender = {
             let (socket, live, stop) = (socket, live.clone(), stop_send.clone());
             let (target, payload_len, rate_hz) = (cfg.target, cfg.payload_len, cfg.rate_hz);
+            let spin = Spin {
+                margin: opts.spin_margin,
+                below_interval: opts.spin_below_interval,
+            };
+            let opts = opts.clone();
             std::thread::Builder::new()
                 .name("probe-sender".into())
                 .spawn(move || {
-                    Sender {
+                    let rt = prepare_thread(&opts);
+                    let out = Sender {
                         socket: &socket,
                         target,
                         session,
@@ -110,8 +177,10 @@ impl Prober {
                         rate_hz,
                         live: &live,
                         stop: &stop,
+                        spin,
                     }
-                    .run()
+                    .run();
+                    (out, rt)
                 })
         };
         let sender = match sender {
@@ -130,6 +199,7 @@ impl Prober {
             stop_recv,
             sender: Some(sender),
             receiver: Some(receiver),
+            realtime_asked: opts.realtime_priority,
         })
     }
 
@@ -155,14 +225,15 @@ impl Prober {
         let sent = self.sender.take().map(JoinHandle::join);
         self.stop_recv.store(true, Ordering::Release);
         let received = self.receiver.take().map(JoinHandle::join);
-        let sent = match sent {
+        let (sent, send_rt) = match sent {
             Some(Ok(s)) => s,
             _ => return Err(ProbeError::ThreadPanicked("sender")),
         };
-        let received = match received {
+        let (received, recv_rt) = match received {
             Some(Ok(r)) => r,
             _ => return Err(ProbeError::ThreadPanicked("receiver")),
         };
+        let realtime_error = send_rt.err().or(recv_rt.err());
         Ok(ProbeRecord {
             session: self.session,
             rate_hz: self.cfg.rate_hz,
@@ -174,6 +245,11 @@ impl Prober {
             malformed: received.malformed,
             foreign_session: received.foreign_session,
             send_errors: sent.send_errors,
+            realtime_priority: self.realtime_asked && realtime_error.is_none(),
+            realtime_error,
+            sender_spun: sent.spun,
+            max_send_delay_ns: sent.max_delay_ns,
+            sender_cpu_ns: sent.cpu_ns,
         })
     }
 }

@@ -61,4 +61,24 @@ pub struct ProbeRecord {
     /// `send_to` calls that failed (e.g. ENETUNREACH, ENOBUFS); the probe
     /// still counts as sent, at its recorded time.
     pub send_errors: u64,
+    /// Whether both probe threads ran at real-time priority (`SCHED_FIFO`).
+    /// Without it a busy machine can stall the prober; such stalls are still
+    /// flagged (`sender_late`), but the probe sees less while they last.
+    #[serde(default)]
+    pub realtime_priority: bool,
+    /// Why real-time priority was not had, when it was asked for and refused
+    /// (e.g. `Operation not permitted` when not root); `None` otherwise.
+    #[serde(default)]
+    pub realtime_error: Option<String>,
+    /// Whether the sender spun on the clock before each deadline (short
+    /// intervals) rather than only sleeping.
+    #[serde(default)]
+    pub sender_spun: bool,
+    /// The largest delay of a send after its deadline, ns (monotonic clock;
+    /// after a [`SenderLate`] event, against the re-anchored schedule).
+    #[serde(default)]
+    pub max_send_delay_ns: i64,
+    /// CPU time the sender thread used, ns.
+    #[serde(default)]
+    pub sender_cpu_ns: i64,
 }

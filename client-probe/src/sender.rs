@@ -2,7 +2,11 @@
 //!
 //! Probe `seq` is due at `start + seq * interval` (computed exactly, so the
 //! rate never drifts). The thread sleeps until the deadline, reads
-//! CLOCK_REALTIME, and sends. A probe more than one interval late is sent
+//! CLOCK_REALTIME, and sends. When the interval is short (below
+//! [`Spin::below_interval`], 2 ms by default) a sleep's overshoot would be a
+//! large part of it, so the thread sleeps only until [`Spin::margin`] (about
+//! 200 µs) before the deadline and spins on the monotonic clock for the
+//! rest, checking the stop flag on every turn. A probe more than one interval late is sent
 //! at once and recorded as [`SenderLate`]; the schedule is then re-anchored
 //! so the next probe is due one interval after it: no burst of catch-up
 //! probes, nothing skipped, every seq sent exactly once.
@@ -62,12 +66,35 @@ impl Schedule {
     }
 }
 
+/// When the sender spins instead of sleeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Spin {
+    /// Spin this long before each deadline...
+    pub margin: Duration,
+    /// ...when the probe interval is shorter than this.
+    pub below_interval: Duration,
+}
+
+impl Spin {
+    /// Whether a sender at `interval_ns` spins.
+    pub fn applies(&self, interval_ns: i64) -> bool {
+        !self.margin.is_zero()
+            && u128::try_from(interval_ns).is_ok_and(|i| i < self.below_interval.as_nanos())
+    }
+}
+
 /// What the sender recorded.
 #[derive(Debug, Default)]
 pub(crate) struct SenderOutput {
     pub send_ns: Vec<i64>,
     pub sender_late: Vec<SenderLate>,
     pub send_errors: u64,
+    /// Largest delay of a send after its deadline, ns (monotonic clock).
+    pub max_delay_ns: i64,
+    /// Whether it spun before deadlines.
+    pub spun: bool,
+    /// CPU time the sender thread used, ns.
+    pub cpu_ns: i64,
 }
 
 /// Everything the sender thread needs.
@@ -79,6 +106,7 @@ pub(crate) struct Sender<'a> {
     pub rate_hz: u32,
     pub live: &'a LiveCounters,
     pub stop: &'a AtomicBool,
+    pub spin: Spin,
 }
 
 fn since(start: Instant) -> i64 {
@@ -91,6 +119,10 @@ impl Sender<'_> {
         let mut out = SenderOutput::default();
         let mut buf = vec![0u8; self.payload_len.max(wire::probe::HEADER_LEN)];
         let mut sched = Schedule::new(self.rate_hz);
+        let spin = self.spin.applies(sched.interval_ns());
+        let margin = i64::try_from(self.spin.margin.as_nanos()).unwrap_or(i64::MAX);
+        out.spun = spin;
+        let cpu_start = crate::rt::thread_cpu_ns();
         let start = Instant::now();
         let start_real = realtime_ns();
         let mut seq = 0u64;
@@ -104,11 +136,17 @@ impl Sender<'_> {
                 if left <= 0 {
                     break;
                 }
-                std::thread::sleep(Duration::from_nanos(left.unsigned_abs()).min(MAX_SLEEP));
+                let sleep = if spin { left - margin } else { left };
+                if sleep <= 0 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                std::thread::sleep(Duration::from_nanos(sleep.unsigned_abs()).min(MAX_SLEEP));
             }
             let now = since(start);
             let sent_ns = realtime_ns();
             let late = sched.is_late(seq, now);
+            out.max_delay_ns = out.max_delay_ns.max(now.saturating_sub(deadline));
             ProbePacket::request(self.session, seq, sent_ns).encode(&mut buf);
             out.send_ns.push(sent_ns);
             // Published before sending, so a reply can never beat it.
@@ -126,6 +164,7 @@ impl Sender<'_> {
             }
             seq += 1;
         }
+        out.cpu_ns = crate::rt::thread_cpu_ns().saturating_sub(cpu_start);
         out
     }
 }
@@ -142,6 +181,23 @@ mod tests {
         assert_eq!(s.deadline(3_000_000), 1_000_000_000_000_000);
         let s = Schedule::new(1000);
         assert_eq!(s.deadline(u64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn spinning_only_below_the_interval_threshold() {
+        let spin = Spin {
+            margin: Duration::from_micros(200),
+            below_interval: Duration::from_millis(2),
+        };
+        assert!(spin.applies(Schedule::new(20_000).interval_ns()));
+        assert!(spin.applies(Schedule::new(1000).interval_ns()));
+        assert!(!spin.applies(Schedule::new(500).interval_ns())); // exactly 2 ms
+        assert!(!spin.applies(Schedule::new(10).interval_ns()));
+        let off = Spin {
+            margin: Duration::ZERO,
+            ..spin
+        };
+        assert!(!off.applies(Schedule::new(20_000).interval_ns()));
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub mod agent;
 pub mod config;
 pub mod control;
 #[allow(unsafe_code)]
+mod mmsg;
+#[allow(unsafe_code)]
 pub mod netif;
 pub mod network;
 pub mod pid1;

@@ -1,6 +1,7 @@
 //! IPv4 interface configuration through the classic `SIOCSIF*` ioctls.
 //!
-//! This is the crate's only module with `unsafe` code: each block is one
+//! One of the crate's two modules with `unsafe` code (the other is the
+//! reflector's batched socket calls): each block is one
 //! `ioctl` on a `struct ifreq` that lives on the stack for the whole call.
 
 use std::io;

@@ -4,31 +4,47 @@
 //! It runs on a dedicated OS thread with a blocking socket, not as a tokio
 //! task, for the lowest latency on a one-vCPU emulated guest.
 //!
-//! Receive time: the kernel's `SO_TIMESTAMPNS` receive timestamp
-//! (CLOCK_REALTIME, taken when the packet entered the guest's network
-//! stack), read through `recvmsg`. If a datagram arrives without that
-//! control message, the user-space CLOCK_REALTIME right after `recvmsg`
-//! returns is used instead. Send time: user-space CLOCK_REALTIME just
-//! before `sendto`.
+//! It works in batches, to spend as little of the guest's CPU per packet as
+//! possible: one `recvmmsg` takes up to 64 datagrams (it blocks for the
+//! first, then takes only what is already queued), each reply is written in
+//! place over its request (padding untouched), and one `sendmmsg` sends
+//! them all. Counters are updated once per batch, and the session counted
+//! last is cached outside the session table. The socket asks for 4 MiB
+//! receive and send buffers (`SO_RCVBUFFORCE`, as root) so that bursts are
+//! queued rather than dropped.
+//!
+//! Receive time: each datagram's own kernel `SO_TIMESTAMPNS` receive
+//! timestamp (CLOCK_REALTIME, taken when the packet entered the guest's
+//! network stack), from its control message in the batch. If a datagram
+//! arrives without one, the user-space CLOCK_REALTIME read once right after
+//! `recvmmsg` returns is used instead. Send time: user-space
+//! CLOCK_REALTIME read once per batch, just before `sendmmsg`, after every
+//! reply of the batch is ready; all replies of a batch carry it, and each
+//! leaves the guest no earlier than that.
 
 use std::collections::HashMap;
-use std::io::{self, IoSliceMut};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn};
+use nix::sys::socket::{self, sockopt};
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
 use thiserror::Error;
 use wire::control::ReflectorStats;
 use wire::probe::{Kind, ProbePacket, HEADER_LEN};
 
+use crate::mmsg::{Batch, BATCH};
+
 /// Sessions remembered at most; beyond that the table is cleared.
 pub const MAX_SESSIONS: usize = 1024;
+
+/// Requested `SO_RCVBUF` and `SO_SNDBUF` of the reflector's socket, bytes.
+pub const SOCKET_BUFFER: usize = 4 << 20;
 
 /// How often the blocked thread wakes up to check whether it must stop.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -64,6 +80,7 @@ pub struct ReflectorCounters {
     sessions: AtomicU64,
     send_errors: AtomicU64,
     kernel_timestamps: AtomicU64,
+    batches: AtomicU64,
 }
 
 impl ReflectorCounters {
@@ -85,6 +102,13 @@ impl ReflectorCounters {
     /// rather than from user space.
     pub fn kernel_timestamps(&self) -> u64 {
         self.kernel_timestamps.load(Ordering::Relaxed)
+    }
+
+    /// `recvmmsg` calls that returned datagrams; `echoed + malformed`
+    /// divided by this is the mean batch size (not part of
+    /// [`ReflectorStats`]).
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
     }
 }
 
@@ -130,6 +154,7 @@ impl Reflector {
         // Without kernel timestamps the reflector still works, with
         // user-space receive times.
         let _ = socket::setsockopt(&sock, sockopt::ReceiveTimestampns, &true);
+        set_buffers(&sock);
         let counters = Arc::new(ReflectorCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
@@ -186,15 +211,34 @@ impl Drop for Reflector {
 }
 
 /// Per-session receive counts.
+///
+/// The session seen last is cached outside the map: a probe stream is one
+/// session, so nearly every packet is counted without hashing.
 #[derive(Debug, Default)]
 struct Sessions {
+    /// Every remembered session; the cached one's value may be stale.
     counts: HashMap<u64, u64>,
+    /// The session counted last and its up-to-date count; always also a
+    /// key of `counts`.
+    last: Option<(u64, u64)>,
 }
 
 impl Sessions {
     /// Counts one request of `session`; returns its count (this one
     /// included) and whether the session is new.
     fn count(&mut self, session: u64) -> (u64, bool) {
+        if let Some((s, c)) = &mut self.last {
+            if *s == session {
+                *c += 1;
+                return (*c, false);
+            }
+        }
+        // Write the cached count back before touching the map.
+        if let Some((s, c)) = self.last.take() {
+            if let Some(v) = self.counts.get_mut(&s) {
+                *v = c;
+            }
+        }
         if !self.counts.contains_key(&session) && self.counts.len() >= MAX_SESSIONS {
             self.counts.clear();
         }
@@ -204,78 +248,118 @@ impl Sessions {
             0
         });
         *c += 1;
-        (*c, new)
+        let c = *c;
+        self.last = Some((session, c));
+        (c, new)
+    }
+}
+
+/// Byte offset of the reflector send time in the probe header (see the
+/// layout in [`wire::probe`]); patched in after the header is encoded, so
+/// the send time is taken as late as possible.
+const TX_NS_AT: usize = 40;
+
+/// Sets the socket buffer sizes to [`SOCKET_BUFFER`]: the `*FORCE` options
+/// (root, which PID 1 is) ignore `net.core.[rw]mem_max`; otherwise the
+/// ordinary ones, capped by those sysctls. Failures only cost capacity.
+fn set_buffers(sock: &UdpSocket) {
+    if socket::setsockopt(sock, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = socket::setsockopt(sock, sockopt::RcvBuf, &SOCKET_BUFFER);
+    }
+    if socket::setsockopt(sock, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = socket::setsockopt(sock, sockopt::SndBuf, &SOCKET_BUFFER);
     }
 }
 
 fn run(sock: UdpSocket, counters: &ReflectorCounters, stop: &AtomicBool) {
-    let mut buf = vec![0u8; 65536];
-    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let mut batch = Batch::new();
     let mut sessions = Sessions::default();
-    let fd = sock.as_raw_fd();
+    // Slots of the batch that get a reply; never grows past BATCH.
+    let mut replies: Vec<usize> = Vec::with_capacity(BATCH);
+    let fd = sock.as_fd();
     while !stop.load(Ordering::Relaxed) {
-        let (len, from, kernel_rx) = {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let msg = match socket::recvmsg::<SockaddrIn>(
-                fd,
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::empty(),
-            ) {
-                Ok(m) => m,
-                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
-                Err(e) => {
-                    crate::say!("reflector: recvmsg failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            };
-            let mut kernel_rx = None;
-            if let Ok(cmsgs) = msg.cmsgs() {
-                for c in cmsgs {
-                    if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                        kernel_rx = Some(timespec_ns(&ts));
-                    }
-                }
+        let n = match batch.recv(fd) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
             }
-            (msg.bytes, msg.address, kernel_rx)
-        };
-        let rx_ns = kernel_rx.unwrap_or_else(realtime_ns);
-        let Some(from) = from else {
-            counters.malformed.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let packet = &mut buf[..len];
-        let req = match ProbePacket::decode(packet) {
-            Ok(p) if p.kind == Kind::Request => p,
-            _ => {
-                counters.malformed.fetch_add(1, Ordering::Relaxed);
+            Err(e) => {
+                crate::say!("reflector: recvmmsg failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
         };
-        if kernel_rx.is_some() {
-            counters.kernel_timestamps.fetch_add(1, Ordering::Relaxed);
+        // User-space receive time for datagrams without a kernel timestamp:
+        // read once per batch, on first need, right after the receive.
+        let mut user_rx: Option<i64> = None;
+        let (mut malformed, mut kernel, mut new_sessions) = (0u64, 0u64, 0u64);
+        replies.clear();
+        for i in 0..n {
+            let got = batch.received(i);
+            let rx_ns = match got.kernel_rx_ns {
+                Some(t) => t,
+                None => *user_rx.get_or_insert_with(realtime_ns),
+            };
+            if got.from.is_none() {
+                malformed += 1;
+                continue;
+            }
+            let packet = batch.datagram_mut(i);
+            let req = match ProbePacket::decode(packet) {
+                Ok(p) if p.kind == Kind::Request => p,
+                _ => {
+                    malformed += 1;
+                    continue;
+                }
+            };
+            if got.kernel_rx_ns.is_some() {
+                kernel += 1;
+            }
+            let (count, new) = sessions.count(req.session);
+            if new {
+                new_sessions += 1;
+            }
+            ProbePacket {
+                kind: Kind::Reply,
+                reflector_rx_ns: rx_ns,
+                reflector_tx_ns: 0,
+                reflector_rx_count: count,
+                ..req
+            }
+            .encode(&mut packet[..HEADER_LEN]);
+            replies.push(i);
         }
-        let (count, new) = sessions.count(req.session);
-        if new {
-            counters.sessions.fetch_add(1, Ordering::Relaxed);
+        add(&counters.batches, 1);
+        add(&counters.malformed, malformed);
+        add(&counters.kernel_timestamps, kernel);
+        add(&counters.sessions, new_sessions);
+        if replies.is_empty() {
+            continue;
         }
-        let mut reply = ProbePacket {
-            kind: Kind::Reply,
-            reflector_rx_ns: rx_ns,
-            reflector_rx_count: count,
-            ..req
-        };
-        reply.reflector_tx_ns = realtime_ns();
-        reply.encode(&mut packet[..HEADER_LEN]);
-        let to = SocketAddrV4::new(from.ip(), from.port());
+        // One send time for the whole batch, taken just before sendmmsg.
+        let tx = realtime_ns().to_be_bytes();
+        for &i in &replies {
+            batch.datagram_mut(i)[TX_NS_AT..TX_NS_AT + 8].copy_from_slice(&tx);
+        }
         // Counted before sending, so a client that got the reply sees it
-        // counted; taken back if the send fails.
-        counters.echoed.fetch_add(1, Ordering::Relaxed);
-        if sock.send_to(packet, to).is_err() {
-            counters.echoed.fetch_sub(1, Ordering::Relaxed);
-            counters.send_errors.fetch_add(1, Ordering::Relaxed);
+        // counted; failures are taken back.
+        add(&counters.echoed, replies.len() as u64);
+        let failed = batch.send_back(fd, &replies) as u64;
+        if failed > 0 {
+            counters.echoed.fetch_sub(failed, Ordering::Relaxed);
+            add(&counters.send_errors, failed);
         }
+    }
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -295,5 +379,29 @@ mod tests {
         assert!(s.counts.len() <= MAX_SESSIONS);
         // Session 7 was forgotten when the table overflowed.
         assert_eq!(s.count(7), (1, true));
+    }
+
+    #[test]
+    fn cached_session_is_written_back_when_another_comes() {
+        let mut s = Sessions::default();
+        for i in 1..=5 {
+            assert_eq!(s.count(1), (i, i == 1));
+        }
+        assert_eq!(s.count(2), (1, true));
+        assert_eq!(s.count(1), (6, false));
+        assert_eq!(s.count(2), (2, false));
+        assert_eq!(s.count(2), (3, false));
+        assert_eq!(s.count(1), (7, false));
+    }
+
+    #[test]
+    fn tx_offset_is_the_send_time_field() {
+        let mut buf = [0u8; HEADER_LEN];
+        ProbePacket::request(1, 2, 3).encode(&mut buf);
+        buf[TX_NS_AT..TX_NS_AT + 8].copy_from_slice(&0x0102_0304_0506_0708i64.to_be_bytes());
+        let p = ProbePacket::decode(&buf).unwrap();
+        assert_eq!(p.reflector_tx_ns, 0x0102_0304_0506_0708);
+        assert_eq!((p.session, p.seq, p.client_send_ns), (1, 2, 3));
+        assert_eq!((p.reflector_rx_ns, p.reflector_rx_count), (0, 0));
     }
 }

@@ -246,7 +246,6 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     })
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; the pieces are independent")]
 async fn run_body(
     scenario: &Scenario,
     job: &Job,

@@ -4,10 +4,13 @@
 //! disagree about them:
 //! - [`probe`]: the UDP probe packet the client sends and the agent's
 //!   reflector echoes, with the timestamps both sides add;
-//! - [`control`]: the JSON bodies of the agent's HTTP control API.
+//! - [`control`]: the JSON bodies of the agent's HTTP control API;
+//! - [`clocksync`]: the clock offset between a controller and a remote
+//!   probe from NTP-style time exchanges (pure arithmetic).
 //!
 //! This crate does no I/O.
 #![forbid(unsafe_code)]
 
+pub mod clocksync;
 pub mod control;
 pub mod probe;
