@@ -608,15 +608,29 @@ mod tests {
     fn jitter_follows_rfc3550_over_first_arrivals_in_arrival_order() {
         let mut rec = stream(&[Ok; 5]);
         // Transit 0.2, 0.4, 0.3, 0.3, 0.7 ms: D = +0.2, -0.1, 0, +0.4 ms.
-        for (r, t) in rec.replies.iter_mut().zip([200_000, 400_000, 300_000, 300_000, 700_000]) {
+        for (r, t) in rec
+            .replies
+            .iter_mut()
+            .zip([200_000, 400_000, 300_000, 300_000, 700_000])
+        {
             r.rx_ns = r.send_ns + t;
         }
         // A duplicate is not a first arrival and changes nothing.
         let dup = rec.replies[1].clone();
-        rec.replies.insert(2, ReplyRecord { rx_ns: at(9), ..dup });
+        rec.replies.insert(
+            2,
+            ReplyRecord {
+                rx_ns: at(9),
+                ..dup
+            },
+        );
         let s = analyze(&rec, None, 5 * MS);
         // By hand, in ns: 12500, 17968.75, 16845.703125, 40792.8466796875.
-        assert!((s.jitter_ms - 0.0407928466796875).abs() < 1e-12, "{}", s.jitter_ms);
+        assert!(
+            (s.jitter_ms - 0.0407928466796875).abs() < 1e-12,
+            "{}",
+            s.jitter_ms
+        );
         // In a window holding only the last two arrivals: J = 400000 / 16 ns.
         let s = analyze(&rec, Some((at(3), at(5))), 5 * MS);
         assert!((s.jitter_ms - 0.025).abs() < 1e-12, "{}", s.jitter_ms);

@@ -39,10 +39,8 @@ pub mod socket;
 pub use error::ProbeError;
 pub use export::{read_replies_csv, write_gaps_jsonl, write_replies_csv, REPLIES_CSV_HEADER};
 pub use gaps::{analyze, Gap, GapSummary, RttStats};
-pub use live::LiveStats;
 pub use hdrlog::write_rtt_hdr_log;
 pub use jitter::rfc3550_jitter_ns;
-pub use prober::{
-    ProbeConfig, ProbeOptions, Prober, MAX_PAYLOAD_LEN, MAX_RATE_HZ, RECEIVE_LINGER,
-};
+pub use live::LiveStats;
+pub use prober::{ProbeConfig, ProbeOptions, Prober, MAX_PAYLOAD_LEN, MAX_RATE_HZ, RECEIVE_LINGER};
 pub use record::{ProbeRecord, ReplyRecord, SenderLate};

@@ -260,7 +260,9 @@ fn human_summary(rec: &ProbeRecord, s: &GapSummary, threshold_ms: f64) -> String
     );
     o += &format!("jitter (RFC 3550) {:.3} ms\n", s.jitter_ms);
     if let Some(why) = &rec.realtime_error {
-        o += &format!("note: the probe ran without real-time priority ({why}): run as root for it\n");
+        o += &format!(
+            "note: the probe ran without real-time priority ({why}): run as root for it\n"
+        );
     }
     if s.sender_late > 0 {
         o += &format!("warning: the prober sent {} probes over an interval late: its own stalls are flagged in the gaps\n", s.sender_late);

@@ -69,8 +69,10 @@ pub struct ProbeOptions {
     /// The `SCHED_FIFO` priority, 1 to 99. Default 10: above every normal
     /// process, below the kernel's own real-time threads (priority 50).
     pub realtime_level: i32,
-    /// Spin this long before each deadline instead of sleeping through it.
-    /// Default 200 µs; zero never spins.
+    /// Spin this long before each deadline instead of sleeping through it,
+    /// but never more than a quarter of the interval (so the sender leaves
+    /// the CPU at least three quarters of the time at any rate). Default
+    /// 200 µs; zero never spins.
     pub spin_margin: Duration,
     /// Spin only when the probe interval is shorter than this, so low rates
     /// stay cheap. Default 2 ms (rates above 500 per second).

@@ -5,8 +5,9 @@
 //! CLOCK_REALTIME, and sends. When the interval is short (below
 //! [`Spin::below_interval`], 2 ms by default) a sleep's overshoot would be a
 //! large part of it, so the thread sleeps only until [`Spin::margin`] (about
-//! 200 µs) before the deadline and spins on the monotonic clock for the
-//! rest, checking the stop flag on every turn. A probe more than one interval late is sent
+//! 200 µs, at most a quarter of the interval: [`SPIN_SHARE`]) before the
+//! deadline and spins on the monotonic clock for the rest, checking the
+//! stop flag on every turn. A probe more than one interval late is sent
 //! at once and recorded as [`SenderLate`]; the schedule is then re-anchored
 //! so the next probe is due one interval after it: no burst of catch-up
 //! probes, nothing skipped, every seq sent exactly once.
@@ -69,17 +70,39 @@ impl Schedule {
 /// When the sender spins instead of sleeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Spin {
-    /// Spin this long before each deadline...
+    /// Spin up to this long before each deadline...
     pub margin: Duration,
     /// ...when the probe interval is shorter than this.
     pub below_interval: Duration,
 }
 
+/// The sender never spins for more than `1 / SPIN_SHARE` of the interval.
+/// Spinning through whole intervals would keep a core busy: a real-time
+/// thread doing so is throttled by the kernel for 50 ms of every second
+/// (`sched_rt_runtime_us` 950000 of 1000000), a stall as long as the
+/// outages it measures, and starves whatever shares the core (the bench
+/// showed both).
+pub(crate) const SPIN_SHARE: i64 = 4;
+
 impl Spin {
     /// Whether a sender at `interval_ns` spins.
+    #[cfg(test)]
     pub fn applies(&self, interval_ns: i64) -> bool {
-        !self.margin.is_zero()
-            && u128::try_from(interval_ns).is_ok_and(|i| i < self.below_interval.as_nanos())
+        self.margin_ns(interval_ns) > 0
+    }
+
+    /// How long before each deadline a sender at `interval_ns` spins, ns:
+    /// the margin, at most a quarter of the interval; 0 at intervals not
+    /// below the threshold.
+    pub fn margin_ns(&self, interval_ns: i64) -> i64 {
+        let below = u128::try_from(interval_ns).is_ok_and(|i| i < self.below_interval.as_nanos());
+        if !below {
+            return 0;
+        }
+        i64::try_from(self.margin.as_nanos())
+            .unwrap_or(i64::MAX)
+            .min(interval_ns / SPIN_SHARE)
+            .max(0)
     }
 }
 
@@ -119,8 +142,8 @@ impl Sender<'_> {
         let mut out = SenderOutput::default();
         let mut buf = vec![0u8; self.payload_len.max(wire::probe::HEADER_LEN)];
         let mut sched = Schedule::new(self.rate_hz);
-        let spin = self.spin.applies(sched.interval_ns());
-        let margin = i64::try_from(self.spin.margin.as_nanos()).unwrap_or(i64::MAX);
+        let margin = self.spin.margin_ns(sched.interval_ns());
+        let spin = margin > 0;
         out.spun = spin;
         let cpu_start = crate::rt::thread_cpu_ns();
         let start = Instant::now();
@@ -198,6 +221,10 @@ mod tests {
             ..spin
         };
         assert!(!off.applies(Schedule::new(20_000).interval_ns()));
+        // Never more than a quarter of the interval.
+        assert_eq!(spin.margin_ns(1_000_000), 200_000);
+        assert_eq!(spin.margin_ns(50_000), 12_500);
+        assert_eq!(spin.margin_ns(2_000_000), 0);
     }
 
     #[test]
