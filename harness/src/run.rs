@@ -405,6 +405,10 @@ fn write_probe(bundle: &Bundle, p: &ProbeRecord, scenario: &Scenario) -> Result<
         "foreign_session": p.foreign_session,
         "send_errors": p.send_errors,
         "sender_late": p.sender_late,
+        "realtime_priority": p.realtime_priority,
+        "realtime_error": p.realtime_error,
+        "max_send_delay_ns": p.max_send_delay_ns,
+        "sender_cpu_ns": p.sender_cpu_ns,
         "clock": "CLOCK_REALTIME of the host (client namespace shares it), ns since the epoch",
     });
     bundle.write_json("probe/meta.json", &meta)?;
@@ -415,6 +419,9 @@ fn write_probe(bundle: &Bundle, p: &ProbeRecord, scenario: &Scenario) -> Result<
         gaps.push('\n');
     }
     bundle.write("probe/gaps.jsonl", gaps.as_bytes())?;
+    let mut hlog = Vec::new();
+    client_probe::write_rtt_hdr_log(p, 1_000_000_000, &mut hlog).context("writing the RTT histogram log")?;
+    bundle.write("probe/rtt.hlog", &hlog)?;
     Ok(())
 }
 

@@ -70,6 +70,10 @@ pub struct ClientView {
     pub probe_interval_ms: Option<f64>,
     /// Whether the prober itself fell behind schedule in the window.
     pub sender_late: Option<u64>,
+    /// RFC 3550 interarrival jitter of the replies in the window, ms.
+    pub jitter_ms: Option<f64>,
+    /// Median round-trip time in the window, ms.
+    pub rtt_p50_ms: Option<f64>,
 }
 
 /// One repetition in `summary.json`.
@@ -175,6 +179,8 @@ fn client_view(g: &GapSummary) -> ClientView {
         gaps_over_threshold: Some(g.gaps.len() as u64),
         probe_interval_ms: Some(g.interval_ms),
         sender_late: Some(g.sender_late),
+        jitter_ms: Some(g.jitter_ms),
+        rtt_p50_ms: (g.rtt_ms.samples > 0).then_some(g.rtt_ms.p50),
     }
 }
 
