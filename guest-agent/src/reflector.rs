@@ -43,8 +43,14 @@ use crate::mmsg::{Batch, BATCH};
 /// Sessions remembered at most; beyond that the table is cleared.
 pub const MAX_SESSIONS: usize = 1024;
 
-/// Requested `SO_RCVBUF` and `SO_SNDBUF` of the reflector's socket, bytes.
+/// Requested `SO_RCVBUF` and `SO_SNDBUF` of the reflector's socket, bytes
+/// (the kernel accounts twice this). Large, so that a stall of the guest
+/// queues probes rather than dropping them; the price is queueing delay
+/// while the guest is slower than the probe rate.
 pub const SOCKET_BUFFER: usize = 4 << 20;
+
+/// `SO_BUSY_POLL` of the reflector's socket, microseconds.
+pub const BUSY_POLL_US: u32 = 50;
 
 /// How often the blocked thread wakes up to check whether it must stop.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -155,6 +161,9 @@ impl Reflector {
         // user-space receive times.
         let _ = socket::setsockopt(&sock, sockopt::ReceiveTimestampns, &true);
         set_buffers(&sock);
+        // Only an optimisation: without it the reflector sleeps until the
+        // NIC's interrupt.
+        let _ = crate::mmsg::set_busy_poll(sock.as_fd(), BUSY_POLL_US);
         let counters = Arc::new(ReflectorCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
