@@ -164,7 +164,10 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     manifest.guest = Some(image.clone());
     let mut local = LocalLab::new(lab, &scenario, image);
     let mut g = Gathered::default();
-    let body = run_body(&scenario, &opts.job, &mut local, &bundle, &mut g, ctl, &live).await;
+    let body = run_body(
+        &scenario, &opts.job, &mut local, &bundle, &mut g, ctl, &live,
+    )
+    .await;
 
     // Whatever happened, record it all and clean up.
     let probe_record: Option<ProbeRecord> = match g.prober.take() {
@@ -420,7 +423,8 @@ fn write_probe(bundle: &Bundle, p: &ProbeRecord, scenario: &Scenario) -> Result<
     }
     bundle.write("probe/gaps.jsonl", gaps.as_bytes())?;
     let mut hlog = Vec::new();
-    client_probe::write_rtt_hdr_log(p, 1_000_000_000, &mut hlog).context("writing the RTT histogram log")?;
+    client_probe::write_rtt_hdr_log(p, 1_000_000_000, &mut hlog)
+        .context("writing the RTT histogram log")?;
     bundle.write("probe/rtt.hlog", &hlog)?;
     Ok(())
 }
