@@ -11,7 +11,8 @@
 //! Errors carry an [`ApiError`] body: 401 (no or wrong bearer token,
 //! checked before anything else), 404 (unknown path, unknown workload),
 //! 405 (known path, wrong method), 400 (malformed body or impossible
-//! spec, invalid workload name), 409 (a workload of that name is
+//! spec, invalid workload name, a command whose program cannot be
+//! started), 409 (a workload of that name is
 //! running), 413 (body over 64 KiB), 507 (working set larger than the
 //! guest's available memory), 500 (the agent failed).
 
@@ -262,7 +263,7 @@ async fn put_workload(
     .await;
     let workload = match started {
         Ok(Ok(w)) => w,
-        Ok(Err(e @ WorkloadError::Invalid(_))) => {
+        Ok(Err(e @ (WorkloadError::Invalid(_) | WorkloadError::Spawn { .. }))) => {
             return error(StatusCode::BAD_REQUEST, e.to_string())
         }
         Ok(Err(e @ WorkloadError::InsufficientMemory { .. })) => {

@@ -166,14 +166,17 @@ pub fn load_modules() {
     }
 }
 
-/// Starts a thread that reaps every child that exits (the agent spawns
-/// none, but orphans are re-parented to PID 1).
+/// Starts a thread that reaps every child that exits (orphans are
+/// re-parented to PID 1) and hands each exit status to
+/// [`crate::workload::note_reaped`], which keeps those of command
+/// workloads.
 pub fn spawn_reaper() -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("reaper".into())
         .spawn(|| loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::__WALL)) {
-                Ok(_) | Err(Errno::EINTR) => {}
+                Ok(ws) => crate::workload::note_reaped(ws),
+                Err(Errno::EINTR) => {}
                 // No children at all: look again later.
                 Err(_) => std::thread::sleep(Duration::from_secs(1)),
             }

@@ -1,18 +1,32 @@
 //! Workloads the harness starts and stops through the control API.
 //!
-//! The only kind so far is *dirty memory*: a working set pre-touched with
-//! non-zero data (so QEMU's zero-page detection cannot skip it), then one
-//! thread writing an incrementing `u64` stamp at the start of distinct
-//! 4 KiB pages, sequentially and wrapping, paced with absolute deadlines in
-//! 10 ms ticks so that pages per second times 4 KiB matches the target
-//! rate (rate 0: as fast as possible).
+//! Two kinds:
+//!
+//! - *dirty memory*: a working set pre-touched with non-zero data (so
+//!   QEMU's zero-page detection cannot skip it), then one thread writing
+//!   an incrementing `u64` stamp at the start of distinct 4 KiB pages,
+//!   sequentially and wrapping, paced with absolute deadlines in 10 ms
+//!   ticks so that pages per second times 4 KiB matches the target rate
+//!   (rate 0: as fast as possible);
+//! - *command*: a program started as a child process (output to
+//!   `/tmp/<name>.log`), ended by its PID with SIGTERM, then SIGKILL after
+//!   [`TERM_GRACE`]. As PID 1 the agent also runs a reaper thread that
+//!   waits for every child: whoever reaps a program of ours (that thread
+//!   through [`note_reaped`], or the workload itself) stores its exit
+//!   status in one shared table, so it is never lost and never reaped
+//!   twice.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 use thiserror::Error;
 use wire::control::{WorkloadReport, WorkloadSpec};
 
@@ -48,6 +62,210 @@ pub enum WorkloadError {
     /// The worker thread could not be started or died while starting.
     #[error("cannot start the workload thread: {0}")]
     Thread(String),
+    /// The program of a command workload could not be started.
+    #[error("cannot start {program}: {why}")]
+    Spawn {
+        /// `argv[0]`.
+        program: String,
+        /// The operating system's reason.
+        why: String,
+    },
+}
+
+/// How long a command workload gets to end after SIGTERM before SIGKILL.
+pub const TERM_GRACE: Duration = Duration::from_secs(1);
+/// How long a just-started command is watched, so that a program that
+/// fails at once (bad arguments, port in use) shows `failed` in the
+/// answer to the request that started it.
+pub const START_WATCH: Duration = Duration::from_millis(100);
+
+/// Exit status of each program the agent started, by PID: `None` while it
+/// runs, then its status and when it was reaped.
+type ExitTable = BTreeMap<i32, Option<(WaitStatus, Instant)>>;
+
+fn exits() -> MutexGuard<'static, ExitTable> {
+    static EXITS: OnceLock<Mutex<ExitTable>> = OnceLock::new();
+    EXITS
+        .get_or_init(|| Mutex::new(BTreeMap::new()))
+        .lock()
+        // Every change is one insert or remove: still consistent.
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// Called by PID 1's reaper for every child it reaped: keeps the exit
+/// status of programs started as command workloads (others are ignored).
+pub fn note_reaped(status: WaitStatus) {
+    let Some(pid) = status.pid() else { return };
+    if matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
+        if let Some(slot) = exits().get_mut(&pid.as_raw()) {
+            *slot = Some((status, Instant::now()));
+        }
+    }
+}
+
+/// A program started by a command workload.
+#[derive(Debug)]
+struct Child {
+    pid: Pid,
+    program: String,
+    log: String,
+    started: Instant,
+    /// Set once `stop` sent a signal: an end by signal is then expected.
+    stopped_by_us: bool,
+}
+
+impl Child {
+    fn spawn(name: &str, argv: &[String]) -> Result<Self, WorkloadError> {
+        let Some(program) = argv.first().filter(|p| !p.is_empty()) else {
+            return Err(WorkloadError::Invalid(
+                "argv must hold at least the program to run".into(),
+            ));
+        };
+        let log = format!("/tmp/{name}.log");
+        let out = std::fs::File::create(&log).map_err(|e| WorkloadError::Spawn {
+            program: program.clone(),
+            why: format!("cannot create {log}: {e}"),
+        })?;
+        let err = out.try_clone().map_err(|e| WorkloadError::Spawn {
+            program: program.clone(),
+            why: format!("cannot share {log}: {e}"),
+        })?;
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // Register under the table's lock, so a reaper that reaps the
+        // child at once finds it registered when it records the status.
+        let mut table = exits();
+        let child = cmd.spawn().map_err(|e| WorkloadError::Spawn {
+            program: program.clone(),
+            why: e.to_string(),
+        })?;
+        let raw = i32::try_from(child.id()).map_err(|_| WorkloadError::Spawn {
+            program: program.clone(),
+            why: format!("PID {} out of range", child.id()),
+        })?;
+        table.insert(raw, None);
+        drop(table);
+        // `child` is dropped without waiting: the PID is ours to reap.
+        drop(child);
+        Ok(Self {
+            pid: Pid::from_raw(raw),
+            program: program.clone(),
+            log,
+            started: Instant::now(),
+            stopped_by_us: false,
+        })
+    }
+
+    /// The exit status and when it was seen, once the program ended.
+    fn exit(&self) -> Option<(WaitStatus, Instant)> {
+        let raw = self.pid.as_raw();
+        {
+            let mut table = exits();
+            if let Some(Some(done)) = table.get(&raw) {
+                return Some(*done);
+            }
+            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+                Ok(ws @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    let done = (ws, Instant::now());
+                    table.insert(raw, Some(done));
+                    return Some(done);
+                }
+                Err(Errno::ECHILD) => {} // reaped by the reaper: see below
+                _ => return None,        // still running
+            }
+        }
+        // The reaper has it and records it as soon as it gets the lock.
+        for _ in 0..200 {
+            if let Some(Some(done)) = exits().get(&raw) {
+                return Some(*done);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
+    }
+
+    /// Waits up to `d` for the program to end.
+    fn wait_for(&self, d: Duration) -> Option<(WaitStatus, Instant)> {
+        let end = Instant::now() + d;
+        loop {
+            if let Some(done) = self.exit() {
+                return Some(done);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `sig` unless the program has already ended (a reaped PID may
+    /// belong to someone else by now).
+    fn signal(&self, sig: Signal) {
+        if self.exit().is_none() {
+            let _ = kill(self.pid, sig);
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after [`TERM_GRACE`]; waits until reaped.
+    fn stop(&mut self) {
+        if self.exit().is_some() {
+            return;
+        }
+        self.stopped_by_us = true;
+        self.signal(Signal::SIGTERM);
+        if self.wait_for(TERM_GRACE).is_none() {
+            self.signal(Signal::SIGKILL);
+            let _ = self.wait_for(Duration::from_secs(5));
+        }
+    }
+
+    fn report(&self, name: &str) -> WorkloadReport {
+        let exit = self.exit();
+        let end = exit.map_or_else(Instant::now, |(_, at)| at);
+        let (state, error) = match exit {
+            None => ("running", None),
+            Some((WaitStatus::Exited(_, 0), _)) => ("stopped", None),
+            Some(_) if self.stopped_by_us => ("stopped", None),
+            Some((ws, _)) => (
+                "failed",
+                Some(format!(
+                    "{} {} (its output is in {} in the guest)",
+                    self.program,
+                    describe(ws),
+                    self.log
+                )),
+            ),
+        };
+        WorkloadReport {
+            name: name.to_string(),
+            state: state.into(),
+            elapsed_ms: u64::try_from(end.saturating_duration_since(self.started).as_millis())
+                .unwrap_or(u64::MAX),
+            error,
+            ..WorkloadReport::default()
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.stop();
+        if self.exit().is_some() {
+            exits().remove(&self.pid.as_raw());
+        }
+    }
+}
+
+/// `exited with status N` or `was killed by signal SIGX`.
+fn describe(ws: WaitStatus) -> String {
+    match ws {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, sig, _) => format!("was killed by signal {sig}"),
+        other => format!("ended ({other:?})"),
+    }
 }
 
 /// Progress shared between the worker thread and the reporter.
@@ -67,6 +285,9 @@ pub struct Workload {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     failure: Option<String>,
+    /// The program, for a command workload (the fields above then stay
+    /// unused).
+    child: Option<Child>,
 }
 
 /// `MemAvailable` from `/proc/meminfo`, in MiB (`None` if unreadable).
@@ -81,7 +302,10 @@ fn validate(spec: &WorkloadSpec) -> Result<(usize, f64), WorkloadError> {
     let WorkloadSpec::Dirty {
         working_set_mib,
         rate_mib_s,
-    } = *spec;
+    } = *spec
+    else {
+        return Err(WorkloadError::Invalid("not a dirty-memory workload".into()));
+    };
     if working_set_mib == 0 {
         return Err(WorkloadError::Invalid(
             "working_set_mib must be at least 1".into(),
@@ -115,6 +339,18 @@ impl Workload {
     /// workload is really running when this returns. Blocks: call it from
     /// a blocking context.
     pub fn start(name: &str, spec: &WorkloadSpec) -> Result<Self, WorkloadError> {
+        if let WorkloadSpec::Command { argv } = spec {
+            let child = Child::spawn(name, argv)?;
+            let _ = child.wait_for(START_WATCH);
+            return Ok(Self {
+                name: name.to_string(),
+                progress: Arc::default(),
+                stop: Arc::default(),
+                thread: None,
+                failure: None,
+                child: Some(child),
+            });
+        }
         let (bytes, rate) = validate(spec)?;
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -147,6 +383,7 @@ impl Workload {
             stop,
             thread: Some(thread),
             failure: None,
+            child: None,
         })
     }
 
@@ -155,8 +392,12 @@ impl Workload {
         &self.name
     }
 
-    /// Whether the worker thread is still dirtying memory.
+    /// Whether the worker thread is still dirtying memory, or the program
+    /// still runs.
     pub fn is_running(&self) -> bool {
+        if let Some(c) = &self.child {
+            return c.exit().is_none();
+        }
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
@@ -164,6 +405,10 @@ impl Workload {
     /// the final report. Blocks: call it from a blocking context. Calling
     /// it again returns the same final report.
     pub fn stop(&mut self) -> WorkloadReport {
+        if let Some(c) = self.child.as_mut() {
+            c.stop();
+            return c.report(&self.name);
+        }
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             if let Err(p) = t.join() {
@@ -176,6 +421,9 @@ impl Workload {
 
     /// What the workload has done so far.
     pub fn report(&self) -> WorkloadReport {
+        if let Some(c) = &self.child {
+            return c.report(&self.name);
+        }
         let p = &self.progress;
         let pages = p.pages_written.load(Ordering::Relaxed);
         let elapsed = match (p.started.get(), p.ended.get()) {
@@ -449,5 +697,69 @@ mod tests {
         assert_eq!(word(&mem, 0), 4);
         assert_eq!(word(&mem, 1), 2);
         assert_eq!(word(&mem, 2), 3);
+    }
+
+    fn command(argv: &[&str]) -> WorkloadSpec {
+        WorkloadSpec::Command {
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn command_runs_until_stopped_and_is_reaped() {
+        let mut w = Workload::start("wl-unit-sleep", &command(&["/bin/sleep", "30"])).unwrap();
+        assert!(w.is_running());
+        assert_eq!(w.report().state, "running");
+        let pid = w.child.as_ref().unwrap().pid;
+        let t = Instant::now();
+        let r = w.stop();
+        assert!(t.elapsed() < TERM_GRACE, "sleep ends on SIGTERM");
+        assert_eq!(r.state, "stopped", "{r:?}");
+        assert_eq!(r.error, None);
+        assert!(!w.is_running());
+        // Reaped: no zombie left behind.
+        assert_eq!(waitpid(pid, Some(WaitPidFlag::WNOHANG)), Err(Errno::ECHILD));
+        assert_eq!(w.stop(), r);
+    }
+
+    #[test]
+    fn command_that_fails_reports_its_status() {
+        let w = Workload::start("wl-unit-false", &command(&["/bin/false"])).unwrap();
+        let r = w.report();
+        assert_eq!(r.state, "failed", "{r:?}");
+        let e = r.error.unwrap();
+        assert!(e.contains("/bin/false exited with status 1"), "{e}");
+        assert!(e.contains("/tmp/wl-unit-false.log"), "{e}");
+    }
+
+    #[test]
+    fn command_output_goes_to_its_log() {
+        let w = Workload::start("wl-unit-echo", &command(&["/bin/echo", "hello"])).unwrap();
+        let r = w.report();
+        assert_eq!(r.state, "stopped", "{r:?}");
+        assert_eq!(
+            std::fs::read_to_string("/tmp/wl-unit-echo.log").unwrap(),
+            "hello\n"
+        );
+    }
+
+    #[test]
+    fn command_that_cannot_start_is_refused() {
+        let e = Workload::start("wl-unit-x", &command(&["/nonexistent/prog"])).unwrap_err();
+        assert!(matches!(e, WorkloadError::Spawn { .. }), "{e}");
+        assert!(e.to_string().contains("/nonexistent/prog"), "{e}");
+        let e = Workload::start("wl-unit-x", &command(&[])).unwrap_err();
+        assert!(matches!(e, WorkloadError::Invalid(_)), "{e}");
+    }
+
+    #[test]
+    fn reaper_and_workload_share_the_exit_status() {
+        let w = Workload::start("wl-unit-reaped", &command(&["/bin/sleep", "0.5"])).unwrap();
+        let pid = w.child.as_ref().unwrap().pid;
+        // Reap it here, as PID 1's reaper thread would.
+        let ws = waitpid(pid, None).unwrap();
+        note_reaped(ws);
+        let r = w.report();
+        assert_eq!(r.state, "stopped", "{r:?}");
     }
 }

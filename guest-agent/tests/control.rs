@@ -288,3 +288,74 @@ fn binary_pid1_flag_only_parses() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn command_workload_lifecycle() {
+    let (addr, _r) = start().await;
+    let spec = r#"{"kind":"command","argv":["/bin/sleep","30"]}"#;
+    let (s, body) = call(addr, Method::PUT, "/v1/workloads/cmd-it", Some(TOKEN), spec).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let started: WorkloadReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(started.state, "running", "{started:?}");
+    let (_, body) = call(addr, Method::GET, "/v1/report", Some(TOKEN), "").await;
+    let rep: AgentReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(rep.workloads["cmd-it"].state, "running");
+    let (s, _) = call(addr, Method::PUT, "/v1/workloads/cmd-it", Some(TOKEN), spec).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    let t = std::time::Instant::now();
+    let (s, body) = call(
+        addr,
+        Method::DELETE,
+        "/v1/workloads/cmd-it",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let fin: WorkloadReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(fin.state, "stopped", "{fin:?}");
+    assert_eq!(fin.error, None);
+    assert!(t.elapsed() < Duration::from_secs(3), "ended by SIGTERM");
+    let (_, body) = call(addr, Method::GET, "/v1/report", Some(TOKEN), "").await;
+    let rep: AgentReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(rep.workloads["cmd-it"].state, "stopped");
+
+    // A program that does not exist: refused, and the answer names it.
+    let (s, body) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/cmd-missing",
+        Some(TOKEN),
+        r#"{"kind":"command","argv":["/nonexistent/program","x"]}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let e = api_error(&body);
+    assert!(e.contains("cannot start /nonexistent/program"), "{e}");
+    let (s, body) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/cmd-empty",
+        Some(TOKEN),
+        r#"{"kind":"command","argv":[]}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(api_error(&body).contains("argv"), "{body}");
+
+    // A program that fails at once: started, then reported failed with
+    // its exit status.
+    let (s, body) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/cmd-false",
+        Some(TOKEN),
+        r#"{"kind":"command","argv":["/bin/false"]}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let r: WorkloadReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(r.state, "failed", "{r:?}");
+    assert!(r.error.unwrap().contains("exited with status 1"));
+}

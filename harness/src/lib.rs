@@ -7,6 +7,7 @@
 
 pub mod agent_client;
 pub mod backend;
+pub mod bench;
 pub mod bundle;
 pub mod calibrate;
 pub mod clock;

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use harness::bench::BenchOptions;
 use harness::calibrate::CalibrationPlan;
 use harness::run::{run, Job, RunControl, RunOptions, ScenarioSource};
 use harness::scenario::{Acceleration, Nic, Scenario};
@@ -51,6 +52,12 @@ enum Cmd {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Benchmarks: figures about the tools themselves, not about a
+    /// migration.
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
     /// Manage the lab.
     Lab {
         #[command(subcommand)]
@@ -81,6 +88,33 @@ struct CommonArgs {
     /// Acceleration, overriding the scenario's.
     #[arg(long, value_enum)]
     accel: Option<AccelArg>,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCmd {
+    /// How fast can the probe go in the lab? Boots a guest and, from the
+    /// client's namespace, sends to it at each rate in turn with three
+    /// tools: this project's probe (to the agent's UDP reflector), `ping`
+    /// (answered by the guest's kernel) and Debian's `irtt` (to an irtt
+    /// server the guest runs; skipped if `/usr/bin/irtt` is missing). It
+    /// prints, per rate and tool, the replies per second achieved, the
+    /// loss, the median round trip and the client's CPU use, then each
+    /// tool's highest rate with no loss; bench.json in a bundle holds the
+    /// same. Takes about (3 tools x rates x seconds) plus the boot.
+    Probe {
+        /// Rates to try, packets per second, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000,2000,5000,10000,15000,20000"
+        )]
+        rates: Vec<u32>,
+        /// Seconds of sending per tool and rate.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,6 +228,36 @@ fn execute(opts: RunOptions) -> Result<i32> {
     })
 }
 
+/// `harness bench probe`, with the same Ctrl-C handling as [`execute`].
+fn bench_probe(opts: BenchOptions) -> Result<i32> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let ctl = RunControl::default();
+        let c2 = ctl.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: finishing the current measurement, writing the bundle and removing the lab (Ctrl-C again to stop at once)");
+                c2.cancel.store(true, Ordering::SeqCst);
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let id = c2.lab_id.lock().ok().and_then(|g| g.clone());
+                if let Some(id) = id {
+                    let _ = harness::lab::topology::clean_all(Some(&id));
+                }
+                std::process::exit(130);
+            }
+        });
+        let (report, bundle) = harness::bench::bench_probe(&opts, &ctl).await?;
+        print!("{}", harness::bench::to_table(&report));
+        println!("bundle {}", bundle.display());
+        if let Some(e) = &report.error {
+            println!("error: {e}");
+            return Ok(2);
+        }
+        Ok(0)
+    })
+}
+
 fn real_main(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Run { scenario, common } => execute(RunOptions {
@@ -205,12 +269,19 @@ fn real_main(cli: Cli) -> Result<i32> {
             accel: common.accel.map(AccelArg::into),
             probe_rate: None,
         }),
-        Cmd::Calibrate { scenario, rate, pauses, cuts, common } => {
+        Cmd::Calibrate {
+            scenario,
+            rate,
+            pauses,
+            cuts,
+            common,
+        } => {
             let source = match scenario {
                 Some(p) => ScenarioSource::File(p),
                 None => ScenarioSource::Inline(Box::new(Scenario {
                     name: "calibrate".into(),
-                    description: "QMP stop/cont pauses and tap link cuts of known length, probed".into(),
+                    description: "QMP stop/cont pauses and tap link cuts of known length, probed"
+                        .into(),
                     ..Scenario::default()
                 })),
             };
@@ -228,6 +299,21 @@ fn real_main(cli: Cli) -> Result<i32> {
                 probe_rate: Some(rate),
             })
         }
+        Cmd::Bench {
+            cmd:
+                BenchCmd::Probe {
+                    rates,
+                    seconds,
+                    common,
+                },
+        } => bench_probe(BenchOptions {
+            rates,
+            seconds,
+            accel: common.accel.map_or(Acceleration::Auto, AccelArg::into),
+            out_dir: common.out,
+            agent: common.agent,
+            kernel: common.kernel,
+        }),
         Cmd::Lab {
             cmd: LabCmd::Clean { run },
         } => {

@@ -44,6 +44,16 @@ pub enum WorkloadSpec {
         /// fast as possible.
         rate_mib_s: f64,
     },
+    /// Run a program: `argv[0]` is its absolute path in the guest, the
+    /// rest its arguments. Its stdout and stderr go to `/tmp/<name>.log`
+    /// in the guest. The report says `running` while it runs, `stopped`
+    /// once it exited with status 0 or was ended by `DELETE` (SIGTERM,
+    /// then SIGKILL after 1 s), `failed` (with its exit status in `error`)
+    /// otherwise. A program that cannot be started is refused with 400.
+    Command {
+        /// The program and its arguments; at least the program.
+        argv: Vec<String>,
+    },
 }
 
 /// What a workload has done so far.
@@ -116,5 +126,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("oops"), "{e}");
+    }
+
+    #[test]
+    fn command_spec_round_trips_and_is_strict() {
+        let s: WorkloadSpec =
+            serde_json::from_str(r#"{"kind":"command","argv":["/bin/sleep","30"]}"#).unwrap();
+        assert_eq!(
+            s,
+            WorkloadSpec::Command {
+                argv: vec!["/bin/sleep".into(), "30".into()]
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"kind":"command","argv":["/bin/sleep","30"]}"#
+        );
+        let e = serde_json::from_str::<WorkloadSpec>(
+            r#"{"kind":"command","argv":["/bin/true"],"env":{}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("env"), "{e}");
     }
 }

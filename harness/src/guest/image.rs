@@ -5,7 +5,7 @@ use crate::scenario::Nic;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -116,6 +116,11 @@ pub struct GuestImage {
     pub modules: Vec<String>,
     /// SHA-256 of the kernel, the initramfs and the agent, for provenance.
     pub sha256: HashMap<String, String>,
+    /// Host programs copied into the image at the same absolute path,
+    /// followed by the shared libraries they need (see
+    /// [`build_image_with`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<PathBuf>,
 }
 
 fn release_of(vmlinuz: &Path) -> Option<String> {
@@ -316,6 +321,63 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(format!("{:x}", Sha256::digest(&data)))
 }
 
+/// The shared libraries a dynamically linked program needs, as `ldd`
+/// lists them: the `name => /path (addr)` lines and the program
+/// interpreter's line (`/lib64/ld-linux-x86-64.so.2 (addr)`); the vDSO,
+/// which the kernel provides, is skipped. A library `ldd` cannot find is
+/// an error naming it.
+pub fn parse_ldd(text: &str) -> Result<Vec<PathBuf>> {
+    let mut libs = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let path = match line.split_once("=>") {
+            Some((name, rest)) => {
+                let rest = rest.trim();
+                if rest.starts_with("not found") {
+                    bail!("shared library {} not found", name.trim());
+                }
+                match rest.split_whitespace().next() {
+                    Some(p) if p.starts_with('/') => p,
+                    _ => continue, // e.g. `linux-vdso.so.1 =>  (0x...)`
+                }
+            }
+            None => match line.split_whitespace().next() {
+                Some(p) if p.starts_with('/') => p,
+                _ => continue, // vDSO, `statically linked`
+            },
+        };
+        let p = PathBuf::from(path);
+        if !libs.contains(&p) {
+            libs.push(p);
+        }
+    }
+    Ok(libs)
+}
+
+/// `program` followed by every shared library it needs (none for a
+/// statically linked program).
+pub fn program_with_libraries(program: &Path) -> Result<Vec<PathBuf>> {
+    if !program.is_absolute() || !program.is_file() {
+        bail!(
+            "{} is not an absolute path to a program on this machine",
+            program.display()
+        );
+    }
+    let out = std::process::Command::new("ldd")
+        .arg(program)
+        .output()
+        .context("cannot run ldd (it comes with libc-bin)")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut files = vec![program.to_path_buf()];
+    // ldd fails with "not a dynamic executable" for a static program.
+    if out.status.success() {
+        files.extend(
+            parse_ldd(&stdout)
+                .with_context(|| format!("resolving the libraries of {}", program.display()))?,
+        );
+    }
+    Ok(files)
+}
+
 /// Writes `out_dir/initramfs.cpio` for `nic` with `agent` as `/init`.
 pub fn build_image(
     kernel: &KernelChoice,
@@ -323,6 +385,29 @@ pub fn build_image(
     nic: Nic,
     out_dir: &Path,
 ) -> Result<GuestImage> {
+    build_image_with(kernel, agent, nic, out_dir, &[])
+}
+
+/// [`build_image`], plus host programs: each of `extra` (an absolute
+/// path) goes into the image at the same path, with the shared libraries
+/// `ldd` lists for it at theirs (parent folders created, each file once).
+/// This is how a dynamically linked tool such as Debian's `/usr/bin/irtt`
+/// runs in the guest.
+pub fn build_image_with(
+    kernel: &KernelChoice,
+    agent: &Path,
+    nic: Nic,
+    out_dir: &Path,
+    extra: &[PathBuf],
+) -> Result<GuestImage> {
+    let mut extras: Vec<PathBuf> = Vec::new();
+    for program in extra {
+        for f in program_with_libraries(program)? {
+            if !extras.contains(&f) {
+                extras.push(f);
+            }
+        }
+    }
     let dep_path = kernel.modules_dir.join("modules.dep");
     let dep = std::fs::read_to_string(&dep_path)
         .with_context(|| format!("cannot read {}; {KERNEL_HINT}", dep_path.display()))?;
@@ -337,6 +422,7 @@ pub fn build_image(
     let file = std::fs::File::create(&initramfs)
         .with_context(|| format!("cannot create {}", initramfs.display()))?;
     let mut w = CpioWriter::new(std::io::BufWriter::new(file));
+    let mut dirs: BTreeSet<String> = BTreeSet::new();
     for d in [
         "dev",
         "proc",
@@ -348,6 +434,26 @@ pub fn build_image(
         "lib/modules",
     ] {
         w.dir(d)?;
+        dirs.insert(d.to_string());
+    }
+    for f in &extras {
+        let rel = f.to_string_lossy().trim_start_matches('/').to_string();
+        // Parents first, each once.
+        let mut parent = String::new();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(part);
+            if dirs.insert(parent.clone()) {
+                w.dir(&parent)?;
+            }
+        }
+        // Read through symlinks (Debian's /lib64 is one): the file itself
+        // goes in.
+        let data = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+        w.file(&rel, 0o755, &data)?;
     }
     let agent_bytes =
         std::fs::read(agent).with_context(|| format!("cannot read {}", agent.display()))?;
@@ -378,6 +484,7 @@ pub fn build_image(
         agent: agent.to_path_buf(),
         modules: names,
         sha256,
+        extras,
     })
 }
 
@@ -426,6 +533,71 @@ kernel/net/core/failover.ko:
             e.contains("not a 64-bit ELF") || e.contains("cannot read"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ldd_output_is_parsed() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f54)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f54)\n";
+        assert_eq!(
+            parse_ldd(text).unwrap(),
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
+        assert!(parse_ldd("\tstatically linked\n").unwrap().is_empty());
+        let e = parse_ldd("\tlibfoo.so.1 => not found\n").unwrap_err();
+        assert!(e.to_string().contains("libfoo.so.1"), "{e}");
+    }
+
+    #[test]
+    fn extra_programs_go_in_with_their_libraries() {
+        // Only where there is a kernel with modules and cpio to list with.
+        let Ok(kernel) = find_kernel("auto") else {
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("lmig-image-test-{}", std::process::id()));
+        // Any file serves as the agent here: nothing boots it.
+        let agent = Path::new("/bin/true");
+        let img = build_image_with(
+            &kernel,
+            agent,
+            Nic::VirtioNet,
+            &dir,
+            &[PathBuf::from("/bin/true"), PathBuf::from("/bin/true")],
+        )
+        .unwrap();
+        let data = std::fs::read(&img.initramfs).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let Ok(mut child) = std::process::Command::new("cpio")
+            .args(["-it", "--quiet"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        else {
+            return;
+        };
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&data).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let list = String::from_utf8_lossy(&out.stdout);
+        let names: Vec<&str> = list.lines().collect();
+        for want in [
+            "bin",
+            "bin/true",
+            "lib64/ld-linux-x86-64.so.2",
+            "lib/x86_64-linux-gnu/libc.so.6",
+            "lib/x86_64-linux-gnu",
+            "init",
+        ] {
+            assert_eq!(
+                names.iter().filter(|n| **n == want).count(),
+                1,
+                "{want} once in {names:?}"
+            );
+        }
+        assert_eq!(img.extras[0], PathBuf::from("/bin/true"));
+        assert_eq!(img.extras.len(), 3, "{:?}", img.extras);
     }
 
     #[test]
