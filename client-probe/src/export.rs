@@ -110,17 +110,8 @@ mod tests {
             rate_hz: 1000,
             payload_len: 64,
             target: "127.0.0.1:9".into(),
-            send_ns: vec![],
             replies,
-            sender_late: vec![],
-            malformed: 0,
-            foreign_session: 0,
-            send_errors: 0,
-            realtime_priority: false,
-            realtime_error: None,
-            sender_spun: false,
-            max_send_delay_ns: 0,
-            sender_cpu_ns: 0,
+            ..ProbeRecord::default()
         }
     }
 

@@ -35,8 +35,9 @@ pub struct SenderLate {
     pub sent_ns: i64,
 }
 
-/// Everything one prober run recorded.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// Everything one prober run recorded. `Default` is an empty record, for
+/// building synthetic ones in analysis tests.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProbeRecord {
     /// Random session id carried by every probe of the run.
     pub session: u64,

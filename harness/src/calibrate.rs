@@ -260,19 +260,12 @@ mod tests {
                 reflector_rx_count: i as u64 + 1,
             })
             .collect();
-        let mut rec = client_probe_record_defaults();
-        rec.rate_hz = 1000;
-        rec.send_ns = send_ns;
-        rec.replies = replies;
-        rec
-    }
-
-    fn client_probe_record_defaults() -> ProbeRecord {
-        serde_json::from_value(serde_json::json!({
-            "session": 0, "rate_hz": 1, "payload_len": 56, "target": "", "send_ns": [], "replies": [],
-            "sender_late": [], "malformed": 0, "foreign_session": 0, "send_errors": 0
-        }))
-        .expect("a minimal record parses")
+        ProbeRecord {
+            rate_hz: 1000,
+            send_ns,
+            replies,
+            ..ProbeRecord::default()
+        }
     }
 
     fn trial(start: i64, end: i64) -> Trial {
