@@ -2,10 +2,7 @@
 //! client: clock exchange, start, status, stop, and the refusals.
 #![expect(clippy::unwrap_used, reason = "test helpers: a failure should panic")]
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +13,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use wire::clocksync::{estimate_offset, TimeSample};
-use wire::probe::{Kind, ProbePacket};
+use guest_agent::reflector::Reflector;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -25,47 +22,6 @@ fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64
-}
-
-/// Echoes every request on 127.0.0.1 as a reply, counting them.
-struct Reflector {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
-
-impl Reflector {
-    fn start() -> Self {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        let addr = sock.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut count = 0;
-            let mut buf = [0u8; 2048];
-            while !flag.load(Ordering::Relaxed) {
-                let Ok((len, from)) = sock.recv_from(&mut buf) else {
-                    continue;
-                };
-                let Ok(mut p) = ProbePacket::decode(&buf[..len]) else {
-                    continue;
-                };
-                count += 1;
-                p.kind = Kind::Reply;
-                p.reflector_rx_count = count;
-                p.encode(&mut buf);
-                let _ = sock.send_to(&buf[..len], from);
-            }
-        });
-        Reflector { addr, stop, thread }
-    }
-
-    fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap();
-    }
 }
 
 /// One HTTP/1.1 client connection.
@@ -170,10 +126,11 @@ async fn control_api_end_to_end_on_loopback() {
         .call(Method::POST, "/v1/probe/start", Some(TOKEN), "{")
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    let refl = Reflector::start();
+    // The guest agent's own reflector, on loopback.
+    let refl = Reflector::spawn_on("127.0.0.1:0".parse().unwrap()).unwrap();
     let bad_rate = format!(
         r#"{{"target":"{}","rate_hz":0,"payload_len":64}}"#,
-        refl.addr
+        refl.local_addr()
     );
     let (st, _) = c
         .call(Method::POST, "/v1/probe/start", Some(TOKEN), &bad_rate)
@@ -183,7 +140,7 @@ async fn control_api_end_to_end_on_loopback() {
     // A real probe through the loopback reflector.
     let start = format!(
         r#"{{"target":"{}","rate_hz":500,"payload_len":64}}"#,
-        refl.addr
+        refl.local_addr()
     );
     let (st, body) = c
         .call(Method::POST, "/v1/probe/start", Some(TOKEN), &start)
@@ -216,7 +173,7 @@ async fn control_api_end_to_end_on_loopback() {
         .await;
     assert_eq!(st, StatusCode::OK);
     let rec: ProbeRecord = serde_json::from_slice(&body).unwrap();
-    let target = refl.addr;
+    let target = refl.local_addr();
     refl.stop();
     assert_eq!(rec.session, started.session);
     assert_eq!(rec.target, target.to_string());
