@@ -1,0 +1,1135 @@
+//! `harness bench probe`: the highest probe rate the lab sustains with no
+//! loss, and what it costs, side by side with `ping` and `irtt` on the
+//! same path in the same run.
+//!
+//! One lab, one guest; from the client namespace to the guest, one tool
+//! after another, at each rate asked for:
+//!
+//! - **probe**: this project's [`client_probe::Prober`] against the guest
+//!   agent's UDP reflector (64-byte datagrams);
+//! - **ping**: iputils `ping -i <1/rate>` (64-byte ICMP echo; answered by
+//!   the guest's kernel, not by a user-space program). iputils keeps the
+//!   interval in whole milliseconds: `-i 0.0005` silently becomes `-i 0`,
+//!   one echo in flight, the next sent when the reply comes. So rates
+//!   whose interval is not a whole number of ms run as `-i 0` and are
+//!   marked *unpaced*: they show how fast ping-pong goes, never count as
+//!   sustaining the rate asked;
+//! - **irtt**: Debian's `irtt client -i <1/rate>` (64-byte packets)
+//!   against an `irtt server -i 0` the guest agent starts from the image
+//!   (the harness copies `/usr/bin/irtt` and its libraries into it).
+//!
+//! Each measurement gives the replies per second achieved, the loss, the
+//! round-trip time and the client's CPU time; a rate is *sustained* when
+//! nothing was lost and the tool really sent at least 95 % of the rate
+//! (and, for the probe, its sender was never late). Figures only: no
+//! pass or fail. The parsers and the table are pure functions, tested
+//! here; the rest is a thin shell around the lab.
+
+use crate::backend::local::LocalLab;
+use crate::bundle::Bundle;
+use crate::clock::{compact_stamp, now_ns, rfc3339};
+use crate::guest::image::build_image_with;
+use crate::guest::{find_agent, find_kernel};
+use crate::lab::netns::in_netns;
+use crate::lab::Lab;
+use crate::live::Live;
+use crate::manifest::HostFacts;
+use crate::run::RunControl;
+use crate::scenario::{Acceleration, Scenario};
+use anyhow::{bail, Context, Result};
+use client_probe::{ProbeConfig, ProbeOptions, Prober};
+// `resource` is a nix feature client-probe enables; features are unified
+// across the build, so it is there whenever the harness is built.
+use nix::sys::resource::{getrusage, UsageWho};
+use serde::Serialize;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Where Debian's `irtt` package puts the program.
+pub const IRTT: &str = "/usr/bin/irtt";
+/// The UDP port the irtt server listens on in the guest (irtt's default).
+pub const IRTT_PORT: u16 = 2112;
+/// Size of each probe, echo request and irtt packet, bytes (UDP payload
+/// for the probe and irtt, ICMP message for ping).
+pub const PACKET_BYTES: usize = 64;
+/// A rate counts as sustained only if the tool sent at least this share
+/// of the packets the rate asks for.
+pub const MIN_SEND_SHARE: f64 = 0.95;
+/// Default rates, per second.
+pub const DEFAULT_RATES: &[u32] = &[1000, 2000, 5000, 10000, 15000, 20000];
+
+/// What `harness bench probe` was asked to do.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Rates to try, per second.
+    pub rates: Vec<u32>,
+    /// Seconds of sending at each rate, per tool.
+    pub seconds: f64,
+    /// Acceleration of the guest.
+    pub accel: Acceleration,
+    /// Folder in which the bundle folder is created.
+    pub out_dir: PathBuf,
+    /// The guest agent binary, if not the default.
+    pub agent: Option<PathBuf>,
+    /// Guest kernel, if not `auto`.
+    pub kernel: Option<String>,
+}
+
+/// One tool at one rate.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ToolRun {
+    /// `probe`, `ping` or `irtt`.
+    pub tool: String,
+    /// Packets per second asked for.
+    pub rate_hz: u32,
+    /// The tool's interval argument as given (`-i`).
+    pub interval_arg: String,
+    /// Whether the tool paced its sends at the rate (`false`: ping with
+    /// `-i 0`, sending as fast as replies come).
+    pub paced: bool,
+    /// Packets sent.
+    pub sent: u64,
+    /// Distinct replies received.
+    pub received: u64,
+    /// Packets without a reply.
+    pub lost: u64,
+    /// `lost / sent`, percent.
+    pub loss_pct: f64,
+    /// Seconds from the first send to the end of the sending (for ping,
+    /// the run time it reports).
+    pub send_span_s: f64,
+    /// `sent / send_span_s`: the rate really sent.
+    pub achieved_send_hz: f64,
+    /// `received / send_span_s`: round trips per second completed.
+    pub achieved_reply_hz: f64,
+    /// Median round-trip time, ms (`None` where the tool does not give it:
+    /// ping reports only min/avg/max).
+    pub rtt_p50_ms: Option<f64>,
+    /// 99th percentile round-trip time, ms, where known.
+    pub rtt_p99_ms: Option<f64>,
+    /// Mean round-trip time, ms.
+    pub rtt_mean_ms: Option<f64>,
+    /// CPU time (user + system) the client used, s: for the probe the
+    /// whole harness process over the run (sender, receiver, idle
+    /// runtime), for ping and irtt the child process.
+    pub cpu_s: f64,
+    /// `cpu_s / send_span_s`, percent of one core.
+    pub cpu_pct: f64,
+    /// The probe's sender thread alone, s (ping and irtt: `None`).
+    pub sender_cpu_s: Option<f64>,
+    /// Probes sent more than one interval late (the probe only).
+    pub sender_late: Option<u64>,
+    /// No loss, at least [`MIN_SEND_SHARE`] of the rate sent, paced, no
+    /// error: the rate went through without loss.
+    pub loss_free: bool,
+    /// [`ToolRun::loss_free`] and, for the probe, a sender never late.
+    pub sustained: bool,
+    /// What failed, if the tool could not be run at this rate.
+    pub error: Option<String>,
+}
+
+impl ToolRun {
+    fn empty(tool: &str, rate_hz: u32) -> Self {
+        Self {
+            tool: tool.into(),
+            rate_hz,
+            interval_arg: String::new(),
+            paced: true,
+            sent: 0,
+            received: 0,
+            lost: 0,
+            loss_pct: 0.0,
+            send_span_s: 0.0,
+            achieved_send_hz: 0.0,
+            achieved_reply_hz: 0.0,
+            rtt_p50_ms: None,
+            rtt_p99_ms: None,
+            rtt_mean_ms: None,
+            cpu_s: 0.0,
+            cpu_pct: 0.0,
+            sender_cpu_s: None,
+            sender_late: None,
+            loss_free: false,
+            sustained: false,
+            error: None,
+        }
+    }
+
+    fn failed(tool: &str, rate_hz: u32, e: &anyhow::Error) -> Self {
+        Self {
+            error: Some(format!("{e:#}")),
+            ..Self::empty(tool, rate_hz)
+        }
+    }
+
+    /// Fills the derived fields from the counts, span and CPU time.
+    fn finish(mut self) -> Self {
+        self.lost = self.sent.saturating_sub(self.received);
+        self.loss_pct = if self.sent > 0 {
+            self.lost as f64 * 100.0 / self.sent as f64
+        } else {
+            0.0
+        };
+        if self.send_span_s > 0.0 {
+            self.achieved_send_hz = self.sent as f64 / self.send_span_s;
+            self.achieved_reply_hz = self.received as f64 / self.send_span_s;
+            self.cpu_pct = self.cpu_s * 100.0 / self.send_span_s;
+        }
+        self.loss_free = self.error.is_none()
+            && self.paced
+            && self.sent > 0
+            && self.lost == 0
+            && self.achieved_send_hz >= MIN_SEND_SHARE * f64::from(self.rate_hz);
+        self.sustained = self.loss_free && self.sender_late.unwrap_or(0) == 0;
+        self
+    }
+}
+
+/// A tool's best: its highest sustained rate and the CPU it took there.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Best {
+    /// The tool.
+    pub tool: String,
+    /// Highest sustained rate, per second (`None`: none of the rates).
+    pub rate_hz: Option<u32>,
+    /// CPU there, percent of one core.
+    pub cpu_pct: Option<f64>,
+    /// Replies per second achieved there.
+    pub achieved_reply_hz: Option<f64>,
+    /// Highest rate with no loss, late sends allowed (differs from
+    /// `rate_hz` for the probe only).
+    pub loss_free_rate_hz: Option<u32>,
+    /// The most replies per second an unpaced run (ping `-i 0`) got
+    /// with no loss, and its CPU %.
+    pub unpaced_reply_hz: Option<f64>,
+    /// CPU of that unpaced run, percent of one core.
+    pub unpaced_cpu_pct: Option<f64>,
+}
+
+/// Everything `bench.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// `bench-probe/1`.
+    pub schema: String,
+    /// The command line.
+    pub command: Vec<String>,
+    /// When it started and ended (UTC).
+    pub started: String,
+    /// When it ended (UTC).
+    pub ended: String,
+    /// The lab's run id.
+    pub lab_id: String,
+    /// The host.
+    pub host: HostFacts,
+    /// `kvm` or `tcg` (`None` if the guest never came up).
+    pub acceleration: Option<String>,
+    /// Why that acceleration.
+    pub acceleration_note: String,
+    /// The guest's address (the target of every tool).
+    pub guest_addr: String,
+    /// Seconds of sending per tool and rate.
+    pub seconds: f64,
+    /// Rates tried.
+    pub rates: Vec<u32>,
+    /// Bytes per packet.
+    pub packet_bytes: usize,
+    /// Versions of the tools compared.
+    pub tool_versions: std::collections::BTreeMap<String, String>,
+    /// Every measurement: probe, then ping, then irtt, rates ascending.
+    pub runs: Vec<ToolRun>,
+    /// Each tool's best.
+    pub best: Vec<Best>,
+    /// Things a reader should know (a tool missing, a rate skipped).
+    pub notes: Vec<String>,
+    /// What stopped the benchmark early, if anything.
+    pub error: Option<String>,
+}
+
+/// The order tools run and print in.
+pub const TOOLS: [&str; 3] = ["probe", "ping", "irtt"];
+
+/// Each tool's highest sustained rate.
+pub fn best_of(runs: &[ToolRun]) -> Vec<Best> {
+    TOOLS
+        .iter()
+        .map(|tool| {
+            let mine = || runs.iter().filter(|r| r.tool == *tool);
+            let top = mine().filter(|r| r.sustained).max_by_key(|r| r.rate_hz);
+            let unpaced = mine()
+                .filter(|r| !r.paced && r.error.is_none() && r.sent > 0 && r.lost == 0)
+                .max_by(|a, b| a.achieved_reply_hz.total_cmp(&b.achieved_reply_hz));
+            Best {
+                tool: (*tool).into(),
+                rate_hz: top.map(|r| r.rate_hz),
+                cpu_pct: top.map(|r| r.cpu_pct),
+                achieved_reply_hz: top.map(|r| r.achieved_reply_hz),
+                loss_free_rate_hz: mine().filter(|r| r.loss_free).map(|r| r.rate_hz).max(),
+                unpaced_reply_hz: unpaced.map(|r| r.achieved_reply_hz),
+                unpaced_cpu_pct: unpaced.map(|r| r.cpu_pct),
+            }
+        })
+        .collect()
+}
+
+/// The table printed at the end: one row per rate, four columns per tool
+/// (replies per second achieved, loss %, median RTT ms, CPU % of one
+/// core), then each tool's best.
+pub fn to_table(report: &BenchReport) -> String {
+    let mut out = String::new();
+    let cell = |r: Option<&ToolRun>| -> String {
+        match r {
+            None => format!("{:>31}", "-"),
+            Some(r) if r.error.is_some() => format!("{:>31}", "failed"),
+            Some(r) => {
+                let rtt = match (r.rtt_p50_ms, r.rtt_mean_ms) {
+                    (Some(p), _) => format!("{p:.3}"),
+                    (None, Some(m)) => format!("{m:.3}*"),
+                    (None, None) => "-".into(),
+                };
+                format!(
+                    "{:>8.0} {:>6.2} {:>7} {:>6.1}{}",
+                    r.achieved_reply_hz,
+                    r.loss_pct,
+                    rtt,
+                    r.cpu_pct,
+                    if !r.paced {
+                        '~'
+                    } else if r.sustained {
+                        ' '
+                    } else if r.loss_free {
+                        'L'
+                    } else {
+                        '!'
+                    }
+                )
+            }
+        }
+    };
+    out.push_str(&format!("{:>7} ", ""));
+    for t in TOOLS {
+        out.push_str(&format!(" {:-^31}", format!(" {t} ")));
+    }
+    out.push('\n');
+    out.push_str(&format!("{:>7} ", "rate/s"));
+    for _ in TOOLS {
+        out.push_str(&format!(
+            " {:>8} {:>6} {:>7} {:>6} ",
+            "got/s", "loss%", "rtt_ms", "cpu%"
+        ));
+    }
+    out.push('\n');
+    for rate in &report.rates {
+        out.push_str(&format!("{rate:>7} "));
+        for t in TOOLS {
+            let r = report
+                .runs
+                .iter()
+                .find(|r| r.tool == t && r.rate_hz == *rate);
+            out.push(' ');
+            out.push_str(&cell(r));
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "got/s: replies per second achieved; rtt_ms: median round trip (* ping: mean, it gives no median);\n\
+         cpu%: client CPU time / sending time, percent of one core;\n\
+         !: not sustained (loss, or under 95% of the rate sent); L: no loss but the probe's sender was late;\n\
+         ~: ping unpaced (-i 0: iputils rounds -i to whole ms), not a run at that rate\n",
+    );
+    for b in &report.best {
+        let mut line = match (b.rate_hz, b.cpu_pct) {
+            (Some(r), Some(c)) => format!(
+                "{:<5} highest rate with no loss: {r}/s, CPU {c:.1}% of one core",
+                b.tool
+            ),
+            _ => format!(
+                "{:<5} highest rate with no loss: none of the rates tried",
+                b.tool
+            ),
+        };
+        if let (Some(l), true) = (b.loss_free_rate_hz, b.loss_free_rate_hz != b.rate_hz) {
+            let cpu = report
+                .runs
+                .iter()
+                .find(|r| r.tool == b.tool && r.rate_hz == l)
+                .map_or(0.0, |r| r.cpu_pct);
+            line.push_str(&format!(
+                "; with no loss but late sends: {l}/s, CPU {cpu:.1}%"
+            ));
+        }
+        if let (Some(u), Some(c)) = (b.unpaced_reply_hz, b.unpaced_cpu_pct) {
+            line.push_str(&format!(
+                "; unpaced (-i 0, one echo in flight): {u:.0}/s with no loss, CPU {c:.1}%"
+            ));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for n in &report.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}
+
+/// What `ping -q` printed at the end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingSummary {
+    /// `N packets transmitted`.
+    pub transmitted: u64,
+    /// `M received`.
+    pub received: u64,
+    /// `time T ms`: how long ping ran.
+    pub time_ms: f64,
+    /// The `rtt min/avg/max/mdev` line's average, ms (absent when nothing
+    /// came back).
+    pub rtt_avg_ms: Option<f64>,
+}
+
+/// Parses iputils ping's summary: `N packets transmitted, M received, ...
+/// time Tms` and `rtt min/avg/max/mdev = a/b/c/d ms`.
+pub fn parse_ping(text: &str) -> Result<PingSummary> {
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .context("ping printed no `packets transmitted` line")?;
+    let mut transmitted = None;
+    let mut received = None;
+    let mut time_ms = None;
+    for part in line.split(',').map(str::trim) {
+        let mut words = part.split_whitespace();
+        let (Some(a), Some(b)) = (words.next(), words.next()) else {
+            continue;
+        };
+        match b {
+            "packets" => transmitted = a.parse().ok(),
+            "received" => received = a.parse().ok(),
+            _ if a == "time" => time_ms = b.trim_end_matches("ms").parse().ok(),
+            _ => {}
+        }
+    }
+    let rtt_avg_ms = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rtt min/avg/max/mdev = "))
+        .and_then(|v| v.split('/').nth(1))
+        .and_then(|v| v.parse().ok());
+    Ok(PingSummary {
+        transmitted: transmitted.with_context(|| format!("no packet count in {line:?}"))?,
+        received: received.with_context(|| format!("no received count in {line:?}"))?,
+        time_ms: time_ms.with_context(|| format!("no run time in {line:?}"))?,
+        rtt_avg_ms,
+    })
+}
+
+/// What an irtt client's JSON output says, reduced to what the bench
+/// compares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IrttSummary {
+    /// `stats.packets_sent`.
+    pub sent: u64,
+    /// `stats.packets_received`.
+    pub received: u64,
+    /// First to last client send time plus one interval, s.
+    pub send_span_s: f64,
+    /// Median round trip of the replies, ms.
+    pub rtt_p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub rtt_p99_ms: Option<f64>,
+    /// Mean, ms.
+    pub rtt_mean_ms: Option<f64>,
+}
+
+/// Parses `irtt client -o file.json` output (irtt 0.9).
+pub fn parse_irtt(json: &serde_json::Value, interval_s: f64) -> Result<IrttSummary> {
+    let stats = json.get("stats").context("irtt's JSON has no `stats`")?;
+    let num = |k: &str| {
+        stats
+            .get(k)
+            .and_then(serde_json::Value::as_u64)
+            .with_context(|| format!("irtt's JSON has no stats.{k}"))
+    };
+    let sent = num("packets_sent")?;
+    let received = num("packets_received")?;
+    let trips = json
+        .get("round_trips")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut first: Option<i64> = None;
+    let mut last: Option<i64> = None;
+    let mut rtts: Vec<f64> = Vec::new();
+    for t in trips {
+        if let Some(w) = t
+            .pointer("/timestamps/client/send/wall")
+            .and_then(serde_json::Value::as_i64)
+        {
+            first = Some(first.map_or(w, |f| f.min(w)));
+            last = Some(last.map_or(w, |l| l.max(w)));
+        }
+        let lost = t.get("lost").and_then(serde_json::Value::as_str) != Some("false");
+        if !lost {
+            if let Some(r) = t.pointer("/delay/rtt").and_then(serde_json::Value::as_f64) {
+                rtts.push(r / 1e6);
+            }
+        }
+    }
+    let send_span_s = match (first, last) {
+        (Some(f), Some(l)) => (l - f) as f64 / 1e9 + interval_s,
+        _ => 0.0,
+    };
+    rtts.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> Option<f64> {
+        let n = rtts.len();
+        (n > 0).then(|| rtts[((p * n as f64).ceil() as usize).clamp(1, n) - 1])
+    };
+    let mean = (!rtts.is_empty()).then(|| rtts.iter().sum::<f64>() / rtts.len() as f64);
+    Ok(IrttSummary {
+        sent,
+        received,
+        send_span_s,
+        rtt_p50_ms: pct(0.5),
+        rtt_p99_ms: pct(0.99),
+        rtt_mean_ms: mean,
+    })
+}
+
+/// An interval in ns for irtt's `-i` (Go durations take `ns`).
+fn irtt_interval(rate_hz: u32) -> String {
+    format!("{}ns", 1_000_000_000u64 / u64::from(rate_hz.max(1)))
+}
+
+/// ping's `-i` for a rate, and whether ping can pace it: iputils keeps
+/// the interval in whole ms, so a rate whose interval is not a whole
+/// number of ms runs as `-i 0` (unpaced: the next echo when the reply
+/// comes).
+fn ping_interval(rate_hz: u32) -> (String, bool) {
+    let rate = rate_hz.max(1);
+    if rate <= 1000 && 1000 % rate == 0 {
+        (format!("{:.3}", 1.0 / f64::from(rate)), true)
+    } else {
+        ("0".into(), false)
+    }
+}
+
+/// User + system CPU time of `who`, s.
+fn cpu_seconds(who: UsageWho) -> f64 {
+    getrusage(who).map_or(0.0, |u| {
+        let tv = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        tv(u.user_time()) + tv(u.system_time())
+    })
+}
+
+/// First line of `cmd args`' output (stdout, else stderr), for versions.
+fn version_of(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_else(|e| format!("cannot run {cmd}: {e}"))
+}
+
+/// Output and CPU time of a child run to the end (killed after `timeout`).
+struct ChildRun {
+    stdout: String,
+    stderr: String,
+    success: bool,
+    cpu_s: f64,
+    timed_out: bool,
+}
+
+/// Runs `ip netns exec NS ARGS...` (iproute2 execs the program in place,
+/// so the child is the tool itself) and measures its CPU time as the
+/// change of this process's `RUSAGE_CHILDREN` (nothing else is waited
+/// for meanwhile).
+fn run_in_ns(ns: &str, args: &[String], timeout: Duration) -> Result<ChildRun> {
+    let before = cpu_seconds(UsageWho::RUSAGE_CHILDREN);
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run `ip netns exec {ns} {}`", args.join(" ")))?;
+    let start = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().context("waiting for the tool")? {
+            break st;
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().context("waiting for the killed tool")?;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let cpu_s = cpu_seconds(UsageWho::RUSAGE_CHILDREN) - before;
+    let read = |r: Option<&mut dyn std::io::Read>| {
+        let mut s = String::new();
+        if let Some(r) = r {
+            let _ = r.read_to_string(&mut s);
+        }
+        s
+    };
+    let stdout = read(child.stdout.as_mut().map(|s| s as &mut dyn std::io::Read));
+    let stderr = read(child.stderr.as_mut().map(|s| s as &mut dyn std::io::Read));
+    Ok(ChildRun {
+        stdout,
+        stderr,
+        success: status.success(),
+        cpu_s,
+        timed_out,
+    })
+}
+
+/// Our probe at `rate_hz` for `seconds`.
+async fn run_probe(local: &LocalLab, rate_hz: u32, seconds: f64) -> Result<ToolRun> {
+    let ns = local.lab.client_ns();
+    let socket = in_netns(&ns, || std::net::UdpSocket::bind("0.0.0.0:0"))
+        .context("opening the probe socket in the client namespace")?;
+    let cpu0 = cpu_seconds(UsageWho::RUSAGE_SELF);
+    let prober = Prober::start_with(
+        socket,
+        ProbeConfig {
+            target: local.reflector(),
+            rate_hz,
+            payload_len: PACKET_BYTES,
+        },
+        // As `harness run` uses it: real-time priority, sleeping only.
+        ProbeOptions {
+            spin_margin: Duration::ZERO,
+            ..ProbeOptions::default()
+        },
+    )
+    .context("starting the probe")?;
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    let rec = tokio::task::spawn_blocking(move || prober.stop())
+        .await
+        .context("the probe's stop task failed")?
+        .context("stopping the probe")?;
+    let cpu_s = cpu_seconds(UsageWho::RUSAGE_SELF) - cpu0;
+    let s = client_probe::analyze(&rec, None, 5_000_000);
+    let span_ns = match (rec.send_ns.first(), rec.send_ns.last()) {
+        (Some(f), Some(l)) => l - f + 1_000_000_000 / i64::from(rate_hz.max(1)),
+        _ => 0,
+    };
+    let rtt = (s.rtt_ms.samples > 0).then_some(&s.rtt_ms);
+    Ok(ToolRun {
+        sent: s.probes_sent,
+        received: s.replies.saturating_sub(s.duplicates),
+        send_span_s: span_ns as f64 / 1e9,
+        rtt_p50_ms: rtt.map(|r| r.p50),
+        rtt_p99_ms: rtt.map(|r| r.p99),
+        rtt_mean_ms: rtt.map(|r| r.mean),
+        cpu_s,
+        sender_cpu_s: Some(rec.sender_cpu_ns as f64 / 1e9),
+        sender_late: Some(s.sender_late),
+        interval_arg: format!("{rate_hz}/s"),
+        ..ToolRun::empty("probe", rate_hz)
+    }
+    .finish())
+}
+
+/// `ping -i 1/rate` for `seconds` worth of echo requests.
+async fn run_ping(ns: &str, guest: Ipv4Addr, rate_hz: u32, seconds: f64) -> Result<ToolRun> {
+    let count = ((f64::from(rate_hz) * seconds).round() as u64).max(1);
+    let (interval, paced) = ping_interval(rate_hz);
+    let args: Vec<String> = [
+        "ping",
+        "-q",
+        "-n",
+        "-i",
+        &interval,
+        "-c",
+        &count.to_string(),
+        "-W",
+        "1",
+        "-s",
+        &(PACKET_BYTES - 8).to_string(),
+        &guest.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let ns = ns.to_string();
+    let timeout = Duration::from_secs_f64(seconds * 4.0 + 10.0);
+    let out = tokio::task::spawn_blocking(move || run_in_ns(&ns, &args, timeout))
+        .await
+        .context("the ping task failed")??;
+    if out.timed_out {
+        bail!("ping did not finish within {:.0} s", timeout.as_secs_f64());
+    }
+    let p = parse_ping(&out.stdout).with_context(|| {
+        format!(
+            "reading ping's summary (it said: {} {})",
+            out.stdout.trim(),
+            out.stderr.trim()
+        )
+    })?;
+    Ok(ToolRun {
+        sent: p.transmitted,
+        received: p.received,
+        send_span_s: p.time_ms / 1e3,
+        rtt_mean_ms: p.rtt_avg_ms,
+        cpu_s: out.cpu_s,
+        interval_arg: interval,
+        paced,
+        ..ToolRun::empty("ping", rate_hz)
+    }
+    .finish())
+}
+
+/// `irtt client -i 1/rate -d seconds` against the guest's irtt server.
+async fn run_irtt(
+    ns: &str,
+    guest: Ipv4Addr,
+    rate_hz: u32,
+    seconds: f64,
+    scratch: &Path,
+) -> Result<ToolRun> {
+    let json_path = scratch.join(format!("irtt-{rate_hz}.json"));
+    let _ = std::fs::remove_file(&json_path);
+    let args: Vec<String> = vec![
+        IRTT.into(),
+        "client".into(),
+        "-i".into(),
+        irtt_interval(rate_hz),
+        "-d".into(),
+        format!("{}ms", (seconds * 1000.0).round() as u64),
+        "-l".into(),
+        PACKET_BYTES.to_string(),
+        "-Q".into(),
+        "-o".into(),
+        json_path.display().to_string(),
+        format!("{guest}:{IRTT_PORT}"),
+    ];
+    let ns = ns.to_string();
+    let timeout = Duration::from_secs_f64(seconds * 4.0 + 20.0);
+    let out = tokio::task::spawn_blocking(move || run_in_ns(&ns, &args, timeout))
+        .await
+        .context("the irtt task failed")??;
+    if out.timed_out {
+        bail!("irtt did not finish within {:.0} s", timeout.as_secs_f64());
+    }
+    if !out.success {
+        bail!("irtt client failed: {}", out.stderr.trim());
+    }
+    let text = std::fs::read(&json_path)
+        .with_context(|| format!("irtt wrote no {}", json_path.display()))?;
+    let _ = std::fs::remove_file(&json_path);
+    let v: serde_json::Value =
+        serde_json::from_slice(&text).context("irtt's JSON output does not parse")?;
+    let s = parse_irtt(&v, 1.0 / f64::from(rate_hz.max(1)))?;
+    Ok(ToolRun {
+        sent: s.sent,
+        received: s.received,
+        send_span_s: s.send_span_s,
+        rtt_p50_ms: s.rtt_p50_ms,
+        rtt_p99_ms: s.rtt_p99_ms,
+        rtt_mean_ms: s.rtt_mean_ms,
+        cpu_s: out.cpu_s,
+        interval_arg: irtt_interval(rate_hz),
+        ..ToolRun::empty("irtt", rate_hz)
+    }
+    .finish())
+}
+
+fn progress(live: &Live, r: &ToolRun) {
+    match &r.error {
+        Some(e) => live.println(&format!("{:<5} {:>6}/s: failed: {e}", r.tool, r.rate_hz)),
+        None => live.println(&format!(
+            "{:<5} {:>6}/s: sent {:>6}, replies {:>6} ({:.0}/s), loss {:.2}%, rtt p50 {}, cpu {:.1}%{}{}",
+            r.tool,
+            r.rate_hz,
+            r.sent,
+            r.received,
+            r.achieved_reply_hz,
+            r.loss_pct,
+            r.rtt_p50_ms
+                .or(r.rtt_mean_ms)
+                .map_or("-".into(), |v| format!("{v:.3} ms")),
+            r.cpu_pct,
+            r.sender_late
+                .filter(|n| *n > 0)
+                .map_or(String::new(), |n| format!(", sender late {n}x")),
+            if !r.paced {
+                "  (unpaced: -i 0)"
+            } else if r.sustained {
+                ""
+            } else {
+                "  (not sustained)"
+            }
+        )),
+    }
+}
+
+/// Everything the body measured, kept outside it so an error loses none.
+#[derive(Default)]
+struct Gathered {
+    runs: Vec<ToolRun>,
+    notes: Vec<String>,
+    booted: bool,
+}
+
+async fn bench_body(
+    opts: &BenchOptions,
+    local: &mut LocalLab,
+    with_irtt: bool,
+    g: &mut Gathered,
+    ctl: &RunControl,
+    live: &Live,
+) -> Result<()> {
+    let t_boot = Instant::now();
+    live.println("booting the guest...");
+    let health = local.boot(opts.accel, live).await?;
+    g.booted = true;
+    live.println(&format!(
+        "guest up under {} in {:.1} s: agent {} on kernel {} ({})",
+        local.accel,
+        t_boot.elapsed().as_secs_f64(),
+        health.agent_version,
+        health.kernel,
+        local.accel_note
+    ));
+    let ns = local.lab.client_ns();
+    let guest = local.guest_addr;
+    // Lets the guest drain what a saturating run left queued.
+    let pause = Duration::from_secs(1);
+    let cancelled = || ctl.cancel.load(Ordering::SeqCst);
+
+    for &rate in &opts.rates {
+        if cancelled() {
+            return Ok(());
+        }
+        let r = run_probe(local, rate, opts.seconds)
+            .await
+            .unwrap_or_else(|e| ToolRun::failed("probe", rate, &e));
+        progress(live, &r);
+        g.runs.push(r);
+        tokio::time::sleep(pause).await;
+    }
+    for &rate in &opts.rates {
+        if cancelled() {
+            return Ok(());
+        }
+        let r = run_ping(&ns, guest, rate, opts.seconds)
+            .await
+            .unwrap_or_else(|e| ToolRun::failed("ping", rate, &e));
+        progress(live, &r);
+        g.runs.push(r);
+        tokio::time::sleep(pause).await;
+    }
+    if !with_irtt {
+        return Ok(());
+    }
+    let argv: Vec<String> = [IRTT, "server", "-i", "0", "-b"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!(":{IRTT_PORT}")])
+        .collect();
+    let started = local
+        .agent
+        .start_workload("irtt", &wire::control::WorkloadSpec::Command { argv })
+        .await
+        .context("starting irtt's server in the guest")?;
+    if started.state != "running" {
+        bail!(
+            "irtt's server in the guest is {}: {}",
+            started.state,
+            started.error.unwrap_or_default()
+        );
+    }
+    // Let it bind (Go start-up under TCG takes a moment).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let scratch = local.lab.state_dir.clone();
+    let mut result = Ok(());
+    for &rate in &opts.rates {
+        if cancelled() {
+            break;
+        }
+        let r = run_irtt(&ns, guest, rate, opts.seconds, &scratch)
+            .await
+            .unwrap_or_else(|e| ToolRun::failed("irtt", rate, &e));
+        progress(live, &r);
+        g.runs.push(r);
+        tokio::time::sleep(pause).await;
+    }
+    match local.agent.stop_workload("irtt").await {
+        Ok(r) if r.state == "failed" => g.notes.push(format!(
+            "irtt's server in the guest ended on its own: {}",
+            r.error.unwrap_or_default()
+        )),
+        Ok(_) => {}
+        Err(e) => result = Err(e.context("stopping irtt's server in the guest")),
+    }
+    result
+}
+
+/// Runs the benchmark, prints nothing but progress (on stderr), writes
+/// `bench.json` into a new bundle and returns the report and the bundle
+/// folder. The lab is removed on every path.
+pub async fn bench_probe(opts: &BenchOptions, ctl: &RunControl) -> Result<(BenchReport, PathBuf)> {
+    if opts.rates.is_empty() {
+        bail!("no rates to try");
+    }
+    if let Some(r) = opts
+        .rates
+        .iter()
+        .find(|r| **r == 0 || **r > client_probe::MAX_RATE_HZ)
+    {
+        bail!("rate {r}/s is outside 1..={}", client_probe::MAX_RATE_HZ);
+    }
+    if !(opts.seconds.is_finite() && opts.seconds >= 0.1) {
+        bail!("--seconds must be at least 0.1, not {}", opts.seconds);
+    }
+    let live = Live::new();
+    let mut scenario = Scenario {
+        name: "bench-probe".into(),
+        description: "probe, ping and irtt at rising rates, client to guest".into(),
+        ..Scenario::default()
+    };
+    if let Some(k) = &opts.kernel {
+        scenario.vm.kernel = k.clone();
+    }
+    let kernel = find_kernel(&scenario.vm.kernel)?;
+    let agent = find_agent(opts.agent.as_deref())?;
+    let mut notes = Vec::new();
+    let with_irtt = Path::new(IRTT).is_file();
+    if !with_irtt {
+        notes.push(format!(
+            "{IRTT} is not on this machine, so irtt was not compared: apt-get install irtt"
+        ));
+        live.println(&format!("note: {}", notes[notes.len() - 1]));
+    }
+    let started_ns = now_ns();
+    let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
+    *ctl.lab_id
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());
+    let extras: Vec<PathBuf> = if with_irtt {
+        vec![PathBuf::from(IRTT)]
+    } else {
+        Vec::new()
+    };
+    let prepared = Bundle::create(
+        &opts.out_dir,
+        "bench-probe",
+        &compact_stamp(started_ns),
+        &lab.id,
+    )
+    .and_then(|b| {
+        build_image_with(&kernel, &agent, scenario.vm.nic, &lab.state_dir, &extras)
+            .context("building the guest image")
+            .map(|img| (b, img))
+    });
+    let (bundle, image) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            let mut lab = lab;
+            let _ = lab.teardown();
+            return Err(e);
+        }
+    };
+    live.println(&format!("bundle: {}", bundle.dir.display()));
+    let mut local = LocalLab::new(lab, &scenario, image);
+    let mut g = Gathered {
+        notes,
+        ..Gathered::default()
+    };
+    let body = bench_body(opts, &mut local, with_irtt, &mut g, ctl, &live).await;
+
+    // Whatever happened: record, then remove the lab.
+    if let Err(e) = local.collect_logs(&bundle.dir.join("logs")) {
+        live.println(&format!("warning: cannot copy logs: {e:#}"));
+    }
+    let shutdown = local.shutdown().await;
+    if ctl.cancel.load(Ordering::SeqCst) {
+        g.notes
+            .push("interrupted by the user: some runs are missing".into());
+    }
+    let mut tool_versions = std::collections::BTreeMap::new();
+    tool_versions.insert(
+        "probe".into(),
+        format!("client-probe (harness {})", env!("CARGO_PKG_VERSION")),
+    );
+    tool_versions.insert("ping".into(), version_of("ping", &["-V"]));
+    if with_irtt {
+        tool_versions.insert("irtt".into(), version_of(IRTT, &["version"]));
+    }
+    let report = BenchReport {
+        schema: "bench-probe/1".into(),
+        command: std::env::args().collect(),
+        started: rfc3339(started_ns),
+        ended: rfc3339(now_ns()),
+        lab_id: local.lab.id.clone(),
+        host: HostFacts::read(),
+        acceleration: g.booted.then(|| local.accel.to_string()),
+        acceleration_note: local.accel_note.clone(),
+        guest_addr: local.guest_addr.to_string(),
+        seconds: opts.seconds,
+        rates: opts.rates.clone(),
+        packet_bytes: PACKET_BYTES,
+        tool_versions,
+        best: best_of(&g.runs),
+        runs: g.runs,
+        notes: g.notes,
+        error: body.as_ref().err().map(|e| format!("{e:#}")),
+    };
+    bundle.write_json("bench.json", &report)?;
+    bundle.write("bench.txt", to_table(&report).as_bytes())?;
+    shutdown.context("removing the lab")?;
+    if let Err(e) = body {
+        if report.runs.is_empty() {
+            return Err(e.context(format!(
+                "the benchmark failed; what it recorded is in {}",
+                bundle.dir.display()
+            )));
+        }
+    }
+    Ok((report, bundle.dir.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PING: &str = "PING 198.18.0.10 (198.18.0.10) 56(84) bytes of data.\n\n--- 198.18.0.10 ping statistics ---\n3000 packets transmitted, 2990 received, 0.333333% packet loss, time 3012ms\nrtt min/avg/max/mdev = 0.101/0.232/4.100/0.090 ms, ipg/ewma 1.004/0.210 ms\n";
+
+    #[test]
+    fn ping_summary_is_parsed() {
+        let p = parse_ping(PING).unwrap();
+        assert_eq!(
+            p,
+            PingSummary {
+                transmitted: 3000,
+                received: 2990,
+                time_ms: 3012.0,
+                rtt_avg_ms: Some(0.232)
+            }
+        );
+        // All lost: no rtt line; errors and duplicates in the line.
+        let t = "5 packets transmitted, 0 received, +5 errors, 100% packet loss, time 41ms\n";
+        let p = parse_ping(t).unwrap();
+        assert_eq!((p.transmitted, p.received, p.rtt_avg_ms), (5, 0, None));
+        assert!(parse_ping("ping: connect: Network is unreachable").is_err());
+    }
+
+    #[test]
+    fn irtt_json_is_parsed() {
+        let v = serde_json::json!({
+            "stats": {"packets_sent": 3, "packets_received": 2},
+            "round_trips": [
+                {"lost": "false", "delay": {"rtt": 100_000},
+                 "timestamps": {"client": {"send": {"wall": 1_000_000_000i64}}}},
+                {"lost": "true", "delay": {},
+                 "timestamps": {"client": {"send": {"wall": 1_001_000_000i64}}}},
+                {"lost": "false", "delay": {"rtt": 300_000},
+                 "timestamps": {"client": {"send": {"wall": 1_002_000_000i64}}}}
+            ]
+        });
+        let s = parse_irtt(&v, 0.001).unwrap();
+        assert_eq!((s.sent, s.received), (3, 2));
+        assert!((s.send_span_s - 0.003).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.rtt_p50_ms, Some(0.1));
+        assert_eq!(s.rtt_p99_ms, Some(0.3));
+        assert_eq!(s.rtt_mean_ms, Some(0.2));
+        assert!(parse_irtt(&serde_json::json!({}), 0.001).is_err());
+    }
+
+    fn run(tool: &str, rate: u32, sent: u64, received: u64, span: f64) -> ToolRun {
+        ToolRun {
+            sent,
+            received,
+            send_span_s: span,
+            cpu_s: 0.3,
+            ..ToolRun::empty(tool, rate)
+        }
+        .finish()
+    }
+
+    #[test]
+    fn sustained_means_no_loss_and_the_rate_really_sent() {
+        let ok = run("ping", 1000, 3000, 3000, 3.0);
+        assert!(ok.sustained);
+        assert!((ok.cpu_pct - 10.0).abs() < 1e-9);
+        assert!((ok.achieved_reply_hz - 1000.0).abs() < 1e-9);
+        assert!(!run("ping", 1000, 3000, 2999, 3.0).sustained, "a loss");
+        assert!(!run("irtt", 1000, 2000, 2000, 3.0).sustained, "too slow");
+        let mut late = run("probe", 1000, 3000, 3000, 3.0);
+        late.sender_late = Some(1);
+        let late = late.finish();
+        assert!(!late.sustained && late.loss_free);
+        let mut unpaced = run("ping", 5000, 15000, 15000, 2.0);
+        unpaced.paced = false;
+        let unpaced = unpaced.finish();
+        assert!(!unpaced.sustained && !unpaced.loss_free);
+        assert_eq!(best_of(&[unpaced])[1].unpaced_reply_hz, Some(7500.0));
+        let best = best_of(&[
+            run("probe", 1000, 3000, 3000, 3.0),
+            run("probe", 5000, 15000, 15000, 3.0),
+            run("probe", 10000, 30000, 29000, 3.0),
+            run("ping", 1000, 3000, 2000, 3.0),
+        ]);
+        assert_eq!(best[0].rate_hz, Some(5000));
+        assert_eq!(best[1].rate_hz, None);
+        assert_eq!(best[2].tool, "irtt");
+    }
+
+    #[test]
+    fn table_has_a_row_per_rate_and_a_line_per_tool() {
+        let runs = vec![
+            run("probe", 1000, 3000, 3000, 3.0),
+            run("ping", 1000, 3000, 3000, 3.0),
+            ToolRun::failed("irtt", 1000, &anyhow::anyhow!("x")),
+        ];
+        let report = BenchReport {
+            schema: "bench-probe/1".into(),
+            command: vec![],
+            started: String::new(),
+            ended: String::new(),
+            lab_id: "t".into(),
+            host: HostFacts::default(),
+            acceleration: Some("tcg".into()),
+            acceleration_note: String::new(),
+            guest_addr: "198.18.0.10".into(),
+            seconds: 3.0,
+            rates: vec![1000, 2000],
+            packet_bytes: 64,
+            tool_versions: Default::default(),
+            best: best_of(&runs),
+            runs,
+            notes: vec!["n".into()],
+            error: None,
+        };
+        let t = to_table(&report);
+        assert!(t.contains("probe highest rate with no loss: 1000/s"), "{t}");
+        assert!(t.contains("irtt  highest rate with no loss: none"), "{t}");
+        assert!(t.contains("failed"), "{t}");
+        assert!(t.lines().any(|l| l.trim_start().starts_with("2000")), "{t}");
+        assert!(t.contains("note: n"), "{t}");
+    }
+
+    #[test]
+    fn intervals_are_written_for_each_tool() {
+        assert_eq!(irtt_interval(20000), "50000ns");
+        assert_eq!(ping_interval(20000), ("0".into(), false));
+        assert_eq!(ping_interval(1500), ("0".into(), false));
+        assert_eq!(ping_interval(1000), ("0.001".into(), true));
+        assert_eq!(ping_interval(500), ("0.002".into(), true));
+        assert_eq!(ping_interval(300), ("0".into(), false));
+    }
+}
