@@ -182,10 +182,14 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Runs a job with Ctrl-C handling, prints its outcome, and returns the
-/// exit code: 0 all good, 2 some repetition failed / a calibration bound
-/// did not hold / the run was interrupted.
-fn execute(opts: RunOptions) -> Result<i32> {
+/// Runs `job` on a tokio runtime with the lab's Ctrl-C handling: the first
+/// Ctrl-C sets `cancel` (the job finishes its step, writes its bundle and
+/// removes the lab), a second removes the lab at once and exits 130.
+fn with_lab_runtime<F, Fut>(job: F) -> Result<i32>
+where
+    F: FnOnce(RunControl) -> Fut,
+    Fut: std::future::Future<Output = Result<i32>>,
+{
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let ctl = RunControl::default();
@@ -203,6 +207,15 @@ fn execute(opts: RunOptions) -> Result<i32> {
                 std::process::exit(130);
             }
         });
+        job(ctl).await
+    })
+}
+
+/// Runs a job with Ctrl-C handling, prints its outcome, and returns the
+/// exit code: 0 all good, 2 some repetition failed / a calibration bound
+/// did not hold / the run was interrupted.
+fn execute(opts: RunOptions) -> Result<i32> {
+    with_lab_runtime(|ctl| async move {
         let started = std::time::Instant::now();
         let outcome = run(&opts, &ctl).await?;
         let s = &outcome.summary;
@@ -230,23 +243,7 @@ fn execute(opts: RunOptions) -> Result<i32> {
 
 /// `harness bench probe`, with the same Ctrl-C handling as [`execute`].
 fn bench_probe(opts: BenchOptions) -> Result<i32> {
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(async move {
-        let ctl = RunControl::default();
-        let c2 = ctl.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: finishing the current measurement, writing the bundle and removing the lab (Ctrl-C again to stop at once)");
-                c2.cancel.store(true, Ordering::SeqCst);
-            }
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let id = c2.lab_id.lock().ok().and_then(|g| g.clone());
-                if let Some(id) = id {
-                    let _ = harness::lab::topology::clean_all(Some(&id));
-                }
-                std::process::exit(130);
-            }
-        });
+    with_lab_runtime(|ctl| async move {
         let (report, bundle) = harness::bench::bench_probe(&opts, &ctl).await?;
         print!("{}", harness::bench::to_table(&report));
         println!("bundle {}", bundle.display());
