@@ -5,16 +5,18 @@
 //! |---|---|---|
 //! | `GET /v1/health` | | 200 [`Health`] |
 //! | `PUT /v1/workloads/{name}` | [`WorkloadSpec`] | 200 [`WorkloadReport`], once the workload runs |
-//! | `DELETE /v1/workloads/{name}` | | 200 final [`WorkloadReport`] |
-//! | `GET /v1/report` | | 200 [`AgentReport`] |
+//! | `DELETE /v1/workloads/{name}` | | 200 final [`WorkloadReport`] (a dirty workload's with the integrity check run when stopping) |
+//! | `POST /v1/workloads/{name}/verify` | | 200 [`IntegrityReport`]: writers paused, every page checked, writers resumed |
+//! | `GET /v1/report` | | 200 [`AgentReport`] (with the guest's [`ClockView`]) |
 //!
 //! Errors carry an [`ApiError`] body: 401 (no or wrong bearer token,
 //! checked before anything else), 404 (unknown path, unknown workload),
 //! 405 (known path, wrong method), 400 (malformed body or impossible
-//! spec, invalid workload name, a command whose program cannot be
-//! started), 409 (a workload of that name is
-//! running), 413 (body over 64 KiB), 507 (working set larger than the
-//! guest's available memory), 500 (the agent failed).
+//! spec, naming the field; invalid workload name; a command whose program
+//! cannot be started), 409 (a workload of that name is running; `verify`
+//! of a workload that is not a running dirty workload), 413 (body over
+//! 64 KiB), 507 (working set larger than the guest's available memory),
+//! 500 (the agent failed).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -31,12 +33,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
-#[cfg(doc)]
-use wire::control::WorkloadReport;
 use wire::control::{AgentReport, ApiError, Health, WorkloadSpec};
+#[cfg(doc)]
+use wire::control::{ClockView, IntegrityReport, WorkloadReport};
 
+use crate::clock::ClockWatch;
 use crate::reflector::ReflectorCounters;
-use crate::workload::{Workload, WorkloadError};
+use crate::workload::{VerifyRefused, Workload, WorkloadError};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -51,6 +54,7 @@ pub struct AgentState {
     pid1: bool,
     reflector: Arc<ReflectorCounters>,
     workloads: Mutex<BTreeMap<String, Workload>>,
+    clock: Option<ClockWatch>,
 }
 
 /// The running kernel's release (`uname -r`), or `unknown`.
@@ -73,7 +77,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl AgentState {
-    /// State for an agent whose uptime starts now.
+    /// State for an agent whose uptime starts now. Starts the clock-watch
+    /// thread ([`crate::clock`]), which ends when the state is dropped.
     pub fn new(
         token: String,
         reflector_port: u16,
@@ -88,7 +93,19 @@ impl AgentState {
             pid1,
             reflector,
             workloads: Mutex::new(BTreeMap::new()),
+            clock: match ClockWatch::spawn() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    crate::say!("cannot start the clock-watch thread: {e}");
+                    None
+                }
+            },
         }
+    }
+
+    /// The clock-watch thread's handle (`None` if it could not start).
+    pub fn clock(&self) -> Option<&ClockWatch> {
+        self.clock.as_ref()
     }
 
     /// The answer to `GET /v1/health`.
@@ -113,6 +130,11 @@ impl AgentState {
             health: self.health(),
             reflector: self.reflector.snapshot(),
             workloads,
+            clock: self
+                .clock
+                .as_ref()
+                .map(ClockWatch::view)
+                .unwrap_or_default(),
         }
     }
 
@@ -188,6 +210,19 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Response<
             ),
         },
         p => {
+            if let Some(name) = p
+                .strip_prefix("/v1/workloads/")
+                .and_then(|r| r.strip_suffix("/verify"))
+                .filter(|n| !n.contains('/') && valid_name(n))
+            {
+                return match method {
+                    Method::POST => verify_workload(state, name.to_string()).await,
+                    _ => error(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        format!("{method} {path}: use POST"),
+                    ),
+                };
+            }
             match p.strip_prefix("/v1/workloads/") {
                 Some(name) if !name.contains('/') && !name.is_empty() => {
                     if !valid_name(name) {
@@ -303,6 +338,25 @@ async fn put_workload(
         tokio::task::spawn_blocking(move || drop(old));
     }
     json(StatusCode::OK, &report)
+}
+
+async fn verify_workload(state: Arc<AgentState>, name: String) -> Response<Full<Bytes>> {
+    let verifier = match state.lock_workloads().get(&name).map(Workload::verifier) {
+        None => return error(StatusCode::NOT_FOUND, format!("no workload named {name:?}")),
+        Some(Err(e)) => return error(StatusCode::CONFLICT, e.to_string()),
+        Some(Ok(v)) => v,
+    };
+    match tokio::task::spawn_blocking(move || verifier.verify()).await {
+        Ok(Ok(report)) => json(StatusCode::OK, &report),
+        Ok(Err(e @ (VerifyRefused::NotDirty(_) | VerifyRefused::NotRunning(_)))) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("verifying {name:?} failed: {e}"),
+        ),
+    }
 }
 
 async fn delete_workload(state: Arc<AgentState>, name: String) -> Response<Full<Bytes>> {

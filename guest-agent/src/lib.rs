@@ -5,7 +5,10 @@
 //! - a UDP probe reflector ([`reflector`]) that echoes
 //!   [`wire::probe`] requests with the guest's timestamps and per-session
 //!   receive counts, on its own OS thread;
-//! - workloads ([`workload`]), so far paced memory dirtying;
+//! - workloads ([`workload`]): paced memory dirtying with integrity checks
+//!   ([`dirty`]) and programs run as commands;
+//! - the guest's own view of its clocks ([`clock`]), which is expected to
+//!   hide the migration pause (guest clocks stop while the VM is stopped);
 //! - a token-protected HTTP control API ([`control`]) with the contract of
 //!   [`wire::control`].
 //!
@@ -15,8 +18,10 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
+pub mod clock;
 pub mod config;
 pub mod control;
+pub mod dirty;
 #[allow(unsafe_code)]
 mod mmsg;
 #[allow(unsafe_code)]

@@ -2,12 +2,14 @@
 //!
 //! Two kinds:
 //!
-//! - *dirty memory*: a working set pre-touched with non-zero data (so
-//!   QEMU's zero-page detection cannot skip it), then one thread writing
-//!   an incrementing `u64` stamp at the start of distinct 4 KiB pages,
-//!   sequentially and wrapping, paced with absolute deadlines in 10 ms
-//!   ticks so that pages per second times 4 KiB matches the target rate
-//!   (rate 0: as fast as possible);
+//! - *dirty memory* ([`crate::dirty`]): a working set pre-touched with
+//!   non-zero data (so QEMU's zero-page detection cannot skip it), split
+//!   among 1 to 64 writer threads that rewrite whole 4 KiB pages with
+//!   verifiable content, in a `sequential`, `random` or `hotcold` pattern,
+//!   paced with absolute deadlines in 2 ms ticks so that pages written per
+//!   second times 4 KiB matches the target rate (rate 0: as fast as
+//!   possible); its integrity can be checked while it runs and is checked
+//!   when it stops;
 //! - *command*: a program started as a child process (output to
 //!   `/tmp/<name>.log`), ended by its PID with SIGTERM, then SIGKILL after
 //!   [`TERM_GRACE`]. As PID 1 the agent also runs a reaper thread that
@@ -17,10 +19,7 @@
 //!   twice.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -28,17 +27,12 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use thiserror::Error;
-use wire::control::{WorkloadReport, WorkloadSpec};
+use wire::control::{IntegrityReport, WorkloadReport, WorkloadSpec};
+
+use crate::dirty::{DirtyParams, DirtyWorkload, Verifier, VerifyError};
 
 /// Size of the pages the workload dirties.
 pub const PAGE_SIZE: usize = 4096;
-/// Pages in one MiB.
-const PAGES_PER_MIB: f64 = (1 << 20) as f64 / PAGE_SIZE as f64;
-/// Pacing tick.
-pub const TICK: Duration = Duration::from_millis(10);
-/// At most this much lag is caught up in a burst; older lag is dropped
-/// (it shows in the achieved rate).
-const MAX_CATCH_UP: Duration = Duration::from_millis(100);
 /// Memory left to the rest of the guest when checking a working set
 /// against `MemAvailable`.
 pub const MEMORY_RESERVE_MIB: u64 = 32;
@@ -59,8 +53,8 @@ pub enum WorkloadError {
         /// `MemAvailable` in MiB.
         available_mib: u64,
     },
-    /// The worker thread could not be started or died while starting.
-    #[error("cannot start the workload thread: {0}")]
+    /// A worker thread could not be started or died while starting.
+    #[error("cannot start the workload's threads: {0}")]
     Thread(String),
     /// The program of a command workload could not be started.
     #[error("cannot start {program}: {why}")]
@@ -268,26 +262,17 @@ fn describe(ws: WaitStatus) -> String {
     }
 }
 
-/// Progress shared between the worker thread and the reporter.
-#[derive(Debug, Default)]
-struct Progress {
-    pages_written: AtomicU64,
-    per_second_mib_s: Mutex<Vec<f64>>,
-    started: OnceLock<Instant>,
-    ended: OnceLock<Instant>,
-}
-
 /// A started workload (running, or stopped with its final numbers).
 #[derive(Debug)]
 pub struct Workload {
     name: String,
-    progress: Arc<Progress>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    failure: Option<String>,
-    /// The program, for a command workload (the fields above then stay
-    /// unused).
-    child: Option<Child>,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Dirty(DirtyWorkload),
+    Command(Child),
 }
 
 /// `MemAvailable` from `/proc/meminfo`, in MiB (`None` if unreadable).
@@ -298,39 +283,80 @@ pub fn mem_available_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-fn validate(spec: &WorkloadSpec) -> Result<(usize, f64), WorkloadError> {
+/// Checks a dirty spec, naming the field at fault, and that the working
+/// set fits in the guest's available memory.
+fn validate(spec: &WorkloadSpec) -> Result<DirtyParams, WorkloadError> {
     let WorkloadSpec::Dirty {
         working_set_mib,
         rate_mib_s,
+        pattern,
+        hot_fraction,
+        hot_share,
+        threads,
     } = *spec
     else {
         return Err(WorkloadError::Invalid("not a dirty-memory workload".into()));
     };
-    if working_set_mib == 0 {
-        return Err(WorkloadError::Invalid(
-            "working_set_mib must be at least 1".into(),
-        ));
-    }
-    if !rate_mib_s.is_finite() || rate_mib_s < 0.0 {
-        return Err(WorkloadError::Invalid(format!(
-            "rate_mib_s must be a finite number >= 0 (0: as fast as possible), not {rate_mib_s}"
-        )));
-    }
-    let bytes = usize::try_from(working_set_mib)
-        .ok()
-        .and_then(|m| m.checked_mul(1 << 20))
-        .ok_or_else(|| {
-            WorkloadError::Invalid(format!("working_set_mib {working_set_mib} is too large"))
-        })?;
+    let params = DirtyParams::new(
+        working_set_mib,
+        rate_mib_s,
+        pattern,
+        hot_fraction,
+        hot_share,
+        threads,
+    )?;
     if let Some(available_mib) = mem_available_mib() {
-        if working_set_mib.saturating_add(MEMORY_RESERVE_MIB) > available_mib {
+        // The page-version table costs 8 bytes per 4 KiB page.
+        let needed = working_set_mib.saturating_add(working_set_mib / 512 + 1);
+        if needed.saturating_add(MEMORY_RESERVE_MIB) > available_mib {
             return Err(WorkloadError::InsufficientMemory {
                 asked: working_set_mib,
                 available_mib,
             });
         }
     }
-    Ok((bytes, rate_mib_s))
+    Ok(params)
+}
+
+/// Why a workload could not be verified.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum VerifyRefused {
+    /// Only dirty workloads can be verified.
+    #[error("workload {0:?} is not a dirty-memory workload")]
+    NotDirty(String),
+    /// The dirty workload is stopped (or stopped meanwhile).
+    #[error("workload {0:?} is not running")]
+    NotRunning(String),
+    /// A writer thread died.
+    #[error("workload {name:?}: {why}")]
+    Failed {
+        /// The workload.
+        name: String,
+        /// What happened.
+        why: VerifyError,
+    },
+}
+
+/// Verifies one dirty workload without holding it (see
+/// [`Workload::verifier`]).
+#[derive(Debug, Clone)]
+pub struct WorkloadVerifier {
+    name: String,
+    inner: Verifier,
+}
+
+impl WorkloadVerifier {
+    /// Pauses the writers, checks every page, resumes them. Blocks: call it
+    /// from a blocking context.
+    pub fn verify(&self) -> Result<IntegrityReport, VerifyRefused> {
+        self.inner.verify().map_err(|why| match why {
+            VerifyError::NotRunning => VerifyRefused::NotRunning(self.name.clone()),
+            why => VerifyRefused::Failed {
+                name: self.name.clone(),
+                why,
+            },
+        })
+    }
 }
 
 impl Workload {
@@ -344,46 +370,13 @@ impl Workload {
             let _ = child.wait_for(START_WATCH);
             return Ok(Self {
                 name: name.to_string(),
-                progress: Arc::default(),
-                stop: Arc::default(),
-                thread: None,
-                failure: None,
-                child: Some(child),
+                kind: Kind::Command(child),
             });
         }
-        let (bytes, rate) = validate(spec)?;
-        let progress = Arc::new(Progress::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("dirty-{name}"))
-            .spawn({
-                let progress = progress.clone();
-                let stop = stop.clone();
-                move || {
-                    let mut mem = vec![0u8; bytes];
-                    pretouch(&mut mem);
-                    let _ = ready_tx.send(());
-                    drop(ready_tx);
-                    dirty(&mut mem, rate, &progress, &stop);
-                    // `mem` is freed here, when the thread ends.
-                }
-            })
-            .map_err(|e| WorkloadError::Thread(e.to_string()))?;
-        if ready_rx.recv().is_err() {
-            let why = match thread.join() {
-                Ok(()) => "the thread ended before it was ready".to_string(),
-                Err(p) => panic_text(&p),
-            };
-            return Err(WorkloadError::Thread(why));
-        }
+        let params = validate(spec)?;
         Ok(Self {
             name: name.to_string(),
-            progress,
-            stop,
-            thread: Some(thread),
-            failure: None,
-            child: None,
+            kind: Kind::Dirty(DirtyWorkload::start(name, params)?),
         })
     }
 
@@ -392,92 +385,53 @@ impl Workload {
         &self.name
     }
 
-    /// Whether the worker thread is still dirtying memory, or the program
-    /// still runs.
+    /// Whether the writer threads are still dirtying memory, or the
+    /// program still runs.
     pub fn is_running(&self) -> bool {
-        if let Some(c) = &self.child {
-            return c.exit().is_none();
+        match &self.kind {
+            Kind::Dirty(d) => d.is_running(),
+            Kind::Command(c) => c.exit().is_none(),
         }
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Stops the worker, waits for it and frees the working set; returns
-    /// the final report. Blocks: call it from a blocking context. Calling
-    /// it again returns the same final report.
-    pub fn stop(&mut self) -> WorkloadReport {
-        if let Some(c) = self.child.as_mut() {
-            c.stop();
-            return c.report(&self.name);
+    /// A handle that verifies this workload while it runs, without holding
+    /// it: refused unless it is a running dirty workload.
+    pub fn verifier(&self) -> Result<WorkloadVerifier, VerifyRefused> {
+        match &self.kind {
+            Kind::Dirty(d) if d.is_running() => Ok(WorkloadVerifier {
+                name: self.name.clone(),
+                inner: d.verifier(),
+            }),
+            Kind::Dirty(_) => Err(VerifyRefused::NotRunning(self.name.clone())),
+            Kind::Command(_) => Err(VerifyRefused::NotDirty(self.name.clone())),
         }
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            if let Err(p) = t.join() {
-                self.failure = Some(panic_text(&p));
+    }
+
+    /// Stops the workload and waits for it; a dirty workload checks the
+    /// integrity of its whole working set, then frees it. Returns the
+    /// final report. Blocks: call it from a blocking context. Calling it
+    /// again returns the same final report.
+    pub fn stop(&mut self) -> WorkloadReport {
+        match &mut self.kind {
+            Kind::Dirty(d) => d.stop(&self.name),
+            Kind::Command(c) => {
+                c.stop();
+                c.report(&self.name)
             }
         }
-        let _ = self.progress.ended.set(Instant::now());
-        self.report()
     }
 
     /// What the workload has done so far.
     pub fn report(&self) -> WorkloadReport {
-        if let Some(c) = &self.child {
-            return c.report(&self.name);
-        }
-        let p = &self.progress;
-        let pages = p.pages_written.load(Ordering::Relaxed);
-        let elapsed = match (p.started.get(), p.ended.get()) {
-            (Some(s), Some(e)) => e.saturating_duration_since(*s),
-            (Some(s), None) => s.elapsed(),
-            _ => Duration::ZERO,
-        };
-        let secs = elapsed.as_secs_f64();
-        let state = if self.failure.is_some() {
-            "failed"
-        } else if self.thread.is_some() {
-            if self.is_running() {
-                "running"
-            } else {
-                "failed"
-            }
-        } else {
-            "stopped"
-        };
-        let error = match (&self.failure, state) {
-            (Some(f), _) => Some(f.clone()),
-            (None, "failed") => Some("the workload thread ended unexpectedly".into()),
-            _ => None,
-        };
-        WorkloadReport {
-            name: self.name.clone(),
-            state: state.into(),
-            elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-            pages_written: pages,
-            achieved_mib_s: if secs > 0.0 {
-                pages as f64 / PAGES_PER_MIB / secs
-            } else {
-                0.0
-            },
-            per_second_mib_s: p
-                .per_second_mib_s
-                .lock()
-                .map(|v| v.clone())
-                .unwrap_or_default(),
-            error,
+        match &self.kind {
+            Kind::Dirty(d) => d.report(&self.name),
+            Kind::Command(c) => c.report(&self.name),
         }
     }
 }
 
-impl Drop for Workload {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+/// The text of a thread's panic payload.
+pub(crate) fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     let msg = p
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -486,134 +440,18 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     format!("workload thread panicked: {msg}")
 }
 
-/// Writes a non-zero word at the start of every page.
-fn pretouch(mem: &mut [u8]) {
-    for (i, page) in mem.chunks_mut(PAGE_SIZE).enumerate() {
-        let mark = 0x5a5a_0000_0000_0000u64 | i as u64;
-        let n = page.len().min(8);
-        page[..n].copy_from_slice(&mark.to_le_bytes()[..n]);
-    }
-    std::hint::black_box(&mut *mem);
-}
-
-/// Sequential page writer with a stamp per write.
-struct Writer<'a> {
-    mem: &'a mut [u8],
-    pages: usize,
-    next: usize,
-    stamp: u64,
-    written: u64,
-}
-
-impl Writer<'_> {
-    fn write(&mut self, n: u64) {
-        for _ in 0..n {
-            self.stamp = self.stamp.wrapping_add(1);
-            let off = self.next * PAGE_SIZE;
-            let end = (off + 8).min(self.mem.len());
-            let len = end - off;
-            self.mem[off..end].copy_from_slice(&self.stamp.to_le_bytes()[..len]);
-            self.next += 1;
-            if self.next == self.pages {
-                self.next = 0;
-            }
-        }
-        self.written += n;
-        // Keep the stores: the buffer is never read in this program.
-        std::hint::black_box(&mut *self.mem);
-    }
-}
-
-/// Closes the whole seconds that ended by `now`.
-struct Seconds {
-    start: Instant,
-    closed: u64,
-    written_at_last: u64,
-}
-
-impl Seconds {
-    fn update(&mut self, now: Instant, written: u64, progress: &Progress) {
-        let whole = now.saturating_duration_since(self.start).as_secs();
-        if whole <= self.closed {
-            return;
-        }
-        if let Ok(mut v) = progress.per_second_mib_s.lock() {
-            v.push((written - self.written_at_last) as f64 / PAGES_PER_MIB);
-            for _ in self.closed + 1..whole {
-                v.push(0.0);
-            }
-        }
-        self.closed = whole;
-        self.written_at_last = written;
-    }
-}
-
-fn dirty(mem: &mut [u8], rate_mib_s: f64, progress: &Progress, stop: &AtomicBool) {
-    let pages = mem.len().div_ceil(PAGE_SIZE);
-    if pages == 0 {
-        return;
-    }
-    let start = Instant::now();
-    let _ = progress.started.set(start);
-    let mut w = Writer {
-        mem,
-        pages,
-        next: 0,
-        stamp: 0,
-        written: 0,
-    };
-    let mut seconds = Seconds {
-        start,
-        closed: 0,
-        written_at_last: 0,
-    };
-    if rate_mib_s == 0.0 {
-        while !stop.load(Ordering::Relaxed) {
-            w.write(256);
-            progress.pages_written.store(w.written, Ordering::Relaxed);
-            seconds.update(Instant::now(), w.written, progress);
-        }
-        return;
-    }
-    let pages_per_s = rate_mib_s * PAGES_PER_MIB;
-    let max_burst = (pages_per_s * MAX_CATCH_UP.as_secs_f64()).max(1.0) as u64;
-    // Pages forgiven after stalls longer than MAX_CATCH_UP.
-    let mut forgiven = 0u64;
-    let mut tick = 0u32;
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        seconds.update(now, w.written, progress);
-        let since = now.saturating_duration_since(start).as_secs_f64();
-        let mut due = ((pages_per_s * since) as u64).saturating_sub(forgiven);
-        if due > w.written + max_burst {
-            forgiven += due - w.written - max_burst;
-            due = w.written + max_burst;
-        }
-        if due > w.written {
-            w.write(due - w.written);
-            progress.pages_written.store(w.written, Ordering::Relaxed);
-        }
-        tick = tick.saturating_add(1);
-        let mut deadline = start + TICK * tick;
-        let now = Instant::now();
-        if deadline <= now {
-            // Late: skip the missed ticks, the next one is in the future.
-            let ticks = now.saturating_duration_since(start).as_nanos() / TICK.as_nanos();
-            tick = u32::try_from(ticks + 1).unwrap_or(u32::MAX);
-            deadline = start + TICK * tick;
-        }
-        std::thread::sleep(deadline.saturating_duration_since(now));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn dirty_spec(working_set_mib: u64, rate_mib_s: f64) -> WorkloadSpec {
-        WorkloadSpec::Dirty {
-            working_set_mib,
-            rate_mib_s,
+        WorkloadSpec::dirty(working_set_mib, rate_mib_s)
+    }
+
+    fn pid_of(w: &Workload) -> Pid {
+        match &w.kind {
+            Kind::Command(c) => c.pid,
+            Kind::Dirty(_) => panic!("not a command"),
         }
     }
 
@@ -679,24 +517,44 @@ mod tests {
     }
 
     #[test]
-    fn writer_wraps_and_stamps() {
-        let mut mem = vec![0u8; 3 * PAGE_SIZE];
-        let mut w = Writer {
-            mem: &mut mem,
-            pages: 3,
-            next: 0,
-            stamp: 0,
-            written: 0,
-        };
-        w.write(4);
-        assert_eq!(w.written, 4);
-        assert_eq!(w.next, 1);
-        let word = |m: &[u8], p: usize| {
-            u64::from_le_bytes(m[p * PAGE_SIZE..p * PAGE_SIZE + 8].try_into().unwrap())
-        };
-        assert_eq!(word(&mem, 0), 4);
-        assert_eq!(word(&mem, 1), 2);
-        assert_eq!(word(&mem, 2), 3);
+    fn invalid_new_fields_are_refused_naming_them() {
+        for (spec, field) in [
+            (
+                r#"{"kind":"dirty","working_set_mib":1,"rate_mib_s":1,"hot_fraction":0}"#,
+                "hot_fraction",
+            ),
+            (
+                r#"{"kind":"dirty","working_set_mib":1,"rate_mib_s":1,"hot_share":2}"#,
+                "hot_share",
+            ),
+            (
+                r#"{"kind":"dirty","working_set_mib":1,"rate_mib_s":1,"threads":0}"#,
+                "threads",
+            ),
+            (
+                r#"{"kind":"dirty","working_set_mib":1,"rate_mib_s":1,"threads":65}"#,
+                "threads",
+            ),
+        ] {
+            let spec: WorkloadSpec = serde_json::from_str(spec).unwrap();
+            let e = Workload::start("x", &spec).unwrap_err();
+            assert!(matches!(e, WorkloadError::Invalid(_)), "{e}");
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_running_dirty_workloads_verify() {
+        let mut w = Workload::start("wl-unit-verify", &dirty_spec(2, 4.0)).unwrap();
+        let v = w.verifier().unwrap();
+        let r = v.verify().unwrap();
+        assert_eq!((r.checked_pages, r.corrupted_pages), (512, 0));
+        let fin = w.stop();
+        assert_eq!(fin.integrity.unwrap().corrupted_pages, 0);
+        assert!(matches!(w.verifier(), Err(VerifyRefused::NotRunning(_))));
+        assert!(matches!(v.verify(), Err(VerifyRefused::NotRunning(_))));
+        let c = Workload::start("wl-unit-vcmd", &command(&["/bin/sleep", "5"])).unwrap();
+        assert!(matches!(c.verifier(), Err(VerifyRefused::NotDirty(_))));
     }
 
     fn command(argv: &[&str]) -> WorkloadSpec {
@@ -710,7 +568,7 @@ mod tests {
         let mut w = Workload::start("wl-unit-sleep", &command(&["/bin/sleep", "30"])).unwrap();
         assert!(w.is_running());
         assert_eq!(w.report().state, "running");
-        let pid = w.child.as_ref().unwrap().pid;
+        let pid = pid_of(&w);
         let t = Instant::now();
         let r = w.stop();
         assert!(t.elapsed() < TERM_GRACE, "sleep ends on SIGTERM");
@@ -755,7 +613,7 @@ mod tests {
     #[test]
     fn reaper_and_workload_share_the_exit_status() {
         let w = Workload::start("wl-unit-reaped", &command(&["/bin/sleep", "0.5"])).unwrap();
-        let pid = w.child.as_ref().unwrap().pid;
+        let pid = pid_of(&w);
         // Reap it here, as PID 1's reaper thread would.
         let ws = waitpid(pid, None).unwrap();
         note_reaped(ws);

@@ -15,7 +15,7 @@ use guest_agent::Ready;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use wire::control::{AgentReport, ApiError, Health, WorkloadReport};
+use wire::control::{AgentReport, ApiError, Health, IntegrityReport, WorkloadReport};
 use wire::probe::ProbePacket;
 
 const TOKEN: &str = "test-token-123";
@@ -358,4 +358,115 @@ async fn command_workload_lifecycle() {
     let r: WorkloadReport = serde_json::from_str(&body).unwrap();
     assert_eq!(r.state, "failed", "{r:?}");
     assert!(r.error.unwrap().contains("exited with status 1"));
+}
+
+#[tokio::test]
+async fn verify_endpoint_and_new_report_fields() {
+    let (addr, _r) = start().await;
+    // Validation errors name the field.
+    for (spec, field) in [
+        (
+            r#"{"kind":"dirty","working_set_mib":4,"rate_mib_s":8,"hot_fraction":1.5}"#,
+            "hot_fraction",
+        ),
+        (
+            r#"{"kind":"dirty","working_set_mib":4,"rate_mib_s":8,"hot_share":-1}"#,
+            "hot_share",
+        ),
+        (
+            r#"{"kind":"dirty","working_set_mib":4,"rate_mib_s":8,"threads":100}"#,
+            "threads",
+        ),
+        (
+            r#"{"kind":"dirty","working_set_mib":4,"rate_mib_s":8,"pattern":"zigzag"}"#,
+            "zigzag",
+        ),
+    ] {
+        let (s, body) = call(addr, Method::PUT, "/v1/workloads/v", Some(TOKEN), spec).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(api_error(&body).contains(field), "{body}");
+    }
+    // Unknown workload, wrong method.
+    let (s, _) = call(
+        addr,
+        Method::POST,
+        "/v1/workloads/v/verify",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(addr, Method::GET, "/v1/workloads/v/verify", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+
+    let spec =
+        r#"{"kind":"dirty","working_set_mib":8,"rate_mib_s":16,"pattern":"hotcold","threads":2}"#;
+    let (s, body) = call(addr, Method::PUT, "/v1/workloads/v", Some(TOKEN), spec).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let started: WorkloadReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(started.target_mib_s, Some(16.0));
+    assert!(started.started_realtime_ns > 1_600_000_000_000_000_000);
+    assert_eq!(started.integrity, None);
+
+    let (s, body) = call(
+        addr,
+        Method::POST,
+        "/v1/workloads/v/verify",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let i: IntegrityReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(i.checked_pages, 8 * 256);
+    assert_eq!(i.corrupted_pages, 0);
+    assert!(i.first_corrupted.is_empty());
+    assert!(i.checked_at_realtime_ns >= started.started_realtime_ns);
+
+    let (_, body) = call(addr, Method::GET, "/v1/report", Some(TOKEN), "").await;
+    let rep: AgentReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(rep.workloads["v"].state, "running");
+    assert_eq!(rep.workloads["v"].integrity.as_ref(), Some(&i));
+    // The clock view is there (its content depends on the machine).
+    assert!(rep.clock.gaps.len() <= 1002);
+    assert!(body.contains("\"clock\""), "{body}");
+
+    let (s, body) = call(addr, Method::DELETE, "/v1/workloads/v", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let fin: WorkloadReport = serde_json::from_str(&body).unwrap();
+    let fi = fin.integrity.unwrap();
+    assert_eq!((fi.checked_pages, fi.corrupted_pages), (8 * 256, 0));
+    assert!(fi.checked_at_realtime_ns >= i.checked_at_realtime_ns);
+
+    // Stopped, or not a dirty workload: 409.
+    let (s, body) = call(
+        addr,
+        Method::POST,
+        "/v1/workloads/v/verify",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    let (s, _) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/c",
+        Some(TOKEN),
+        r#"{"kind":"command","argv":["/bin/sleep","30"]}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = call(
+        addr,
+        Method::POST,
+        "/v1/workloads/c/verify",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(api_error(&body).contains("not a dirty"), "{body}");
+    let (s, _) = call(addr, Method::DELETE, "/v1/workloads/c", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::OK);
 }

@@ -13,6 +13,18 @@ use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// A connection failure worth another try: the guest is there but slow.
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            )
+        })
+    })
+}
+
 /// Where and how to reach one agent.
 #[derive(Debug, Clone)]
 pub struct AgentClient {
@@ -25,7 +37,7 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    async fn connect(&self) -> Result<tokio::net::TcpStream> {
+    async fn connect_once(&self) -> Result<tokio::net::TcpStream> {
         let (ns, addr) = (self.netns.clone(), self.addr);
         let std = tokio::task::spawn_blocking(move || {
             in_netns(&ns, move || {
@@ -39,6 +51,19 @@ impl AgentClient {
         .map_err(|e| anyhow!("connect task: {e}"))?
         .with_context(|| format!("cannot connect to the agent at {}", self.addr))?;
         Ok(tokio::net::TcpStream::from_std(std)?)
+    }
+
+    /// Connects, trying again while the guest is briefly unreachable (just
+    /// after a migration a busy TCG guest can take a second or two to
+    /// answer); the caller's timeout bounds the whole request.
+    async fn connect(&self) -> Result<tokio::net::TcpStream> {
+        loop {
+            match self.connect_once().await {
+                Ok(s) => return Ok(s),
+                Err(e) if is_transient(&e) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Sends one request and parses the JSON answer.
@@ -144,6 +169,17 @@ impl AgentClient {
             &format!("/v1/workloads/{name}"),
             Some(body),
             Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// `POST /v1/workloads/{name}/verify`: the dirtier's integrity check.
+    pub async fn verify_workload(&self, name: &str) -> Result<wire::control::IntegrityReport> {
+        self.request(
+            Method::POST,
+            &format!("/v1/workloads/{name}/verify"),
+            None,
+            Duration::from_secs(60),
         )
         .await
     }

@@ -94,6 +94,25 @@ pub struct RepRecord {
     pub window_end_ns: i64,
     /// The migration.
     pub migration: MigrationRecord,
+    /// What the guest agent said around it.
+    #[serde(default)]
+    pub guest: Option<GuestRecord>,
+}
+
+/// The guest agent's reports around one repetition.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GuestRecord {
+    /// The sweep parameter's value for this repetition, if the scenario sweeps.
+    pub sweep_value: Option<toml::Value>,
+    /// The agent's report just before the migration.
+    pub before: Option<wire::control::AgentReport>,
+    /// Its report after the pause that follows it.
+    pub after: Option<wire::control::AgentReport>,
+    /// The dirty workload's integrity check after the migration.
+    pub integrity: Option<wire::control::IntegrityReport>,
+    /// What could not be asked, and why.
+    #[serde(default)]
+    pub errors: Vec<String>,
 }
 
 impl MigrationRecord {

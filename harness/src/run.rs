@@ -15,7 +15,7 @@ use crate::lab::netns::in_netns;
 use crate::lab::Lab;
 use crate::live::Live;
 use crate::manifest::{git_describe, HostFacts, Manifest, SCHEMA};
-use crate::record::RepRecord;
+use crate::record::{GuestRecord, RepRecord};
 use crate::scenario::{Acceleration, Scenario};
 use crate::summary::{summarize, to_csv, RunRecords, Summary};
 use anyhow::{Context, Result};
@@ -295,75 +295,84 @@ async fn run_body(
     .context("starting the probe")?;
     g.prober = Some(prober);
 
-    if let Some(d) = &scenario.workload.dirty {
-        local
-            .agent
-            .start_workload(
-                "dirty",
-                &wire::control::WorkloadSpec::Dirty {
-                    working_set_mib: d.working_set_mib,
-                    rate_mib_s: d.rate_mib_s,
-                },
-            )
-            .await
-            .context("starting the dirty workload")?;
-    }
-
     if let Job::Calibrate(plan) = job {
         return calibrate(plan, local, g, ctl, live).await;
     }
     let run_start = std::time::Instant::now();
-    for rep in 1..=scenario.repetitions {
-        if ctl.cancel.load(Ordering::SeqCst) {
-            break;
+    let points = scenario.sweep_points().map_err(anyhow::Error::msg)?;
+    let total: u32 = points.iter().map(|(_, p)| p.repetitions).sum();
+    let mut rep = 0u32;
+    let mut dirty_running = false;
+    'points: for (step, (value, point)) in points.iter().enumerate() {
+        if let Some(v) = value {
+            let parameter = scenario.sweep.as_ref().map_or("", |s| s.parameter.as_str());
+            live.println(&format!("sweep point {}: {parameter} = {v}", step + 1));
         }
-        let window_start_ns = now_ns();
-        sleep_unless_cancelled(
-            Duration::from_secs_f64(scenario.pause_before_s),
-            &ctl.cancel,
-        )
-        .await;
-        let prober = g.prober.as_ref().context("probe not running")?;
-        let suffix = || {
+        local.set_scenario(point);
+        if dirty_running {
+            let r = local.agent.stop_workload("dirty").await.context("stopping the dirty workload")?;
+            bundle.write_json(&format!("agent/dirty-{:02}.json", step), &r)?;
+            dirty_running = false;
+        }
+        if let Some(spec) = point.workload.dirty.as_ref().and_then(|d| d.to_wire()) {
+            local.agent.start_workload("dirty", &spec).await.context("starting the dirty workload")?;
+            dirty_running = true;
+        }
+        for _ in 0..point.repetitions {
+            if ctl.cancel.load(Ordering::SeqCst) {
+                break 'points;
+            }
+            rep += 1;
+            let window_start_ns = now_ns();
+            sleep_unless_cancelled(Duration::from_secs_f64(point.pause_before_s), &ctl.cancel).await;
+            let prober = g.prober.as_ref().context("probe not running")?;
+            let suffix = || {
+                let l = prober.live();
+                format!("probe gap now {:.1} ms, largest {:.1} ms", l.current_gap_ms, l.max_gap_ms)
+            };
+            let before = local.agent.report().await;
+            let req = MigrationRequest {
+                repetition: rep,
+                of: total,
+                faults: scenario.faults_for(rep).collect(),
+                status_suffix: &suffix,
+                cancel: &ctl.cancel,
+            };
+            let rec = local.migrate(&req, live).await?;
+            sleep_unless_cancelled(Duration::from_secs_f64(point.pause_after_s), &ctl.cancel).await;
+            // The window closes before the agent is asked about the
+            // repetition: its integrity check keeps the guest's one vCPU
+            // busy, which the probe would otherwise count as an outage.
+            let window_end_ns = now_ns();
+            let guest = if rec.vm_lost {
+                None
+            } else {
+                Some(guest_record(local, value.clone(), before, dirty_running).await)
+            };
+            let rep_rec = RepRecord {
+                repetition: rep,
+                window_start_ns,
+                window_end_ns,
+                migration: rec,
+                guest,
+            };
+            bundle.write_json(&format!("reps/rep-{rep:03}.json"), &rep_rec)?;
+            let m = &rep_rec.migration;
             let l = prober.live();
-            format!(
-                "probe gap now {:.1} ms, largest {:.1} ms",
-                l.current_gap_ms, l.max_gap_ms
-            )
-        };
-        let req = MigrationRequest {
-            repetition: rep,
-            faults: scenario.faults_for(rep).collect(),
-            status_suffix: &suffix,
-            cancel: &ctl.cancel,
-        };
-        let rec = local.migrate(&req, live).await?;
-        sleep_unless_cancelled(Duration::from_secs_f64(scenario.pause_after_s), &ctl.cancel).await;
-        let rep_rec = RepRecord {
-            repetition: rep,
-            window_start_ns,
-            window_end_ns: now_ns(),
-            migration: rec,
-        };
-        bundle.write_json(&format!("reps/rep-{rep:03}.json"), &rep_rec)?;
-        let m = &rep_rec.migration;
-        let l = prober.live();
-        live.println(&format!(
-            "rep {rep}/{}: {}->{} {}{} in {:.1} s; probe: largest gap so far {:.1} ms",
-            scenario.repetitions,
-            m.source,
-            m.destination,
-            m.status.as_str(),
-            m.error
-                .as_ref()
-                .map_or(String::new(), |e| format!(" ({e})")),
-            (rep_rec.window_end_ns - rep_rec.window_start_ns) as f64 / 1e9,
-            l.max_gap_ms
-        ));
-        let lost = m.vm_lost;
-        g.reps.push(rep_rec);
-        if lost {
-            anyhow::bail!("the VM was lost in repetition {rep}; no further repetitions");
+            live.println(&format!(
+                "rep {rep}/{total}: {}->{} {}{} in {:.1} s; probe: largest gap so far {:.1} ms",
+                m.source,
+                m.destination,
+                m.status.as_str(),
+                m.error.as_ref().map_or(String::new(), |e| format!(" ({e})")),
+                (rep_rec.window_end_ns - rep_rec.window_start_ns) as f64 / 1e9,
+                l.max_gap_ms
+            ));
+            let lost = m.vm_lost;
+            g.reps.push(rep_rec);
+            if lost {
+                anyhow::bail!("the VM was lost in repetition {rep}; no further repetitions");
+            }
         }
     }
     live.println(&format!(
@@ -379,13 +388,9 @@ async fn run_body(
         return Err(e.context("the guest agent does not answer after the last migration"));
     }
     g.final_health = Some(true);
-    if scenario.workload.dirty.is_some() {
-        let r = local
-            .agent
-            .stop_workload("dirty")
-            .await
-            .context("stopping the dirty workload")?;
-        bundle.write_json("agent/dirty.json", &r)?;
+    if dirty_running {
+        let r = local.agent.stop_workload("dirty").await.context("stopping the dirty workload")?;
+        bundle.write_json("agent/dirty-final.json", &r)?;
     }
     Ok(())
 }
@@ -477,4 +482,34 @@ async fn calibrate(
     }
     g.final_health = Some(local.agent.health().await.is_ok());
     Ok(())
+}
+
+/// What the guest agent says about one repetition: its reports before and
+/// after, and an integrity check of the dirtied memory after it. Failures
+/// to ask are recorded as absent, never fatal: the migration's record
+/// matters more.
+async fn guest_record(
+    local: &LocalLab,
+    sweep_value: Option<toml::Value>,
+    before: Result<wire::control::AgentReport>,
+    dirty_running: bool,
+) -> GuestRecord {
+    fn keep<T>(errors: &mut Vec<String>, what: &str, r: Result<T>) -> Option<T> {
+        r.map_err(|e| errors.push(format!("{what}: {e:#}"))).ok()
+    }
+    let mut errors = Vec::new();
+    let before = keep(&mut errors, "report before", before);
+    let after = keep(&mut errors, "report after", local.agent.report().await);
+    let integrity = if dirty_running {
+        keep(&mut errors, "integrity check", local.agent.verify_workload("dirty").await)
+    } else {
+        None
+    };
+    GuestRecord {
+        sweep_value,
+        before,
+        after,
+        integrity,
+        errors,
+    }
 }

@@ -166,14 +166,104 @@ impl Default for MigrationSpec {
     }
 }
 
+/// A dirty rate: MiB/s of distinct pages, or `"max"` (as fast as the guest
+/// can). 0 means no dirtying at all (an idle guest), which is what a sweep
+/// starting at 0 wants.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum DirtyRate {
+    /// MiB/s.
+    MiBs(f64),
+    /// `"max"`.
+    Named(MaxRate),
+}
+
+/// The word `max`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MaxRate {
+    /// As fast as possible.
+    Max,
+}
+
+/// How the dirtier picks pages.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DirtyPattern {
+    /// Page after page, wrapping.
+    #[default]
+    Sequential,
+    /// Uniformly at random.
+    Random,
+    /// A hot part of the working set takes most writes.
+    Hotcold,
+}
+
+fn default_hot_fraction() -> f64 {
+    0.1
+}
+fn default_hot_share() -> f64 {
+    0.9
+}
+fn default_threads() -> u32 {
+    1
+}
+
 /// Memory dirtying in the guest during the whole run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DirtySpec {
     /// Working set in MiB.
     pub working_set_mib: u64,
-    /// Target MiB/s of distinct pages made dirty; 0 = as fast as possible.
-    pub rate_mib_s: f64,
+    /// Target rate; 0 = idle, `"max"` = as fast as possible.
+    pub rate_mib_s: DirtyRate,
+    /// Access pattern.
+    #[serde(default)]
+    pub pattern: DirtyPattern,
+    /// `hotcold`: fraction of the working set that is hot.
+    #[serde(default = "default_hot_fraction")]
+    pub hot_fraction: f64,
+    /// `hotcold`: share of writes that go to the hot part.
+    #[serde(default = "default_hot_share")]
+    pub hot_share: f64,
+    /// Writer threads.
+    #[serde(default = "default_threads")]
+    pub threads: u32,
+}
+
+impl DirtySpec {
+    /// The agent's workload for this spec; `None` when the rate is 0 (idle).
+    pub fn to_wire(&self) -> Option<wire::control::WorkloadSpec> {
+        let rate = match self.rate_mib_s {
+            DirtyRate::MiBs(r) if r <= 0.0 => return None,
+            DirtyRate::MiBs(r) => r,
+            DirtyRate::Named(MaxRate::Max) => 0.0,
+        };
+        Some(wire::control::WorkloadSpec::Dirty {
+            working_set_mib: self.working_set_mib,
+            rate_mib_s: rate,
+            pattern: match self.pattern {
+                DirtyPattern::Sequential => wire::control::DirtyPattern::Sequential,
+                DirtyPattern::Random => wire::control::DirtyPattern::Random,
+                DirtyPattern::Hotcold => wire::control::DirtyPattern::Hotcold,
+            },
+            hot_fraction: self.hot_fraction,
+            hot_share: self.hot_share,
+            threads: self.threads,
+        })
+    }
+}
+
+/// A parameter swept over values: the scenario's repetitions run once per
+/// value, in order, with the parameter set to it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// The dotted key, e.g. `workload.dirty.rate_mib_s` or
+    /// `migration.max_bandwidth_mib_s`.
+    pub parameter: String,
+    /// The values, each as the key would take it.
+    pub values: Vec<toml::Value>,
 }
 
 /// Workloads the guest agent runs while migrations happen.
@@ -233,6 +323,8 @@ pub struct Scenario {
     pub workload: WorkloadSpec,
     /// Injected faults.
     pub fault: Vec<FaultSpec>,
+    /// A parameter to sweep, if any.
+    pub sweep: Option<SweepSpec>,
 }
 
 impl Default for Scenario {
@@ -249,6 +341,7 @@ impl Default for Scenario {
             migration: MigrationSpec::default(),
             workload: WorkloadSpec::default(),
             fault: Vec::new(),
+            sweep: None,
         }
     }
 }
@@ -333,6 +426,27 @@ impl Scenario {
                 ));
             }
         }
+        if let Some(sw) = &self.sweep {
+            if sw.values.is_empty() {
+                return Err("`sweep.values` is empty".into());
+            }
+            if sw.parameter.starts_with("sweep") || sw.parameter == "repetitions" {
+                return Err(format!("`sweep.parameter` = {:?} cannot be swept", sw.parameter));
+            }
+            // Every point must make a valid scenario.
+            self.sweep_points()?;
+        }
+        if let Some(d) = &self.workload.dirty {
+            if !(d.hot_fraction > 0.0 && d.hot_fraction <= 1.0) {
+                return Err(format!("`workload.dirty.hot_fraction` = {} must be in (0, 1]", d.hot_fraction));
+            }
+            if !(0.0..=1.0).contains(&d.hot_share) {
+                return Err(format!("`workload.dirty.hot_share` = {} must be in [0, 1]", d.hot_share));
+            }
+            if !(1..=64).contains(&d.threads) {
+                return Err(format!("`workload.dirty.threads` = {} must be 1 to 64", d.threads));
+            }
+        }
         for name in self.migration.parameters.keys() {
             if matches!(name.as_str(), "max-bandwidth" | "downtime-limit") {
                 return Err(format!(
@@ -341,6 +455,46 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// The scenario with `parameter` (a dotted key) set to `value`, checked
+    /// like a file would be: an unknown key or a wrong type is an error.
+    pub fn with_parameter(&self, parameter: &str, value: &toml::Value) -> Result<Scenario, String> {
+        let mut root = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+        let keys: Vec<&str> = parameter.split('.').collect();
+        let (last, path) = keys.split_last().ok_or("empty parameter name")?;
+        let mut table = &mut root;
+        for k in path {
+            let t = table
+                .as_table_mut()
+                .ok_or_else(|| format!("`{parameter}`: `{k}` is not a table"))?;
+            table = t
+                .entry(k.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::map::Map::new()));
+        }
+        table
+            .as_table_mut()
+            .ok_or_else(|| format!("`{parameter}` does not name a key"))?
+            .insert(last.to_string(), value.clone());
+        let mut s: Scenario = root
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("`{parameter}` = {value}: {}", e.message().trim()))?;
+        s.sweep = None;
+        s.check().map_err(|e| format!("`{parameter}` = {value}: {e}"))?;
+        Ok(s)
+    }
+
+    /// The scenario at each point of its sweep (the value with it), or the
+    /// scenario itself once when it has no sweep.
+    pub fn sweep_points(&self) -> Result<Vec<(Option<toml::Value>, Scenario)>, String> {
+        match &self.sweep {
+            None => Ok(vec![(None, self.clone())]),
+            Some(sw) => sw
+                .values
+                .iter()
+                .map(|v| Ok((Some(v.clone()), self.with_parameter(&sw.parameter, v)?)))
+                .collect(),
+        }
     }
 
     /// The scenario with every default written out, as stored in bundles.
@@ -387,6 +541,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("fault.repetition"), "{e}");
+    }
+
+    #[test]
+    fn a_sweep_gives_one_checked_scenario_per_value() {
+        let text = "repetitions = 2\n[workload.dirty]\nworking_set_mib = 64\nrate_mib_s = 0\n[sweep]\nparameter = \"workload.dirty.rate_mib_s\"\nvalues = [0, 8, \"max\"]\n";
+        let s = Scenario::parse(text, "s.toml").unwrap();
+        let pts = s.sweep_points().unwrap();
+        assert_eq!(pts.len(), 3);
+        let rate = |i: usize| pts[i].1.workload.dirty.as_ref().unwrap().rate_mib_s;
+        assert_eq!(rate(0), DirtyRate::MiBs(0.0));
+        assert_eq!(rate(1), DirtyRate::MiBs(8.0));
+        assert_eq!(rate(2), DirtyRate::Named(MaxRate::Max));
+        assert!(pts[0].1.workload.dirty.as_ref().unwrap().to_wire().is_none(), "0 is idle");
+        assert!(pts.iter().all(|(_, p)| p.sweep.is_none() && p.repetitions == 2));
+        // A misspelt parameter or a value of the wrong type is refused.
+        let e = Scenario::parse(&text.replace("rate_mib_s\"", "rate\""), "s.toml").unwrap_err();
+        assert!(e.to_string().contains("workload.dirty.rate"), "{e}");
+        let e = Scenario::parse(&text.replace("[0, 8,", "[0, true,"), "s.toml").unwrap_err();
+        assert!(e.to_string().contains("= true"), "{e}");
+        let bw = "[sweep]\nparameter = \"migration.max_bandwidth_mib_s\"\nvalues = [8, 64]\n";
+        let pts = Scenario::parse(bw, "b.toml").unwrap().sweep_points().unwrap();
+        assert_eq!(pts[1].1.migration.max_bandwidth_mib_s, 64.0);
     }
 
     #[test]

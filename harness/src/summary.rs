@@ -31,6 +31,11 @@ pub struct QemuView {
     pub mbps: Option<f64>,
     /// The last `expected-downtime` QEMU reported while active, ms.
     pub expected_downtime_ms: Option<f64>,
+    /// The guest's dirty rate as QEMU measured it during the migration:
+    /// the last non-zero `ram.dirty-pages-rate` × page size, MiB/s. QEMU
+    /// updates it at bitmap syncs at least 1 s apart, counting distinct
+    /// pages dirtied since the previous one.
+    pub dirty_rate_mib_s: Option<f64>,
 }
 
 /// The host's view: QMP event times.
@@ -76,6 +81,28 @@ pub struct ClientView {
     pub rtt_p50_ms: Option<f64>,
 }
 
+/// The guest's own view, from the agent's reports around the repetition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GuestView {
+    /// The swept parameter's value, when the scenario sweeps one.
+    pub sweep_value: Option<serde_json::Value>,
+    /// Dirty rate the agent achieved between its reports just before and
+    /// after the migration (pages written × 4 KiB over the agent's elapsed
+    /// time), MiB/s.
+    pub dirty_rate_mib_s: Option<f64>,
+    /// The dirty workload's target, MiB/s (0 = as fast as it can).
+    pub dirty_target_mib_s: Option<f64>,
+    /// Pages whose content did not verify after the migration: memory
+    /// corruption. 0 for a clean migration.
+    pub corrupted_pages: Option<u64>,
+    /// Largest jump of the guest's CLOCK_MONOTONIC beyond its loop's
+    /// sleep during the repetition, ms. Guest clocks usually stop while
+    /// the VM is stopped, so this is expected to hide the pause.
+    pub max_monotonic_gap_ms: Option<f64>,
+    /// The same for CLOCK_REALTIME, ms.
+    pub max_realtime_gap_ms: Option<f64>,
+}
+
 /// One repetition in `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RepSummary {
@@ -95,6 +122,9 @@ pub struct RepSummary {
     pub host: HostView,
     /// The client's view.
     pub client: ClientView,
+    /// The guest's view.
+    #[serde(default)]
+    pub guest: GuestView,
 }
 
 /// After the last migration: is the guest still there?
@@ -155,7 +185,13 @@ fn qemu_view(rep: &RepRecord) -> QemuView {
             .expected_downtime
             .filter(|_| s.info.status.as_deref() == Some("active"))
     });
+    let dirty_rate_mib_s = m.samples.iter().rev().find_map(|s| {
+        let ram = s.info.ram.as_ref()?;
+        let rate = ram.dirty_pages_rate.filter(|&r| r > 0)?;
+        Some(rate as f64 * ram.page_size.unwrap_or(4096) as f64 / 1048576.0)
+    });
     QemuView {
+        dirty_rate_mib_s,
         total_time_ms: info.total_time.map(|v| v as f64),
         downtime_ms: info.downtime.map(|v| v as f64),
         setup_time_ms: info.setup_time.map(|v| v as f64),
@@ -181,6 +217,43 @@ fn client_view(g: &GapSummary) -> ClientView {
         sender_late: Some(g.sender_late),
         jitter_ms: Some(g.jitter_ms),
         rtt_p50_ms: (g.rtt_ms.samples > 0).then_some(g.rtt_ms.p50),
+    }
+}
+
+fn guest_view(rep: &RepRecord) -> GuestView {
+    let Some(g) = &rep.guest else {
+        return GuestView::default();
+    };
+    let dirty = |r: &Option<wire::control::AgentReport>| r.as_ref().and_then(|r| r.workloads.get("dirty").cloned());
+    let (b, a) = (dirty(&g.before), dirty(&g.after));
+    let dirty_rate_mib_s = match (&b, &a) {
+        (Some(b), Some(a)) if a.elapsed_ms > b.elapsed_ms => Some(
+            a.pages_written.saturating_sub(b.pages_written) as f64 * 4096.0
+                / 1048576.0
+                / ((a.elapsed_ms - b.elapsed_ms) as f64 / 1000.0),
+        ),
+        _ => None,
+    };
+    let seen_before = g
+        .before
+        .as_ref()
+        .and_then(|r| r.clock.gaps.iter().map(|x| x.realtime_ns).max())
+        .unwrap_or(i64::MIN);
+    let new_gaps: Vec<&wire::control::ClockGap> = g
+        .after
+        .as_ref()
+        .map(|r| r.clock.gaps.iter().filter(|x| x.realtime_ns > seen_before).collect())
+        .unwrap_or_default();
+    let max_of = |f: fn(&wire::control::ClockGap) -> f64| {
+        g.after.as_ref().map(|_| new_gaps.iter().map(|x| f(x)).fold(0.0, f64::max))
+    };
+    GuestView {
+        sweep_value: g.sweep_value.as_ref().and_then(|v| serde_json::to_value(v).ok()),
+        dirty_rate_mib_s,
+        dirty_target_mib_s: a.as_ref().and_then(|a| a.target_mib_s),
+        corrupted_pages: g.integrity.as_ref().map(|i| i.corrupted_pages),
+        max_monotonic_gap_ms: max_of(|x| x.monotonic_gap_ms),
+        max_realtime_gap_ms: max_of(|x| x.realtime_gap_ms),
     }
 }
 
@@ -212,6 +285,7 @@ pub fn summarize_rep(
             command_to_end_ms: m.migrate_cmd_ns.zip(m.finished_ns).map(|(a, b)| ms(b - a)),
         },
         client,
+        guest: guest_view(rep),
     }
 }
 
@@ -280,7 +354,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: &str = "repetition,status,direction,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,client.max_gap_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,error";
+pub const CSV_HEADER: &str = "repetition,status,direction,guest.sweep_value,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,client.max_gap_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,guest.dirty_rate_mib_s,guest.corrupted_pages,guest.max_monotonic_gap_ms,error";
 
 /// `summary.csv`: one row per repetition, dotted column names as in JSON.
 pub fn to_csv(s: &Summary) -> String {
@@ -292,6 +366,7 @@ pub fn to_csv(s: &Summary) -> String {
             r.repetition.to_string(),
             r.status.as_str().into(),
             r.direction.clone(),
+            r.guest.sweep_value.as_ref().map_or(String::new(), |v| v.to_string().replace(',', ";")),
             format!("{:.3}", r.wall_time_ms),
             opt(&r.qemu.total_time_ms),
             opt(&r.qemu.downtime_ms),
@@ -307,6 +382,9 @@ pub fn to_csv(s: &Summary) -> String {
             opt(&r.client.lost_return),
             opt(&r.client.probes_sent),
             opt(&r.client.probe_interval_ms),
+            opt(&r.guest.dirty_rate_mib_s.map(|v| format!("{v:.2}"))),
+            opt(&r.guest.corrupted_pages),
+            opt(&r.guest.max_monotonic_gap_ms.map(|v| format!("{v:.3}"))),
             format!("\"{err}\""),
         ];
         out.push_str(&row.join(","));
@@ -322,7 +400,7 @@ fn cell(v: Option<f64>, prec: usize) -> String {
 /// The table printed at the end of a run.
 pub fn to_table(s: &Summary) -> String {
     let mut out = format!(
-        "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>6} {:>9} {:>9} {:>6} {:>7}\n",
+        "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>6} {:>9} {:>9} {:>6} {:>7} {:>9} {:>7}\n",
         "rep",
         "dir",
         "status",
@@ -333,11 +411,13 @@ pub fn to_table(s: &Summary) -> String {
         "total_ms",
         "MiB_sent",
         "passes",
-        "wall_s"
+        "wall_s",
+        "dirty_MBs",
+        "corrupt"
     );
     for r in &s.repetitions {
         out.push_str(&format!(
-            "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>6} {:>9} {:>9} {:>6} {:>7.1}\n",
+            "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>6} {:>9} {:>9} {:>6} {:>7.1} {:>9} {:>7}\n",
             r.repetition,
             r.direction,
             r.status.as_str(),
@@ -349,6 +429,8 @@ pub fn to_table(s: &Summary) -> String {
             cell(r.qemu.transferred_bytes.map(|b| b as f64 / 1048576.0), 1),
             r.qemu.passes.map_or("-".into(), |v| v.to_string()),
             r.wall_time_ms / 1000.0,
+            cell(r.guest.dirty_rate_mib_s, 1),
+            r.guest.corrupted_pages.map_or("-".into(), |v| v.to_string()),
         ));
         if let Some(e) = &r.error {
             out.push_str(&format!("    error: {e}\n"));

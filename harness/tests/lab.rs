@@ -324,3 +324,41 @@ fn calibration_pauses_and_cuts_are_seen_where_the_host_timed_them() {
     assert!(out.bundle.join("calibration.json").is_file());
     assert_lab_gone(&out.bundle);
 }
+
+#[test]
+#[ignore = "QEMU 7.2 under TCG: a guest that writes memory during migration panics on the destination \
+(corrupted kernel memory; see docs/findings.md). Run it with --ignored under KVM or a newer QEMU."]
+fn qemus_dirty_rate_agrees_with_the_agents_and_memory_survives_intact() {
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    require_lab();
+    // Sequential writes over a working set far larger than the rate times
+    // QEMU's sync period, so the distinct pages QEMU counts are the writes.
+    // (QMP calc-dirty-rate in dirty-bitmap mode would be the direct check,
+    // but QEMU 7.2 under TCG exits when asked for it.)
+    let out = run_scenario(
+        r#"
+name = "it-dirty"
+repetitions = 1
+pause_before_s = 1.0
+pause_after_s = 0.5
+[vm]
+memory_mib = 512
+[migration]
+max_bandwidth_mib_s = 64
+[workload.dirty]
+working_set_mib = 320
+rate_mib_s = 16
+"#,
+        "dirty",
+    );
+    let r = &out.summary.repetitions[0];
+    assert_eq!(r.status, RepStatus::Completed, "{r:?}");
+    let agent = r.guest.dirty_rate_mib_s.unwrap();
+    let qemu = r.qemu.dirty_rate_mib_s.expect("QEMU reported a dirty rate");
+    eprintln!("dirty rate: agent {agent:.2} MiB/s, QEMU {qemu:.2} MiB/s");
+    assert!((agent - 16.0).abs() <= 0.1 * 16.0, "the agent missed its target: {agent:.2}");
+    assert!((qemu - agent).abs() <= 0.10 * agent, "QEMU {qemu:.2} vs agent {agent:.2} MiB/s");
+    assert_eq!(r.guest.corrupted_pages, Some(0), "{:?}", r.guest);
+    assert_eq!(r.guest.dirty_target_mib_s, Some(16.0));
+    assert_lab_gone(&out.bundle);
+}

@@ -8,8 +8,12 @@
 //! |---|---|---|
 //! | `GET /v1/health` | | [`Health`] |
 //! | `PUT /v1/workloads/{name}` | [`WorkloadSpec`] | [`WorkloadReport`] (just started) |
-//! | `DELETE /v1/workloads/{name}` | | [`WorkloadReport`] (final) |
+//! | `DELETE /v1/workloads/{name}` | | [`WorkloadReport`] (final, with an [`IntegrityReport`] for a dirty workload) |
+//! | `POST /v1/workloads/{name}/verify` | | [`IntegrityReport`] (dirty workloads that run; 409 otherwise) |
 //! | `GET /v1/report` | | [`AgentReport`] |
+//!
+//! Every field added after the first version is optional with a default,
+//! so older JSON still parses.
 //!
 //! Errors answer with a status code and an [`ApiError`] body.
 
@@ -35,14 +39,30 @@ pub struct Health {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WorkloadSpec {
-    /// Dirty memory: write to distinct 4 KiB pages of a working set at a
-    /// paced rate.
+    /// Dirty memory: make distinct 4 KiB pages of a working set dirty at a
+    /// paced rate, each write rewriting a whole page with verifiable
+    /// content (see [`IntegrityReport`]).
     Dirty {
         /// Working set in MiB, pre-touched with non-zero data.
         working_set_mib: u64,
-        /// Target rate in MiB/s of distinct pages made dirty; 0 means as
-        /// fast as possible.
+        /// Target rate in MiB/s of pages made dirty (page writes per second
+        /// times 4 KiB); 0 means as fast as possible.
         rate_mib_s: f64,
+        /// Which pages each write goes to; default `sequential`.
+        #[serde(default)]
+        pattern: DirtyPattern,
+        /// With `hotcold`: the fraction of the working set that is hot,
+        /// in (0, 1]; default 0.1.
+        #[serde(default = "default_hot_fraction")]
+        hot_fraction: f64,
+        /// With `hotcold`: the share of writes going to the hot part, in
+        /// [0, 1]; default 0.9.
+        #[serde(default = "default_hot_share")]
+        hot_share: f64,
+        /// Writer threads, 1 to 64; default 1. Each owns a disjoint slice
+        /// of the working set and writes `rate_mib_s / threads`.
+        #[serde(default = "default_threads")]
+        threads: u32,
     },
     /// Run a program: `argv[0]` is its absolute path in the guest, the
     /// rest its arguments. Its stdout and stderr go to `/tmp/<name>.log`
@@ -54,6 +74,79 @@ pub enum WorkloadSpec {
         /// The program and its arguments; at least the program.
         argv: Vec<String>,
     },
+}
+
+/// Default of [`WorkloadSpec::Dirty`]'s `hot_fraction`.
+pub const DEFAULT_HOT_FRACTION: f64 = 0.1;
+/// Default of [`WorkloadSpec::Dirty`]'s `hot_share`.
+pub const DEFAULT_HOT_SHARE: f64 = 0.9;
+/// Default of [`WorkloadSpec::Dirty`]'s `threads`.
+pub const DEFAULT_THREADS: u32 = 1;
+
+fn default_hot_fraction() -> f64 {
+    DEFAULT_HOT_FRACTION
+}
+
+fn default_hot_share() -> f64 {
+    DEFAULT_HOT_SHARE
+}
+
+fn default_threads() -> u32 {
+    DEFAULT_THREADS
+}
+
+impl WorkloadSpec {
+    /// A dirty workload with the default pattern (`sequential`), hot
+    /// fraction, hot share and one thread.
+    pub fn dirty(working_set_mib: u64, rate_mib_s: f64) -> Self {
+        Self::Dirty {
+            working_set_mib,
+            rate_mib_s,
+            pattern: DirtyPattern::default(),
+            hot_fraction: DEFAULT_HOT_FRACTION,
+            hot_share: DEFAULT_HOT_SHARE,
+            threads: DEFAULT_THREADS,
+        }
+    }
+}
+
+/// Which pages of its slice of the working set a writer thread dirties.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DirtyPattern {
+    /// In order, wrapping around: every page of the slice before any twice.
+    #[default]
+    Sequential,
+    /// Uniformly at random over the slice.
+    Random,
+    /// The first `hot_fraction` of each thread's slice is hot and gets
+    /// `hot_share` of the writes (uniformly within it); the rest of the
+    /// slice gets the others (uniformly within it).
+    Hotcold,
+}
+
+/// The result of checking every page of a dirty workload's working set.
+///
+/// Each page holds, as little-endian `u64` words: its version (the number
+/// of times it has been rewritten since the pre-touch, which wrote version
+/// 0), its index in the working set, then 510 words that are a
+/// deterministic function of (index, version). The writer keeps each
+/// page's expected version apart from the page. A page is corrupted when
+/// its version is not the expected one (a lost or stale write), its index
+/// is wrong, or any of its other bytes differs. The check runs while the
+/// writers are paused, so no page is caught mid-write.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct IntegrityReport {
+    /// Pages checked (the whole working set).
+    pub checked_pages: u64,
+    /// Pages whose content was wrong.
+    pub corrupted_pages: u64,
+    /// The indices (in the working set, from 0) of the first corrupted
+    /// pages, in ascending order, at most 16.
+    pub first_corrupted: Vec<u64>,
+    /// Guest CLOCK_REALTIME (ns since the Unix epoch) when the check
+    /// finished.
+    pub checked_at_realtime_ns: i64,
 }
 
 /// What a workload has done so far.
@@ -69,11 +162,32 @@ pub struct WorkloadReport {
     pub pages_written: u64,
     /// Mean achieved rate, MiB/s of pages written.
     pub achieved_mib_s: f64,
-    /// Achieved MiB/s in each whole second since start.
+    /// Achieved MiB/s in each whole second since start: entry `i` is the
+    /// pages written in [start + i s, start + (i + 1) s) times 4 KiB,
+    /// where start is [`WorkloadReport::started_realtime_ns`]. Only
+    /// complete seconds are listed.
     pub per_second_mib_s: Vec<f64>,
     /// The error, when `state` is `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The target rate (`rate_mib_s`) of a dirty workload; `None` for rate
+    /// 0 (as fast as possible) and for other kinds.
+    #[serde(default)]
+    pub target_mib_s: Option<f64>,
+    /// Set when the target is beyond what the guest reaches (always for
+    /// rate 0): the mean of the best half of the whole seconds (seconds
+    /// with a verification pause left out). Set exactly when that mean is
+    /// below 97 % of the target.
+    #[serde(default)]
+    pub max_reachable_mib_s: Option<f64>,
+    /// Guest CLOCK_REALTIME (ns since the Unix epoch) when writing started
+    /// (after the pre-touch); 0 for other kinds.
+    #[serde(default)]
+    pub started_realtime_ns: i64,
+    /// The last integrity check of a dirty workload: the one `DELETE` runs
+    /// when stopping it, or else the last `verify`; `None` before any.
+    #[serde(default)]
+    pub integrity: Option<IntegrityReport>,
 }
 
 /// The reflector's counters.
@@ -87,6 +201,41 @@ pub struct ReflectorStats {
     pub sessions: u64,
 }
 
+/// One interval where a guest clock advanced more than 5 ms beyond what
+/// the agent's clock thread expected (it sleeps 1 ms per turn).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ClockGap {
+    /// Guest CLOCK_REALTIME (ns since the Unix epoch) at the end of the gap.
+    pub realtime_ns: i64,
+    /// How far CLOCK_MONOTONIC advanced over the turn, ms.
+    pub monotonic_gap_ms: f64,
+    /// How far CLOCK_REALTIME advanced over the turn, ms (negative when the
+    /// clock was set back).
+    pub realtime_gap_ms: f64,
+}
+
+/// The guest's own view of its clocks: an always-on agent thread reads
+/// CLOCK_MONOTONIC and CLOCK_REALTIME, sleeps 1 ms, reads them again, and
+/// records every turn where either advanced more than 5 ms beyond the
+/// sleep (scheduling delays, a starved vCPU, a clock step).
+///
+/// Guest clocks usually stop while the VM is stopped (kvm-clock, and
+/// TCG's virtual clock), so this view is expected to HIDE the migration
+/// pause: it is the guest's own view, reported for comparison with the
+/// client's and QEMU's, not a measure of the downtime.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ClockView {
+    /// The largest CLOCK_MONOTONIC gap seen since the agent started, ms (0
+    /// if none).
+    pub max_monotonic_gap_ms: f64,
+    /// The largest CLOCK_REALTIME gap seen since the agent started, ms (0
+    /// if none).
+    pub max_realtime_gap_ms: f64,
+    /// The last 1000 gaps in the order they happened, plus the largest of
+    /// each clock if it is older.
+    pub gaps: Vec<ClockGap>,
+}
+
 /// The answer to `GET /v1/report`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AgentReport {
@@ -96,6 +245,10 @@ pub struct AgentReport {
     pub reflector: ReflectorStats,
     /// Every workload started since boot, by name.
     pub workloads: BTreeMap<String, WorkloadReport>,
+    /// The guest's own view of its clocks (expected to hide the migration
+    /// pause).
+    #[serde(default)]
+    pub clock: ClockView,
 }
 
 /// The body of an error answer.
@@ -114,13 +267,7 @@ mod tests {
         let s: WorkloadSpec =
             serde_json::from_str(r#"{"kind":"dirty","working_set_mib":64,"rate_mib_s":8}"#)
                 .unwrap();
-        assert_eq!(
-            s,
-            WorkloadSpec::Dirty {
-                working_set_mib: 64,
-                rate_mib_s: 8.0
-            }
-        );
+        assert_eq!(s, WorkloadSpec::dirty(64, 8.0));
         let e = serde_json::from_str::<WorkloadSpec>(
             r#"{"kind":"dirty","working_set_mib":64,"rate_mib_s":8,"oops":1}"#,
         )
@@ -147,5 +294,86 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("env"), "{e}");
+    }
+
+    #[test]
+    fn dirty_spec_defaults_and_new_fields() {
+        let s: WorkloadSpec = serde_json::from_str(
+            r#"{"kind":"dirty","working_set_mib":64,"rate_mib_s":8,"pattern":"hotcold","hot_fraction":0.25,"hot_share":0.75,"threads":4}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            WorkloadSpec::Dirty {
+                working_set_mib: 64,
+                rate_mib_s: 8.0,
+                pattern: DirtyPattern::Hotcold,
+                hot_fraction: 0.25,
+                hot_share: 0.75,
+                threads: 4,
+            }
+        );
+        let back: WorkloadSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        for (text, p) in [
+            ("sequential", DirtyPattern::Sequential),
+            ("random", DirtyPattern::Random),
+            ("hotcold", DirtyPattern::Hotcold),
+        ] {
+            let s: WorkloadSpec = serde_json::from_str(&format!(
+                r#"{{"kind":"dirty","working_set_mib":1,"rate_mib_s":1,"pattern":"{text}"}}"#
+            ))
+            .unwrap();
+            assert!(matches!(s, WorkloadSpec::Dirty { pattern, .. } if pattern == p));
+        }
+        let e = serde_json::from_str::<WorkloadSpec>(
+            r#"{"kind":"dirty","working_set_mib":1,"rate_mib_s":1,"pattern":"Random"}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("Random"), "{e}");
+        let e = serde_json::from_str::<WorkloadSpec>(
+            r#"{"kind":"dirty","working_set_mib":1,"rate_mib_s":1,"thread":2}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("thread"), "{e}");
+    }
+
+    #[test]
+    fn old_reports_still_parse() {
+        let r: WorkloadReport = serde_json::from_str(
+            r#"{"name":"d","state":"running","elapsed_ms":5,"pages_written":1,"achieved_mib_s":1.0,"per_second_mib_s":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.target_mib_s, None);
+        assert_eq!(r.max_reachable_mib_s, None);
+        assert_eq!(r.started_realtime_ns, 0);
+        assert_eq!(r.integrity, None);
+        let a: AgentReport = serde_json::from_str(
+            r#"{"health":{"agent_version":"0","uptime_ms":1,"kernel":"k","reflector_port":7001,"pid1":true},
+                "reflector":{"echoed":0,"malformed":0,"sessions":0},"workloads":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.clock, ClockView::default());
+    }
+
+    #[test]
+    fn new_reports_round_trip() {
+        let r = WorkloadReport {
+            name: "d".into(),
+            state: "stopped".into(),
+            target_mib_s: Some(8.0),
+            max_reachable_mib_s: Some(6.5),
+            started_realtime_ns: 1_700_000_000_000_000_000,
+            integrity: Some(IntegrityReport {
+                checked_pages: 256,
+                corrupted_pages: 1,
+                first_corrupted: vec![7],
+                checked_at_realtime_ns: 1_700_000_001_000_000_000,
+            }),
+            ..WorkloadReport::default()
+        };
+        let back: WorkloadReport =
+            serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
     }
 }

@@ -95,6 +95,13 @@ impl LocalLab {
         }
     }
 
+    /// Replaces the scenario used for the next migrations (a sweep point:
+    /// migration settings may differ; the VM's shape must not, and does not,
+    /// since sweeps cannot change it while the VM runs).
+    pub fn set_scenario(&mut self, s: &Scenario) {
+        self.scenario = s.clone();
+    }
+
     /// The reflector's address, for the probe.
     pub fn reflector(&self) -> SocketAddr {
         SocketAddr::from((self.guest_addr, REFLECTOR_PORT))
@@ -588,6 +595,15 @@ impl Backend for LocalLab {
         req: &MigrationRequest<'_>,
         live: &Live,
     ) -> Result<MigrationRecord> {
+        if let Some(q) = self.running.as_mut() {
+            if let Some(st) = q.exit_status() {
+                let console = tail_of(&q.spec.console, 6);
+                bail!(
+                    "the VM's QEMU (pid {}) exited before this migration ({st}); the guest's console ends with:\n    {console}",
+                    q.pid
+                );
+            }
+        }
         self.ensure_standby().await?;
         let mut src = self.running.take().context("no running VM")?;
         let Some(mut dst) = self.standby.take() else {
@@ -610,7 +626,7 @@ impl Backend for LocalLab {
         };
         let s0 = src.qmp.as_ref().map_or(0, |q| q.event_count());
         let d0 = dst.qmp.as_ref().map_or(0, |q| q.event_count());
-        let of = self.scenario.repetitions;
+        let of = req.of;
         let outcome = self
             .drive(&mut src, &mut dst, &mut rec, req, d0, live, of)
             .await;

@@ -15,6 +15,8 @@ use crate::scenario::FaultSpec;
 pub struct MigrationRequest<'a> {
     /// 1-based repetition.
     pub repetition: u32,
+    /// Repetitions in the run, for the live line.
+    pub of: u32,
     /// Faults to inject in it.
     pub faults: Vec<&'a FaultSpec>,
     /// Extra text for the live line (the probe's gap so far).
