@@ -11,6 +11,7 @@ packages=(
   iproute2            # namespaces, bridges, veths, taps
   gcc libc6-dev       # linking; libc.a for the statically linked guest agent
   cpio file           # used by tests to cross-check the initramfs writer
+  irtt iputils-ping   # compared with our probe by `harness bench probe`
 )
 missing=()
 for p in "${packages[@]}"; do
