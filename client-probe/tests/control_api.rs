@@ -8,12 +8,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use client_probe::serve::{ErrorReply, StartReply, TimeReply};
 use client_probe::{analyze, LiveStats, ProbeRecord};
+use guest_agent::reflector::Reflector;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use wire::clocksync::{estimate_offset, TimeSample};
-use guest_agent::reflector::Reflector;
 
 const TOKEN: &str = "test-token-0123456789";
 

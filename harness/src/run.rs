@@ -310,12 +310,20 @@ async fn run_body(
         }
         local.set_scenario(point);
         if dirty_running {
-            let r = local.agent.stop_workload("dirty").await.context("stopping the dirty workload")?;
+            let r = local
+                .agent
+                .stop_workload("dirty")
+                .await
+                .context("stopping the dirty workload")?;
             bundle.write_json(&format!("agent/dirty-{:02}.json", step), &r)?;
             dirty_running = false;
         }
         if let Some(spec) = point.workload.dirty.as_ref().and_then(|d| d.to_wire()) {
-            local.agent.start_workload("dirty", &spec).await.context("starting the dirty workload")?;
+            local
+                .agent
+                .start_workload("dirty", &spec)
+                .await
+                .context("starting the dirty workload")?;
             dirty_running = true;
         }
         for _ in 0..point.repetitions {
@@ -324,11 +332,15 @@ async fn run_body(
             }
             rep += 1;
             let window_start_ns = now_ns();
-            sleep_unless_cancelled(Duration::from_secs_f64(point.pause_before_s), &ctl.cancel).await;
+            sleep_unless_cancelled(Duration::from_secs_f64(point.pause_before_s), &ctl.cancel)
+                .await;
             let prober = g.prober.as_ref().context("probe not running")?;
             let suffix = || {
                 let l = prober.live();
-                format!("probe gap now {:.1} ms, largest {:.1} ms", l.current_gap_ms, l.max_gap_ms)
+                format!(
+                    "probe gap now {:.1} ms, largest {:.1} ms",
+                    l.current_gap_ms, l.max_gap_ms
+                )
             };
             let before = local.agent.report().await;
             let req = MigrationRequest {
@@ -364,7 +376,9 @@ async fn run_body(
                 m.source,
                 m.destination,
                 m.status.as_str(),
-                m.error.as_ref().map_or(String::new(), |e| format!(" ({e})")),
+                m.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" ({e})")),
                 (rep_rec.window_end_ns - rep_rec.window_start_ns) as f64 / 1e9,
                 l.max_gap_ms
             ));
@@ -389,7 +403,11 @@ async fn run_body(
     }
     g.final_health = Some(true);
     if dirty_running {
-        let r = local.agent.stop_workload("dirty").await.context("stopping the dirty workload")?;
+        let r = local
+            .agent
+            .stop_workload("dirty")
+            .await
+            .context("stopping the dirty workload")?;
         bundle.write_json("agent/dirty-final.json", &r)?;
     }
     Ok(())
@@ -501,7 +519,11 @@ async fn guest_record(
     let before = keep(&mut errors, "report before", before);
     let after = keep(&mut errors, "report after", local.agent.report().await);
     let integrity = if dirty_running {
-        keep(&mut errors, "integrity check", local.agent.verify_workload("dirty").await)
+        keep(
+            &mut errors,
+            "integrity check",
+            local.agent.verify_workload("dirty").await,
+        )
     } else {
         None
     };

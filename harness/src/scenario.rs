@@ -431,20 +431,32 @@ impl Scenario {
                 return Err("`sweep.values` is empty".into());
             }
             if sw.parameter.starts_with("sweep") || sw.parameter == "repetitions" {
-                return Err(format!("`sweep.parameter` = {:?} cannot be swept", sw.parameter));
+                return Err(format!(
+                    "`sweep.parameter` = {:?} cannot be swept",
+                    sw.parameter
+                ));
             }
             // Every point must make a valid scenario.
             self.sweep_points()?;
         }
         if let Some(d) = &self.workload.dirty {
             if !(d.hot_fraction > 0.0 && d.hot_fraction <= 1.0) {
-                return Err(format!("`workload.dirty.hot_fraction` = {} must be in (0, 1]", d.hot_fraction));
+                return Err(format!(
+                    "`workload.dirty.hot_fraction` = {} must be in (0, 1]",
+                    d.hot_fraction
+                ));
             }
             if !(0.0..=1.0).contains(&d.hot_share) {
-                return Err(format!("`workload.dirty.hot_share` = {} must be in [0, 1]", d.hot_share));
+                return Err(format!(
+                    "`workload.dirty.hot_share` = {} must be in [0, 1]",
+                    d.hot_share
+                ));
             }
             if !(1..=64).contains(&d.threads) {
-                return Err(format!("`workload.dirty.threads` = {} must be 1 to 64", d.threads));
+                return Err(format!(
+                    "`workload.dirty.threads` = {} must be 1 to 64",
+                    d.threads
+                ));
             }
         }
         for name in self.migration.parameters.keys() {
@@ -476,11 +488,12 @@ impl Scenario {
             .as_table_mut()
             .ok_or_else(|| format!("`{parameter}` does not name a key"))?
             .insert(last.to_string(), value.clone());
-        let mut s: Scenario = root
-            .try_into()
-            .map_err(|e: toml::de::Error| format!("`{parameter}` = {value}: {}", e.message().trim()))?;
+        let mut s: Scenario = root.try_into().map_err(|e: toml::de::Error| {
+            format!("`{parameter}` = {value}: {}", e.message().trim())
+        })?;
         s.sweep = None;
-        s.check().map_err(|e| format!("`{parameter}` = {value}: {e}"))?;
+        s.check()
+            .map_err(|e| format!("`{parameter}` = {value}: {e}"))?;
         Ok(s)
     }
 
@@ -553,15 +566,30 @@ mod tests {
         assert_eq!(rate(0), DirtyRate::MiBs(0.0));
         assert_eq!(rate(1), DirtyRate::MiBs(8.0));
         assert_eq!(rate(2), DirtyRate::Named(MaxRate::Max));
-        assert!(pts[0].1.workload.dirty.as_ref().unwrap().to_wire().is_none(), "0 is idle");
-        assert!(pts.iter().all(|(_, p)| p.sweep.is_none() && p.repetitions == 2));
+        assert!(
+            pts[0]
+                .1
+                .workload
+                .dirty
+                .as_ref()
+                .unwrap()
+                .to_wire()
+                .is_none(),
+            "0 is idle"
+        );
+        assert!(pts
+            .iter()
+            .all(|(_, p)| p.sweep.is_none() && p.repetitions == 2));
         // A misspelt parameter or a value of the wrong type is refused.
         let e = Scenario::parse(&text.replace("rate_mib_s\"", "rate\""), "s.toml").unwrap_err();
         assert!(e.to_string().contains("workload.dirty.rate"), "{e}");
         let e = Scenario::parse(&text.replace("[0, 8,", "[0, true,"), "s.toml").unwrap_err();
         assert!(e.to_string().contains("= true"), "{e}");
         let bw = "[sweep]\nparameter = \"migration.max_bandwidth_mib_s\"\nvalues = [8, 64]\n";
-        let pts = Scenario::parse(bw, "b.toml").unwrap().sweep_points().unwrap();
+        let pts = Scenario::parse(bw, "b.toml")
+            .unwrap()
+            .sweep_points()
+            .unwrap();
         assert_eq!(pts[1].1.migration.max_bandwidth_mib_s, 64.0);
     }
 

@@ -224,7 +224,9 @@ fn guest_view(rep: &RepRecord) -> GuestView {
     let Some(g) = &rep.guest else {
         return GuestView::default();
     };
-    let dirty = |r: &Option<wire::control::AgentReport>| r.as_ref().and_then(|r| r.workloads.get("dirty").cloned());
+    let dirty = |r: &Option<wire::control::AgentReport>| {
+        r.as_ref().and_then(|r| r.workloads.get("dirty").cloned())
+    };
     let (b, a) = (dirty(&g.before), dirty(&g.after));
     let dirty_rate_mib_s = match (&b, &a) {
         (Some(b), Some(a)) if a.elapsed_ms > b.elapsed_ms => Some(
@@ -242,13 +244,24 @@ fn guest_view(rep: &RepRecord) -> GuestView {
     let new_gaps: Vec<&wire::control::ClockGap> = g
         .after
         .as_ref()
-        .map(|r| r.clock.gaps.iter().filter(|x| x.realtime_ns > seen_before).collect())
+        .map(|r| {
+            r.clock
+                .gaps
+                .iter()
+                .filter(|x| x.realtime_ns > seen_before)
+                .collect()
+        })
         .unwrap_or_default();
     let max_of = |f: fn(&wire::control::ClockGap) -> f64| {
-        g.after.as_ref().map(|_| new_gaps.iter().map(|x| f(x)).fold(0.0, f64::max))
+        g.after
+            .as_ref()
+            .map(|_| new_gaps.iter().map(|x| f(x)).fold(0.0, f64::max))
     };
     GuestView {
-        sweep_value: g.sweep_value.as_ref().and_then(|v| serde_json::to_value(v).ok()),
+        sweep_value: g
+            .sweep_value
+            .as_ref()
+            .and_then(|v| serde_json::to_value(v).ok()),
         dirty_rate_mib_s,
         dirty_target_mib_s: a.as_ref().and_then(|a| a.target_mib_s),
         corrupted_pages: g.integrity.as_ref().map(|i| i.corrupted_pages),
@@ -366,7 +379,10 @@ pub fn to_csv(s: &Summary) -> String {
             r.repetition.to_string(),
             r.status.as_str().into(),
             r.direction.clone(),
-            r.guest.sweep_value.as_ref().map_or(String::new(), |v| v.to_string().replace(',', ";")),
+            r.guest
+                .sweep_value
+                .as_ref()
+                .map_or(String::new(), |v| v.to_string().replace(',', ";")),
             format!("{:.3}", r.wall_time_ms),
             opt(&r.qemu.total_time_ms),
             opt(&r.qemu.downtime_ms),
@@ -430,7 +446,9 @@ pub fn to_table(s: &Summary) -> String {
             r.qemu.passes.map_or("-".into(), |v| v.to_string()),
             r.wall_time_ms / 1000.0,
             cell(r.guest.dirty_rate_mib_s, 1),
-            r.guest.corrupted_pages.map_or("-".into(), |v| v.to_string()),
+            r.guest
+                .corrupted_pages
+                .map_or("-".into(), |v| v.to_string()),
         ));
         if let Some(e) = &r.error {
             out.push_str(&format!("    error: {e}\n"));

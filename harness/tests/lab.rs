@@ -296,7 +296,10 @@ fn calibration_pauses_and_cuts_are_seen_where_the_host_timed_them() {
         // report's bound is one interval + 0.5 ms (+ the host's own
         // uncertainty); a TCG guest on a busy 2-core CI machine may hiccup
         // just before a trial, so the test allows 1 ms more.
-        assert!(onset.abs() <= t.tolerance_ms + 1.0, "onset {onset} ms off: {t:?}");
+        assert!(
+            onset.abs() <= t.tolerance_ms + 1.0,
+            "onset {onset} ms off: {t:?}"
+        );
         // It never reports an outage shorter than the host timed it...
         assert!(t.error_ms >= -t.tolerance_ms, "{t:?}");
         // ...and what it adds is the guest answering again after it: the
@@ -356,8 +359,14 @@ rate_mib_s = 16
     let agent = r.guest.dirty_rate_mib_s.unwrap();
     let qemu = r.qemu.dirty_rate_mib_s.expect("QEMU reported a dirty rate");
     eprintln!("dirty rate: agent {agent:.2} MiB/s, QEMU {qemu:.2} MiB/s");
-    assert!((agent - 16.0).abs() <= 0.1 * 16.0, "the agent missed its target: {agent:.2}");
-    assert!((qemu - agent).abs() <= 0.10 * agent, "QEMU {qemu:.2} vs agent {agent:.2} MiB/s");
+    assert!(
+        (agent - 16.0).abs() <= 0.1 * 16.0,
+        "the agent missed its target: {agent:.2}"
+    );
+    assert!(
+        (qemu - agent).abs() <= 0.10 * agent,
+        "QEMU {qemu:.2} vs agent {agent:.2} MiB/s"
+    );
     assert_eq!(r.guest.corrupted_pages, Some(0), "{:?}", r.guest);
     assert_eq!(r.guest.dirty_target_mib_s, Some(16.0));
     assert_lab_gone(&out.bundle);
