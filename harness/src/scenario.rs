@@ -186,18 +186,9 @@ pub enum MaxRate {
     Max,
 }
 
-/// How the dirtier picks pages.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DirtyPattern {
-    /// Page after page, wrapping.
-    #[default]
-    Sequential,
-    /// Uniformly at random.
-    Random,
-    /// A hot part of the working set takes most writes.
-    Hotcold,
-}
+/// How the dirtier picks pages: the agent's own type, so the scenario and
+/// the wire cannot disagree.
+pub use wire::control::DirtyPattern;
 
 fn default_hot_fraction() -> f64 {
     0.1
@@ -242,11 +233,7 @@ impl DirtySpec {
         Some(wire::control::WorkloadSpec::Dirty {
             working_set_mib: self.working_set_mib,
             rate_mib_s: rate,
-            pattern: match self.pattern {
-                DirtyPattern::Sequential => wire::control::DirtyPattern::Sequential,
-                DirtyPattern::Random => wire::control::DirtyPattern::Random,
-                DirtyPattern::Hotcold => wire::control::DirtyPattern::Hotcold,
-            },
+            pattern: self.pattern,
             hot_fraction: self.hot_fraction,
             hot_share: self.hot_share,
             threads: self.threads,
