@@ -27,6 +27,16 @@
 //!   `max_gap_ms` is the largest such gap, `gaps` every one longer than the
 //!   threshold, in time order. An outage still going on when the record ends
 //!   has no reply after it and so is no gap: it shows only as loss.
+//! - **Outage**: the reply gap computed over *prompt* first arrivals only,
+//!   those whose RTT is at most the gap threshold; `max_outage_ms` is the
+//!   largest, windowed like the reply gap. A reply held in a queue through
+//!   the outage (a probe the guest took in just before its vCPUs stopped,
+//!   answered by the destination after RESUME; a burst of probes queued on
+//!   the way) is a real reply and splits the reply gap in two, but it does
+//!   not mean the guest answers again: the outage ends at the first reply
+//!   that came back promptly. It is the interval in which the user's
+//!   requests got no timely answer, and it is never shorter than the largest
+//!   reply gap whose both ends are prompt.
 //! - **Forward (client-to-guest) gap**: order the first arrivals by the
 //!   reflector's receive count; when consecutive ones `a`, `b` differ by
 //!   exactly 1, nothing sent between them reached the reflector, so the
@@ -128,6 +138,12 @@ pub struct GapSummary {
     pub max_gap_ms: f64,
     /// That largest gap, if there was any pair of replies in the window.
     pub max_gap: Option<Gap>,
+    /// Longest outage (gap between prompt replies), ms.
+    #[serde(default)]
+    pub max_outage_ms: f64,
+    /// That longest outage, as a gap between two prompt replies.
+    #[serde(default)]
+    pub max_outage: Option<Gap>,
     /// Largest client-to-guest gap, ms (0 when none could be measured).
     pub max_forward_gap_ms: f64,
     /// Every reply gap longer than the threshold, in time order.
@@ -234,23 +250,37 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
     };
     let mut by_rx = firsts.clone();
     by_rx.sort_by_key(|r| r.rx_ns);
-    let mut gaps = Vec::new();
-    let mut max_pair: Option<(i64, &ReplyRecord, &ReplyRecord)> = None;
-    for w in by_rx.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        if !(b.rx_ns > from && a.rx_ns < to) {
-            continue;
-        }
-        let len = b.rx_ns.saturating_sub(a.rx_ns);
-        if len > gap_threshold_ns {
-            gaps.push(make_gap(a, b));
-        }
-        match max_pair {
-            Some((longest, _, _)) if longest >= len => {}
-            _ => max_pair = Some((len, a, b)),
-        }
-    }
-    let max_gap = max_pair.map(|(_, a, b)| make_gap(a, b));
+    // Consecutive pairs in `arrivals` that count in the window, with length.
+    let pairs = |arrivals: &[&'_ ReplyRecord]| -> Vec<(i64, usize)> {
+        arrivals
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[1].rx_ns > from && w[0].rx_ns < to)
+            .map(|(i, w)| (w[1].rx_ns.saturating_sub(w[0].rx_ns), i))
+            .collect()
+    };
+    // The longest pair; the first one among equals.
+    let longest = |arrivals: &[&ReplyRecord]| {
+        pairs(arrivals)
+            .into_iter()
+            .fold(None::<(i64, usize)>, |best, p| match best {
+                Some(b) if b.0 >= p.0 => Some(b),
+                _ => Some(p),
+            })
+            .map(|(_, i)| make_gap(arrivals[i], arrivals[i + 1]))
+    };
+    let gaps: Vec<Gap> = pairs(&by_rx)
+        .into_iter()
+        .filter(|&(len, _)| len > gap_threshold_ns)
+        .map(|(_, i)| make_gap(by_rx[i], by_rx[i + 1]))
+        .collect();
+    let max_gap = longest(&by_rx);
+    let prompt: Vec<&ReplyRecord> = by_rx
+        .iter()
+        .copied()
+        .filter(|r| r.rx_ns.saturating_sub(sent[r.seq as usize]) <= gap_threshold_ns)
+        .collect();
+    let max_outage = longest(&prompt);
 
     // Forward gaps (reflector-count order).
     let send_of = |r: &ReplyRecord| sent[r.seq as usize]; // seq < n: checked above
@@ -292,6 +322,8 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
         lost_return: lost - lost_forward,
         max_gap_ms: max_gap.as_ref().map_or(0.0, |g| g.len_ms),
         max_gap,
+        max_outage_ms: max_outage.as_ref().map_or(0.0, |g| g.len_ms),
+        max_outage,
         max_forward_gap_ms: ms(max_forward_ns),
         gaps,
         rtt_ms: rtt_stats(&rtts),
@@ -639,5 +671,26 @@ mod tests {
         let g = s.max_gap.unwrap();
         assert_eq!((g.last_seq_before, g.first_seq_after), (3, 4));
         assert_eq!(g.end_ns, at(30));
+    }
+
+    #[test]
+    fn a_reply_held_through_the_pause_splits_the_gap_but_not_the_outage() {
+        // Outage from seq 100 to 199; seq 100 reached the guest just before
+        // it stopped and its reply came back 80 ms late, in the middle.
+        let mut rec = stream(&fates(300, 100..200, Fwd));
+        rec.replies.push(reply(100, at(100), at(180), 100));
+        rec.replies.sort_by_key(|r| r.rx_ns);
+        let s = analyze(&rec, None, 5 * MS);
+        // Reply gaps: 99 -> 100 (80.8 ms), 100 -> 200 (20.2 ms).
+        assert!((s.max_gap_ms - 80.8).abs() < 1e-9, "{}", s.max_gap_ms);
+        assert_eq!(s.gaps.len(), 2);
+        // The outage runs from the last prompt reply (99) to the next (200).
+        let o = s.max_outage.expect("an outage");
+        assert_eq!((o.last_seq_before, o.first_seq_after), (99, 200));
+        assert!((s.max_outage_ms - 101.0).abs() < 1e-9, "{}", s.max_outage_ms);
+        assert_eq!(o.lost_in_gap, 99);
+        // Without held replies, outage and largest gap are the same.
+        let plain = analyze(&stream(&fates(300, 100..200, Fwd)), None, 5 * MS);
+        assert_eq!(plain.max_outage, plain.max_gap);
     }
 }

@@ -55,6 +55,17 @@ pub struct ClientView {
     /// Largest gap between consecutive probe replies (kernel receive
     /// timestamps), ms: downtime as a user of the guest sees it.
     pub max_gap_ms: Option<f64>,
+    /// Longest outage, ms: the largest gap between *prompt* replies (RTT
+    /// within the gap threshold), so a reply held in a queue through the
+    /// pause does not split it (definition in `client_probe::gaps`).
+    #[serde(default)]
+    pub max_outage_ms: Option<f64>,
+    /// When the longest outage began (host ns).
+    #[serde(default)]
+    pub max_outage_start_ns: Option<i64>,
+    /// When it ended (host ns).
+    #[serde(default)]
+    pub max_outage_end_ns: Option<i64>,
     /// Largest client-to-guest gap, ms.
     pub max_forward_gap_ms: Option<f64>,
     /// When the largest gap began and ended (host ns).
@@ -205,6 +216,9 @@ fn qemu_view(rep: &RepRecord) -> QemuView {
 fn client_view(g: &GapSummary) -> ClientView {
     ClientView {
         max_gap_ms: Some(g.max_gap_ms),
+        max_outage_ms: Some(g.max_outage_ms),
+        max_outage_start_ns: g.max_outage.as_ref().map(|x| x.start_ns),
+        max_outage_end_ns: g.max_outage.as_ref().map(|x| x.end_ns),
         max_forward_gap_ms: Some(g.max_forward_gap_ms),
         max_gap_start_ns: g.max_gap.as_ref().map(|x| x.start_ns),
         max_gap_end_ns: g.max_gap.as_ref().map(|x| x.end_ns),
@@ -367,7 +381,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: &str = "repetition,status,direction,guest.sweep_value,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,client.max_gap_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,guest.dirty_rate_mib_s,guest.corrupted_pages,guest.max_monotonic_gap_ms,error";
+pub const CSV_HEADER: &str = "repetition,status,direction,guest.sweep_value,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,client.max_gap_ms,client.max_outage_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,guest.dirty_rate_mib_s,guest.corrupted_pages,guest.max_monotonic_gap_ms,error";
 
 /// `summary.csv`: one row per repetition, dotted column names as in JSON.
 pub fn to_csv(s: &Summary) -> String {
@@ -392,6 +406,7 @@ pub fn to_csv(s: &Summary) -> String {
             opt(&r.qemu.mbps),
             opt(&r.host.stop_to_resume_ms.map(|v| format!("{v:.3}"))),
             opt(&r.client.max_gap_ms.map(|v| format!("{v:.3}"))),
+            opt(&r.client.max_outage_ms.map(|v| format!("{v:.3}"))),
             opt(&r.client.max_forward_gap_ms.map(|v| format!("{v:.3}"))),
             opt(&r.client.lost_probes),
             opt(&r.client.lost_forward),
@@ -416,13 +431,14 @@ fn cell(v: Option<f64>, prec: usize) -> String {
 /// The table printed at the end of a run.
 pub fn to_table(s: &Summary) -> String {
     let mut out = format!(
-        "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>6} {:>9} {:>9} {:>6} {:>7} {:>9} {:>7}\n",
+        "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>8} {:>6} {:>9} {:>9} {:>6} {:>7} {:>9} {:>7}\n",
         "rep",
         "dir",
         "status",
         "qemu_dt_ms",
         "stop_res",
         "client_gap",
+        "outage",
         "lost",
         "total_ms",
         "MiB_sent",
@@ -433,13 +449,14 @@ pub fn to_table(s: &Summary) -> String {
     );
     for r in &s.repetitions {
         out.push_str(&format!(
-            "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>6} {:>9} {:>9} {:>6} {:>7.1} {:>9} {:>7}\n",
+            "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>8} {:>6} {:>9} {:>9} {:>6} {:>7.1} {:>9} {:>7}\n",
             r.repetition,
             r.direction,
             r.status.as_str(),
             cell(r.qemu.downtime_ms, 0),
             cell(r.host.stop_to_resume_ms, 1),
             cell(r.client.max_gap_ms, 1),
+            cell(r.client.max_outage_ms, 1),
             r.client.lost_probes.map_or("-".into(), |v| v.to_string()),
             cell(r.qemu.total_time_ms, 0),
             cell(r.qemu.transferred_bytes.map(|b| b as f64 / 1048576.0), 1),
