@@ -687,7 +687,11 @@ mod tests {
         // The outage runs from the last prompt reply (99) to the next (200).
         let o = s.max_outage.expect("an outage");
         assert_eq!((o.last_seq_before, o.first_seq_after), (99, 200));
-        assert!((s.max_outage_ms - 101.0).abs() < 1e-9, "{}", s.max_outage_ms);
+        assert!(
+            (s.max_outage_ms - 101.0).abs() < 1e-9,
+            "{}",
+            s.max_outage_ms
+        );
         assert_eq!(o.lost_in_gap, 99);
         // Without held replies, outage and largest gap are the same.
         let plain = analyze(&stream(&fates(300, 100..200, Fwd)), None, 5 * MS);
