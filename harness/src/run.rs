@@ -220,6 +220,8 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
         reps: &g.reps,
         probe: probe_record.as_ref(),
         gap_threshold_ns: (scenario.probe.gap_threshold_ms * 1e6) as i64,
+        announces: &[],
+        asserts: scenario.asserts.as_ref(),
         agent_answered_at_end: g.final_health,
         run_status,
         error: error.clone(),

@@ -5,6 +5,7 @@
 //! field has a default, and [`Scenario::resolved_toml`] writes the scenario
 //! back with every default made explicit, which is what a bundle stores.
 
+use crate::verdict::AssertSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -312,6 +313,10 @@ pub struct Scenario {
     pub fault: Vec<FaultSpec>,
     /// A parameter to sweep, if any.
     pub sweep: Option<SweepSpec>,
+    /// What "transparent" means: checks evaluated into the verdict
+    /// (see [`crate::verdict`]).
+    #[serde(rename = "assert")]
+    pub asserts: Option<AssertSpec>,
 }
 
 impl Default for Scenario {
@@ -329,6 +334,7 @@ impl Default for Scenario {
             workload: WorkloadSpec::default(),
             fault: Vec::new(),
             sweep: None,
+            asserts: None,
         }
     }
 }
@@ -411,6 +417,11 @@ impl Scenario {
                     "`workload.dirty.working_set_mib` = {} does not fit in `vm.memory_mib` = {}",
                     d.working_set_mib, self.vm.memory_mib
                 ));
+            }
+        }
+        if let Some(a) = &self.asserts {
+            for c in &a.checks {
+                crate::verdict::parse_check(c).map_err(|e| format!("`assert.checks`: {e}"))?;
             }
         }
         if let Some(sw) = &self.sweep {

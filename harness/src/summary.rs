@@ -7,6 +7,8 @@
 
 use crate::clock::ms;
 use crate::record::{RepRecord, RepStatus};
+use crate::timeline::{rep_timeline, OutageBreakdown};
+use crate::verdict::{evaluate, AssertSpec, Verdict};
 use client_probe::{analyze, GapSummary, ProbeRecord};
 use serde::{Deserialize, Serialize};
 
@@ -136,6 +138,55 @@ pub struct RepSummary {
     /// The guest's view.
     #[serde(default)]
     pub guest: GuestView,
+    /// The client's longest outage taken apart along the migration's
+    /// phases (see [`crate::timeline`]), with QEMU's downtime beside it.
+    #[serde(default)]
+    pub outage: Option<OutageBreakdown>,
+}
+
+impl RepSummary {
+    /// A repetition with every section present and every value empty: the
+    /// shape of a repetition in `summary.json` (its dotted leaf paths are
+    /// the metrics a scenario's `[assert]` may name).
+    pub fn example() -> Self {
+        Self {
+            repetition: 1,
+            status: RepStatus::Completed,
+            direction: "a->b".into(),
+            error: None,
+            wall_time_ms: 0.0,
+            qemu: QemuView::default(),
+            host: HostView::default(),
+            client: ClientView::default(),
+            guest: GuestView::default(),
+            outage: Some(OutageBreakdown::default()),
+        }
+    }
+}
+
+/// How the timelines were put on one axis.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClockAlignment {
+    /// The client's clock minus the host's, ns.
+    pub client_offset_ns: i64,
+    /// How far off that offset may be, ns.
+    pub client_uncertainty_ns: i64,
+    /// How it was found.
+    pub method: String,
+    /// How the guest's clock is treated.
+    pub guest: String,
+}
+
+impl ClockAlignment {
+    /// The embedded lab: one host, one clock.
+    pub fn shared_host_clock() -> Self {
+        Self {
+            client_offset_ns: 0,
+            client_uncertainty_ns: 0,
+            method: "the client namespace and QEMU read the same host CLOCK_REALTIME: QMP event times and probe kernel timestamps are on one axis, no offset to estimate".into(),
+            guest: "untrusted (it stops while the VM is paused): never used for times on the axis; the reflector's guest timestamps only order events inside the guest".into(),
+        }
+    }
 }
 
 /// After the last migration: is the guest still there?
@@ -171,6 +222,12 @@ pub struct Summary {
     pub probe_overall: Option<GapSummary>,
     /// End-of-run check.
     pub final_check: Option<FinalCheck>,
+    /// How host, client and guest times were aligned.
+    #[serde(default)]
+    pub clock: Option<ClockAlignment>,
+    /// The scenario's `[assert]` checks, evaluated (absent without checks).
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
 }
 
 /// Source STOP to destination RESUME, by QEMU's timestamps.
@@ -288,18 +345,19 @@ fn guest_view(rep: &RepRecord) -> GuestView {
 pub fn summarize_rep(
     rep: &RepRecord,
     probe: Option<&ProbeRecord>,
+    announces: &[i64],
     gap_threshold_ns: i64,
 ) -> RepSummary {
     let m = &rep.migration;
-    let client = probe
-        .map(|p| {
-            client_view(&analyze(
-                p,
-                Some((rep.window_start_ns, rep.window_end_ns)),
-                gap_threshold_ns,
-            ))
-        })
-        .unwrap_or_default();
+    let gaps = probe.map(|p| {
+        analyze(
+            p,
+            Some((rep.window_start_ns, rep.window_end_ns)),
+            gap_threshold_ns,
+        )
+    });
+    let client = gaps.as_ref().map(client_view).unwrap_or_default();
+    let outage = rep_timeline(rep, probe, gaps.as_ref(), announces, gap_threshold_ns).outage;
     RepSummary {
         repetition: rep.repetition,
         status: m.status,
@@ -313,6 +371,7 @@ pub fn summarize_rep(
         },
         client,
         guest: guest_view(rep),
+        outage,
     }
 }
 
@@ -333,6 +392,10 @@ pub struct RunRecords<'a> {
     pub probe: Option<&'a ProbeRecord>,
     /// Gap threshold, ns.
     pub gap_threshold_ns: i64,
+    /// Receive times of announce frames seen on the client's link, ns.
+    pub announces: &'a [i64],
+    /// The scenario's `[assert]` table, if it has one.
+    pub asserts: Option<&'a AssertSpec>,
     /// Whether the agent answered at the end.
     pub agent_answered_at_end: Option<bool>,
     /// `complete`, `incomplete` or `failed`.
@@ -346,7 +409,7 @@ pub fn summarize(r: &RunRecords<'_>) -> Summary {
     let reps: Vec<RepSummary> = r
         .reps
         .iter()
-        .map(|rep| summarize_rep(rep, r.probe, r.gap_threshold_ns))
+        .map(|rep| summarize_rep(rep, r.probe, r.announces, r.gap_threshold_ns))
         .collect();
     let last_end = r.reps.iter().filter_map(|x| x.migration.finished_ns).max();
     let final_check = r.agent_answered_at_end.map(|agent_answered| FinalCheck {
@@ -356,6 +419,7 @@ pub fn summarize(r: &RunRecords<'_>) -> Summary {
             _ => 0,
         },
     });
+    let verdict = r.asserts.map(|a| evaluate(a, &reps));
     Summary {
         schema: SCHEMA.into(),
         scenario: r.scenario.into(),
@@ -373,6 +437,8 @@ pub fn summarize(r: &RunRecords<'_>) -> Summary {
         repetitions: reps,
         probe_overall: r.probe.map(|p| analyze(p, None, r.gap_threshold_ns)),
         final_check,
+        clock: Some(ClockAlignment::shared_host_clock()),
+        verdict,
     }
 }
 
