@@ -6,12 +6,12 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 packages=(
-  qemu-system-x86     # the two QEMU "nodes"
   linux-image-amd64   # the guest kernel (/boot/vmlinuz-*) and its NIC modules
   iproute2            # namespaces, bridges, veths, taps
   gcc libc6-dev       # linking; libc.a for the statically linked guest agent
   cpio file           # used by tests to cross-check the initramfs writer
   irtt iputils-ping   # compared with our probe by `harness bench probe`
+  chromium            # headless: renders report.html in the report test
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -22,6 +22,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# QEMU from bookworm-backports (10.0), not bookworm's 7.2: 7.2's TCG live
+# migration loses pages a running guest dirties, so the destination's
+# kernel panics (list_add corruption, timerqueue_add GPFs), even for an
+# idle guest now and then (docs/findings.md). 10.0 migrates cleanly.
+qemu_major() { qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p'; }
+if [ "$(qemu_major)" = "" ] || [ "$(qemu_major)" -lt 10 ]; then
+  echo "install-deps: installing qemu-system-x86 from bookworm-backports"
+  echo "deb http://deb.debian.org/debian bookworm-backports main" \
+    > /etc/apt/sources.list.d/lmig-bookworm-backports.list
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: no Rust toolchain (cargo) on PATH; install one with rustup (Rust 1.80 or newer)" >&2

@@ -13,14 +13,18 @@
 //! - [`write_replies_csv`], [`read_replies_csv`], [`write_gaps_jsonl`] and
 //!   [`write_rtt_hdr_log`] store records and results;
 //! - [`serve`] is the HTTP control API (`client-probe serve`) through which
-//!   a harness drives a probe on another machine.
+//!   a harness drives a probe on another machine;
+//! - [`AnnounceWatch`] ([`announce`]) watches the client's link for the
+//!   frames that announce the VM's new place after a migration (QEMU's
+//!   RARP, the guest's gratuitous ARP): the network switchover markers.
 //!
 //! Modules: [`socket`] (recvmsg and kernel timestamps), `sender`,
 //! `receiver`, `rt` (real-time priority: the crate's only unsafe code),
 //! [`record`], [`gaps`], [`jitter`], [`hdrlog`], [`live`], [`export`],
-//! [`serve`].
+//! [`serve`], [`announce`].
 #![deny(unsafe_code)] // one audited exception: `rt::set_realtime`
 
+pub mod announce;
 pub mod clock;
 pub mod error;
 pub mod export;
@@ -36,6 +40,7 @@ mod sender;
 pub mod serve;
 pub mod socket;
 
+pub use announce::{AnnounceFrame, AnnounceKind, AnnounceLog, AnnounceWatch};
 pub use error::ProbeError;
 pub use export::{read_replies_csv, write_gaps_jsonl, write_replies_csv, REPLIES_CSV_HEADER};
 pub use gaps::{analyze, Gap, GapSummary, RttStats};

@@ -38,6 +38,7 @@ pub struct SenderLate {
 /// Everything one prober run recorded. `Default` is an empty record, for
 /// building synthetic ones in analysis tests.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)] // fields added later read as empty from older bundles
 pub struct ProbeRecord {
     /// Random session id carried by every probe of the run.
     pub session: u64,

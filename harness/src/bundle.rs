@@ -10,10 +10,13 @@
 //!   probe/replies.csv        every probe reply (kernel timestamps)
 //!   probe/sends.csv          every probe's send time
 //!   probe/meta.json          probe session, rate, counters
-//!   probe/gaps.jsonl         every gap over the threshold (whole run)
+//!   probe/gaps.jsonl         every gap over the threshold (whole run; derived)
+//!   timeline/rep-001.json    phases, markers, gap attribution (derived)
 //!   agent/report.json        the guest agent's final report
 //!   logs/                    guest consoles and QEMU stderr
-//!   summary.json, summary.csv
+//!   summary.json, summary.csv   derived by `rebuild::regenerate`
+//!   report.html              derived: plots and tables for people
+//!   SHA256SUMS               checksums of all of the above, written last
 //! ```
 
 use anyhow::{Context, Result};
@@ -44,6 +47,13 @@ impl Bundle {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create bundle folder {}", dir.display()))?;
         Ok(Bundle { dir })
+    }
+
+    /// An existing bundle folder (for re-analysis).
+    pub fn open(dir: &Path) -> Bundle {
+        Bundle {
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Writes `rel` (creating parent folders) atomically: a temporary file

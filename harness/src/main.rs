@@ -68,8 +68,38 @@ enum Cmd {
         #[command(subcommand)]
         cmd: GuestCmd,
     },
+    /// Re-derive everything in a bundle from its raw records: summary.json,
+    /// summary.csv, timelines, the verdict and report.html. Works on
+    /// bundles of interrupted or crashed runs too. Exits 3 when the
+    /// scenario's [assert] checks fail, 0 otherwise.
+    Report {
+        /// The bundle folder.
+        bundle: PathBuf,
+    },
     /// Check that this machine can run the lab, and say what to fix.
     Doctor,
+    /// Check a result bundle against its SHA256SUMS: every listed file
+    /// present and unchanged, and no other file added. Prints a report
+    /// naming every bad file. Exit status: 0 passed; 1 a file was
+    /// modified, missing or added, or the check could not be done (e.g. no
+    /// SHA256SUMS: the run did not finish), with the reason on stderr.
+    Verify {
+        /// The bundle folder.
+        bundle: PathBuf,
+    },
+    /// Compare two bundles' summary.json, metric by metric, over their
+    /// completed repetitions: mean ± sd of A and B, the difference, and
+    /// whether it exceeds the spread (Welch's t-test, p < 0.05). Exit
+    /// status 0, or 1 if a summary cannot be read.
+    Compare {
+        /// Bundle A, the baseline (folder or its summary.json).
+        a: PathBuf,
+        /// Bundle B (folder or its summary.json).
+        b: PathBuf,
+        /// Print the comparison as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options shared by the commands that run a lab.
@@ -212,8 +242,9 @@ where
 }
 
 /// Runs a job with Ctrl-C handling, prints its outcome, and returns the
-/// exit code: 0 all good, 2 some repetition failed / a calibration bound
-/// did not hold / the run was interrupted.
+/// exit code: 0 all good; 2 some repetition failed, a calibration bound
+/// did not hold or the run was interrupted; 3 the scenario's `[assert]`
+/// verdict failed.
 fn execute(opts: RunOptions) -> Result<i32> {
     with_lab_runtime(|ctl| async move {
         let started = std::time::Instant::now();
@@ -237,8 +268,15 @@ fn execute(opts: RunOptions) -> Result<i32> {
         if let Some(e) = &s.error {
             println!("error: {e}");
         }
-        Ok(if ok { 0 } else { 2 })
+        Ok(verdict_code(s).unwrap_or(if ok { 0 } else { 2 }))
     })
+}
+
+/// Prints the verdict, if the scenario has one; `Some(3)` when it failed.
+fn verdict_code(s: &harness::summary::Summary) -> Option<i32> {
+    let v = s.verdict.as_ref()?;
+    print!("{v}");
+    (!v.passed).then_some(3)
 }
 
 /// `harness bench probe`, with the same Ctrl-C handling as [`execute`].
@@ -253,6 +291,18 @@ fn bench_probe(opts: BenchOptions) -> Result<i32> {
         }
         Ok(0)
     })
+}
+
+/// Prints `text` and a newline; a reader that went away (`| head`) is not
+/// an error.
+fn print_ignoring_closed_pipe(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing to standard output")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn real_main(cli: Cli) -> Result<i32> {
@@ -354,6 +404,39 @@ fn real_main(cli: Cli) -> Result<i32> {
             println!("agent     {}", img.agent.display());
             println!("modules   {}", img.modules.join(" "));
             Ok(0)
+        }
+        Cmd::Verify { bundle } => {
+            let report = harness::verify::verify_bundle(&bundle)?;
+            print_ignoring_closed_pipe(&report.to_string())?;
+            Ok(if report.passed() { 0 } else { 1 })
+        }
+        Cmd::Compare { a, b, json } => {
+            let c = harness::compare::compare(&a, &b)?;
+            let text = if json {
+                serde_json::to_string_pretty(&c).context("serialising the comparison")?
+            } else {
+                c.to_string()
+            };
+            print_ignoring_closed_pipe(&text)?;
+            Ok(0)
+        }
+        Cmd::Report { bundle } => {
+            let (s, rec) = harness::rebuild::regenerate(&bundle)?;
+            for n in &rec.notes {
+                println!("note: {n}");
+            }
+            println!("{}", harness::summary::to_table(&s));
+            println!(
+                "run {}: {} completed, {} failed; rewrote summary.json, summary.csv, timeline/ and report.html in {}",
+                s.run_status,
+                s.completed,
+                s.failed,
+                bundle.display()
+            );
+            if let Some(e) = &s.error {
+                println!("error: {e}");
+            }
+            Ok(verdict_code(&s).unwrap_or(0))
         }
         Cmd::Doctor => {
             let checks = harness::doctor::run_checks();

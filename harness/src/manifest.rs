@@ -104,4 +104,7 @@ pub struct Manifest {
     pub host: HostFacts,
     /// The guest image, with hashes.
     pub guest: Option<GuestImage>,
+    /// Whether the guest agent answered its health check after the last
+    /// migration (absent when the run never got that far).
+    pub agent_answered_at_end: Option<bool>,
 }

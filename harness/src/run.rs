@@ -15,11 +15,15 @@ use crate::lab::netns::in_netns;
 use crate::lab::Lab;
 use crate::live::Live;
 use crate::manifest::{git_describe, HostFacts, Manifest, SCHEMA};
+use crate::rebuild::regenerate;
 use crate::record::{GuestRecord, RepRecord};
 use crate::scenario::{Acceleration, Scenario};
-use crate::summary::{summarize, to_csv, RunRecords, Summary};
+use crate::summary::Summary;
 use anyhow::{Context, Result};
-use client_probe::{ProbeConfig, ProbeOptions, ProbeRecord, Prober};
+use client_probe::{AnnounceWatch, ProbeConfig, ProbeOptions, ProbeRecord, Prober};
+
+/// The client namespace's interface on the guest's LAN.
+const CLIENT_IF: &str = "eth0";
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -96,6 +100,7 @@ async fn sleep_unless_cancelled(d: Duration, cancel: &AtomicBool) {
 struct Gathered {
     reps: Vec<RepRecord>,
     prober: Option<Prober>,
+    announces: Option<AnnounceWatch>,
     health_ok: bool,
     final_health: Option<bool>,
     trials: Vec<Trial>,
@@ -148,6 +153,7 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
         acceleration_note: String::new(),
         host: HostFacts::read(),
         guest: None,
+        agent_answered_at_end: None,
     };
     bundle.write_json("manifest.json", &manifest)?;
 
@@ -181,7 +187,18 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
         None => None,
     };
     if let Some(p) = &probe_record {
-        write_probe(&bundle, p, &scenario)?;
+        write_probe(&bundle, p)?;
+    }
+    if let Some(w) = g.announces.take() {
+        let log = w.stop();
+        bundle.write_json("probe/announces.json", &log)?;
+        let mut pcap = Vec::new();
+        match client_probe::announce::write_pcap(&mut pcap, &log.raw) {
+            Ok(()) => {
+                bundle.write("probe/announces.pcap", &pcap)?;
+            }
+            Err(e) => live.println(&format!("warning: cannot write announces.pcap: {e}")),
+        }
     }
     let calibration = match (&opts.job, &probe_record) {
         (Job::Calibrate(_), Some(p)) => {
@@ -214,27 +231,19 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
         Err(e) if g.reps.is_empty() && !g.health_ok => ("failed", Some(format!("{e:#}"))),
         Err(e) => ("incomplete", Some(format!("{e:#}"))),
     };
-    let summary = summarize(&RunRecords {
-        scenario: &scenario.name,
-        acceleration: g.health_ok.then_some(local.accel),
-        reps: &g.reps,
-        probe: probe_record.as_ref(),
-        gap_threshold_ns: (scenario.probe.gap_threshold_ms * 1e6) as i64,
-        announces: &[],
-        asserts: scenario.asserts.as_ref(),
-        agent_answered_at_end: g.final_health,
-        run_status,
-        error: error.clone(),
-    });
-    bundle.write_json("summary.json", &summary)?;
-    bundle.write("summary.csv", to_csv(&summary).as_bytes())?;
-    let shutdown = local.shutdown().await;
     manifest.status = run_status.into();
     manifest.error = error;
     manifest.ended = Some(rfc3339(now_ns()));
     manifest.acceleration = g.health_ok.then(|| local.accel.to_string());
     manifest.acceleration_note = local.accel_note.clone();
+    manifest.agent_answered_at_end = g.final_health;
     bundle.write_json("manifest.json", &manifest)?;
+    // Everything derived comes from the records just written, as
+    // `harness report` would derive it.
+    let (summary, _) = regenerate(&bundle.dir).context("analysing the bundle")?;
+    let shutdown = local.shutdown().await;
+    // Last: the checksum list `harness verify` checks the bundle against.
+    crate::verify::write_checksums(&bundle.dir).context("writing SHA256SUMS")?;
     shutdown.context("removing the lab")?;
     if run_status == "failed" {
         if let Err(e) = body {
@@ -296,6 +305,16 @@ async fn run_body(
     )
     .context("starting the probe")?;
     g.prober = Some(prober);
+    // QEMU's RARP self-announce (and the guest's gratuitous ARP) on the
+    // client's link mark the network switchover on the timeline.
+    match in_netns(&ns, || {
+        AnnounceWatch::start(CLIENT_IF).map_err(|e| std::io::Error::other(format!("{e:#}")))
+    }) {
+        Ok(w) => g.announces = Some(w),
+        Err(e) => live.println(&format!(
+            "warning: not watching for announce frames on the client's link: {e:#}"
+        )),
+    }
 
     if let Job::Calibrate(plan) = job {
         return calibrate(plan, local, g, ctl, live).await;
@@ -415,7 +434,7 @@ async fn run_body(
     Ok(())
 }
 
-fn write_probe(bundle: &Bundle, p: &ProbeRecord, scenario: &Scenario) -> Result<()> {
+fn write_probe(bundle: &Bundle, p: &ProbeRecord) -> Result<()> {
     let mut replies = Vec::new();
     client_probe::write_replies_csv(p, &mut replies).context("writing probe replies")?;
     bundle.write("probe/replies.csv", &replies)?;
@@ -424,29 +443,13 @@ fn write_probe(bundle: &Bundle, p: &ProbeRecord, scenario: &Scenario) -> Result<
         sends.push_str(&format!("{i},{t}\n"));
     }
     bundle.write("probe/sends.csv", sends.as_bytes())?;
-    let meta = serde_json::json!({
-        "session": p.session,
-        "rate_hz": p.rate_hz,
-        "payload_len": p.payload_len,
-        "target": p.target,
-        "malformed": p.malformed,
-        "foreign_session": p.foreign_session,
-        "send_errors": p.send_errors,
-        "sender_late": p.sender_late,
-        "realtime_priority": p.realtime_priority,
-        "realtime_error": p.realtime_error,
-        "max_send_delay_ns": p.max_send_delay_ns,
-        "sender_cpu_ns": p.sender_cpu_ns,
-        "clock": "CLOCK_REALTIME of the host (client namespace shares it), ns since the epoch",
-    });
+    // Everything but the two big arrays, which are in the CSVs.
+    let meta = ProbeRecord {
+        send_ns: Vec::new(),
+        replies: Vec::new(),
+        ..p.clone()
+    };
     bundle.write_json("probe/meta.json", &meta)?;
-    let all = client_probe::analyze(p, None, (scenario.probe.gap_threshold_ms * 1e6) as i64);
-    let mut gaps = String::new();
-    for gap in &all.gaps {
-        gaps.push_str(&serde_json::to_string(gap).context("serialising a gap")?);
-        gaps.push('\n');
-    }
-    bundle.write("probe/gaps.jsonl", gaps.as_bytes())?;
     let mut hlog = Vec::new();
     client_probe::write_rtt_hdr_log(p, 1_000_000_000, &mut hlog)
         .context("writing the RTT histogram log")?;

@@ -358,7 +358,10 @@ pub fn rep_timeline(
         }
     });
     if let Some(o) = gaps.and_then(|g| g.max_outage.as_ref()) {
-        if !gap_list.iter().any(|g| g.start_ns == o.start_ns && g.end_ns == o.end_ns) {
+        if !gap_list
+            .iter()
+            .any(|g| g.start_ns == o.start_ns && g.end_ns == o.end_ns)
+        {
             gap_list.push(attribution(o.start_ns, o.end_ns));
             gap_list.sort_by_key(|g| g.start_ns);
         }

@@ -27,8 +27,8 @@
 //! - `all_completed` (default `true`) adds the check that every repetition
 //!   completed: a failed migration is not transparent.
 
-use crate::summary::RepSummary;
 use crate::record::RepStatus;
+use crate::summary::RepSummary;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -202,9 +202,9 @@ pub fn parse_check(text: &str) -> Result<Check, String> {
                     a.trim()
                 )
             })?;
-            let m = rest.strip_suffix(')').ok_or_else(|| {
-                format!("check \"{text}\": missing `)` after the metric")
-            })?;
+            let m = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("check \"{text}\": missing `)` after the metric"))?;
             (Some(agg), m.trim())
         }
         None => (None, lhs),
@@ -219,9 +219,15 @@ pub fn parse_check(text: &str) -> Result<Check, String> {
             .filter(|k| k.split('.').next() == metric.split('.').next())
             .collect();
         let hint = if near.is_empty() {
-            format!("{} and more", known.iter().take(6).cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                "{} and more",
+                known.iter().take(6).cloned().collect::<Vec<_>>().join(", ")
+            )
         } else {
-            near.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            near.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         return Err(format!(
             "check \"{text}\": unknown metric `{metric}`; known ones include {hint}"
@@ -316,6 +322,7 @@ pub struct Verdict {
 fn show(v: &Value) -> String {
     match v {
         Value::Null => "not measured".into(),
+        Value::String(s) => s.clone(),
         Value::Number(n) => match n.as_f64() {
             Some(x) if x.fract() != 0.0 => format!("{x:.3}"),
             _ => n.to_string(),
@@ -407,7 +414,11 @@ fn evaluate_check(c: &Check, done: &[(u32, Value)]) -> CheckResult {
             let message = if values.is_empty() {
                 format!("{}: no completed repetition to check", c.text)
             } else if passed {
-                format!("{}: held in all {} completed repetitions", c.text, values.len())
+                format!(
+                    "{}: held in all {} completed repetitions",
+                    c.text,
+                    values.len()
+                )
             } else {
                 format!(
                     "{}: failed in {} of {} completed repetitions: {}",
@@ -440,7 +451,10 @@ fn evaluate_check(c: &Check, done: &[(u32, Value)]) -> CheckResult {
                     scope,
                     value: None,
                     failures: Vec::new(),
-                    message: format!("{}: {} was not measured in any completed repetition", c.text, c.metric),
+                    message: format!(
+                        "{}: {} was not measured in any completed repetition",
+                        c.text, c.metric
+                    ),
                 };
             }
             let x = agg.apply(&nums);
@@ -467,11 +481,7 @@ fn evaluate_check(c: &Check, done: &[(u32, Value)]) -> CheckResult {
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "verdict: {}",
-            if self.passed { "PASS" } else { "FAIL" }
-        )?;
+        writeln!(f, "verdict: {}", if self.passed { "PASS" } else { "FAIL" })?;
         for c in &self.checks {
             writeln!(
                 f,
@@ -481,5 +491,134 @@ impl fmt::Display for Verdict {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn rep(n: u32, status: RepStatus, outage: Option<f64>) -> RepSummary {
+        let mut r = RepSummary::example();
+        r.repetition = n;
+        r.status = status;
+        r.client.max_outage_ms = outage;
+        r
+    }
+
+    fn spec(checks: &[&str]) -> AssertSpec {
+        AssertSpec {
+            checks: checks.iter().map(|s| s.to_string()).collect(),
+            all_completed: true,
+        }
+    }
+
+    #[test]
+    fn checks_parse_or_say_what_is_wrong() {
+        let c = parse_check("p95(client.max_outage_ms) <= 250").unwrap();
+        assert_eq!(
+            (c.agg, c.op, c.metric.as_str()),
+            (Some(Agg::P95), Op::Le, "client.max_outage_ms")
+        );
+        assert_eq!(
+            parse_check("status == \"completed\"").unwrap().value,
+            Value::String("completed".into())
+        );
+        for (bad, says) in [
+            ("client.max_outage_ms", "no comparison"),
+            ("client.max_gap < 3", "unknown metric `client.max_gap`"),
+            ("p90(client.max_gap_ms) < 3", "unknown aggregate `p90`"),
+            ("client.max_gap_ms < fast", "is not a number"),
+            ("client.max_gap_ms < \"x\"", "compares numbers"),
+            ("max(client.max_gap_ms < 3", "missing `)`"),
+            (" < 3", "names no metric"),
+        ] {
+            let e = parse_check(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // The hint lists the metrics of the section named.
+        let e = parse_check("client.nope < 1").unwrap_err();
+        assert!(e.contains("client.max_outage_ms"), "{e}");
+    }
+
+    #[test]
+    fn per_repetition_and_aggregate_checks_with_numbers() {
+        let reps = [
+            rep(1, RepStatus::Completed, Some(100.0)),
+            rep(2, RepStatus::Completed, Some(400.0)),
+            rep(3, RepStatus::Completed, Some(200.0)),
+        ];
+        let v = evaluate(
+            &spec(&[
+                "client.max_outage_ms < 300",
+                "mean(client.max_outage_ms) < 300",
+                "p50(client.max_outage_ms) == 200",
+            ]),
+            &reps,
+        );
+        assert!(!v.passed);
+        assert!(v.checks[0].passed, "all completed");
+        let c = &v.checks[1];
+        assert!(!c.passed);
+        assert_eq!(
+            c.failures,
+            vec![RepFailure {
+                repetition: 2,
+                value: serde_json::json!(400.0)
+            }]
+        );
+        assert!(
+            c.message.contains("#2 client.max_outage_ms = 400"),
+            "{}",
+            c.message
+        );
+        assert!(v.checks[2].passed, "{}", v.checks[2].message);
+        assert_eq!(
+            v.checks[2].value,
+            Some(serde_json::json!(233.33333333333334))
+        );
+        assert!(v.checks[3].passed, "{}", v.checks[3].message);
+        let shown = v.to_string();
+        assert!(shown.starts_with("verdict: FAIL"), "{shown}");
+    }
+
+    #[test]
+    fn failed_repetitions_and_missing_values_fail_the_verdict() {
+        let reps = [
+            rep(1, RepStatus::Completed, None),
+            rep(2, RepStatus::Failed, Some(1.0)),
+        ];
+        let v = evaluate(
+            &spec(&[
+                "client.max_outage_ms < 300",
+                "max(client.max_outage_ms) < 300",
+            ]),
+            &reps,
+        );
+        assert!(!v.passed);
+        assert!(
+            v.checks[0].message.contains("#2 failed"),
+            "{}",
+            v.checks[0].message
+        );
+        assert!(
+            v.checks[1].message.contains("not measured"),
+            "{}",
+            v.checks[1].message
+        );
+        assert!(
+            v.checks[2].message.contains("not measured"),
+            "{}",
+            v.checks[2].message
+        );
+        // Without all_completed, a failed repetition is left out, not failed.
+        let lenient = AssertSpec {
+            all_completed: false,
+            ..spec(&[])
+        };
+        assert!(evaluate(&lenient, &reps).passed);
+        // No repetition at all shows nothing.
+        assert!(!evaluate(&spec(&[]), &[]).passed);
     }
 }

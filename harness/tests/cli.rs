@@ -48,7 +48,113 @@ fn a_malformed_scenario_is_refused_naming_file_line_and_key() {
         err.contains("cannot read scenario") && err.contains("missing.toml"),
         "{err}"
     );
+    std::fs::write(
+        &bad,
+        "name = \"x\"\n[assert]\nchecks = [\"client.max_gap < 300\"]\n",
+    )
+    .unwrap();
+    let out = harness(&["run", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("`assert.checks`") && err.contains("unknown metric `client.max_gap`"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A copy of the fixture bundle (a real CI run) in a fresh folder.
+fn fixture_copy(tag: &str) -> std::path::PathBuf {
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bundle-split-gap");
+    let dst = std::env::temp_dir().join(format!("lmig-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dst);
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&src)
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dst
+}
+
+#[test]
+fn report_rederives_the_same_summary_every_time() {
+    let b = fixture_copy("report");
+    let out = harness(&["report", b.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = std::fs::read(b.join("summary.json")).unwrap();
+    let s: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    // The split gap of repetition 2: 162 ms largest gap, 287.6 ms outage
+    // from before STOP to the first prompt reply.
+    let r2 = &s["repetitions"][1];
+    assert_eq!(r2["client"]["max_gap_ms"].as_f64().unwrap().round(), 162.0);
+    assert_eq!(
+        r2["client"]["max_outage_ms"].as_f64().unwrap().round(),
+        288.0
+    );
+    assert!(r2["outage"]["stop_and_copy_ms"].as_f64().unwrap() > 60.0);
+    assert!(text.contains("outage"), "{text}");
+    for _ in 0..2 {
+        assert!(harness(&["report", b.to_str().unwrap()]).status.success());
+        assert!(
+            std::fs::read(b.join("summary.json")).unwrap() == first,
+            "summary.json changed"
+        );
+    }
+    for f in [
+        "summary.csv",
+        "timeline/rep-001.json",
+        "timeline/rep-002.json",
+        "probe/gaps.jsonl",
+    ] {
+        assert!(b.join(f).is_file(), "{f} not written");
+    }
+    let _ = std::fs::remove_dir_all(&b);
+}
+
+#[test]
+fn report_reads_the_bundle_of_a_crashed_run() {
+    let b = fixture_copy("crashed");
+    // A run killed mid-way: the manifest still says running, the probe's
+    // files were never written, the summary neither.
+    let m = std::fs::read_to_string(b.join("manifest.json")).unwrap();
+    std::fs::write(
+        b.join("manifest.json"),
+        m.replace("\"complete\"", "\"running\""),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(b.join("probe")).unwrap();
+    std::fs::remove_file(b.join("summary.json")).unwrap();
+    let out = harness(&["report", b.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("no probe records"), "{text}");
+    assert!(text.contains("run incomplete"), "{text}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["run_status"], "incomplete");
+    assert!(s["error"].as_str().unwrap().contains("killed or crashed"));
+    assert_eq!(s["completed"], 2, "the migrations recorded still count");
+    assert!(
+        s["repetitions"][0]["client"]["max_gap_ms"].is_null(),
+        "no probe, no client view"
+    );
+    // Not a bundle at all: a clear error.
+    let out = harness(&["report", "/nonexistent-bundle"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a bundle folder"));
+    let _ = std::fs::remove_dir_all(&b);
 }
 
 #[test]

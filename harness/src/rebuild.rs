@@ -1,0 +1,254 @@
+//! Re-analysis: everything derived in a bundle (summaries, timelines, the
+//! verdict, the report) is computed here from the raw records on disk, and
+//! only here. The run itself ends by calling [`regenerate`], so `harness
+//! report BUNDLE` later gives byte-identical `summary.json`.
+//!
+//! Raw records read: `scenario.toml`, `manifest.json`, `reps/rep-*.json`,
+//! `probe/meta.json` + `probe/sends.csv` + `probe/replies.csv`, and
+//! `probe/announces.json` when present. A bundle of an interrupted or
+//! crashed run has some of them; what is missing is said, never invented.
+
+use crate::bundle::Bundle;
+use crate::record::RepRecord;
+use crate::scenario::Scenario;
+use crate::summary::{summarize, to_csv, RunRecords, Summary};
+use crate::timeline::{rep_timeline, RepTimeline};
+use anyhow::{bail, Context, Result};
+use client_probe::{analyze, ProbeRecord};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The raw records of one bundle.
+#[derive(Debug, Clone)]
+pub struct BundleRecords {
+    /// The bundle folder.
+    pub dir: PathBuf,
+    /// The scenario as the run resolved it.
+    pub scenario: Scenario,
+    /// `scenario.toml` as written.
+    pub scenario_toml: String,
+    /// `manifest.json` as written.
+    pub manifest: Value,
+    /// Every repetition's record, in order.
+    pub reps: Vec<RepRecord>,
+    /// The probe's record, if the probe ran and its files are there.
+    pub probe: Option<ProbeRecord>,
+    /// Receive times of announce frames seen on the client's link, ns.
+    pub announces: Vec<i64>,
+    /// Things missing or odd in the bundle, for a person.
+    pub notes: Vec<String>,
+}
+
+fn read(dir: &Path, rel: &str) -> Result<String> {
+    let p = dir.join(rel);
+    std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+fn json<T: serde::de::DeserializeOwned>(dir: &Path, rel: &str) -> Result<T> {
+    let text = read(dir, rel)?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid record", dir.join(rel).display()))
+}
+
+/// Reads the probe's files; `Ok(None)` when the run left none.
+fn load_probe(dir: &Path) -> Result<Option<ProbeRecord>> {
+    if !dir.join("probe/meta.json").is_file() {
+        return Ok(None);
+    }
+    let mut rec: ProbeRecord = json(dir, "probe/meta.json")?;
+    let sends = read(dir, "probe/sends.csv")?;
+    rec.send_ns.clear();
+    for (i, line) in sends.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = || {
+            format!(
+                "probe/sends.csv line {}: expected `seq,send_ns`, got {line:?}",
+                i + 1
+            )
+        };
+        let (seq, t) = line.split_once(',').with_context(bad)?;
+        let seq: usize = seq.trim().parse().with_context(bad)?;
+        if seq != rec.send_ns.len() {
+            bail!(
+                "probe/sends.csv line {}: seq {seq} out of order (expected {})",
+                i + 1,
+                rec.send_ns.len()
+            );
+        }
+        rec.send_ns.push(t.trim().parse().with_context(bad)?);
+    }
+    let replies = std::fs::File::open(dir.join("probe/replies.csv"))
+        .with_context(|| format!("cannot read {}", dir.join("probe/replies.csv").display()))?;
+    rec.replies = client_probe::read_replies_csv(replies)
+        .with_context(|| format!("reading {}", dir.join("probe/replies.csv").display()))?;
+    Ok(Some(rec))
+}
+
+/// Reads a bundle's raw records.
+pub fn load(dir: &Path) -> Result<BundleRecords> {
+    if !dir.is_dir() {
+        bail!("{} is not a bundle folder", dir.display());
+    }
+    let mut notes = Vec::new();
+    let scenario_toml = read(dir, "scenario.toml")
+        .context("a bundle starts with its scenario.toml; is this a bundle folder?")?;
+    let scenario = Scenario::parse(
+        &scenario_toml,
+        &dir.join("scenario.toml").display().to_string(),
+    )
+    .map_err(anyhow::Error::new)?;
+    let manifest: Value = json(dir, "manifest.json")?;
+    let mut rep_files: Vec<PathBuf> = match std::fs::read_dir(dir.join("reps")) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("rep-") && n.ends_with(".json"))
+            })
+            .collect(),
+        Err(_) => {
+            notes.push("no reps/ folder: no migration was recorded".into());
+            Vec::new()
+        }
+    };
+    rep_files.sort();
+    let mut reps = Vec::new();
+    for p in rep_files {
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        let rep: RepRecord = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid repetition record", p.display()))?;
+        reps.push(rep);
+    }
+    reps.sort_by_key(|r| r.repetition);
+    let probe = load_probe(dir)?;
+    if probe.is_none() {
+        notes.push("no probe records (probe/meta.json missing): the client's view is empty".into());
+    }
+    let announces = if dir.join("probe/announces.json").is_file() {
+        let v: Value = json(dir, "probe/announces.json")?;
+        v.get("frames")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|f| f.get("rx_ns")?.as_i64()).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(BundleRecords {
+        dir: dir.to_path_buf(),
+        scenario,
+        scenario_toml,
+        manifest,
+        reps,
+        probe,
+        announces,
+        notes,
+    })
+}
+
+/// What the analysis derives from a bundle's records.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// `summary.json`.
+    pub summary: Summary,
+    /// One timeline per repetition, in order.
+    pub timelines: Vec<RepTimeline>,
+}
+
+impl BundleRecords {
+    /// The run's status as the manifest says, with a run that never wrote
+    /// its end (killed, crashed, power loss) called `incomplete`.
+    pub fn run_status(&self) -> (String, Option<String>) {
+        let status = self
+            .manifest
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let error = self
+            .manifest
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match status {
+            "complete" | "incomplete" | "failed" => (status.to_string(), error),
+            "running" => (
+                "incomplete".into(),
+                Some(
+                    "the run did not finish writing its bundle (killed or crashed); what it recorded is analysed"
+                        .into(),
+                ),
+            ),
+            other => ("incomplete".into(), Some(format!("unknown run status {other:?} in manifest.json"))),
+        }
+    }
+
+    /// Derives the summary and the timelines.
+    pub fn analyze(&self) -> Analysis {
+        let threshold = (self.scenario.probe.gap_threshold_ms * 1e6) as i64;
+        let (run_status, error) = self.run_status();
+        let acceleration = self.manifest.get("acceleration").and_then(Value::as_str);
+        // Older bundles kept the end-of-run health check only in the summary.
+        let answered = self
+            .manifest
+            .get("agent_answered_at_end")
+            .and_then(Value::as_bool)
+            .or_else(|| {
+                let old: Value = json(&self.dir, "summary.json").ok()?;
+                old.pointer("/final_check/agent_answered")?.as_bool()
+            });
+        let summary = summarize(&RunRecords {
+            scenario: &self.scenario.name,
+            acceleration,
+            reps: &self.reps,
+            probe: self.probe.as_ref(),
+            gap_threshold_ns: threshold,
+            announces: &self.announces,
+            asserts: self.scenario.asserts.as_ref(),
+            agent_answered_at_end: answered,
+            run_status: &run_status,
+            error,
+        });
+        let timelines =
+            self.reps
+                .iter()
+                .map(|rep| {
+                    let gaps = self.probe.as_ref().map(|p| {
+                        analyze(p, Some((rep.window_start_ns, rep.window_end_ns)), threshold)
+                    });
+                    rep_timeline(
+                        rep,
+                        self.probe.as_ref(),
+                        gaps.as_ref(),
+                        &self.announces,
+                        threshold,
+                    )
+                })
+                .collect();
+        Analysis { summary, timelines }
+    }
+}
+
+/// Re-derives and rewrites everything derived in the bundle at `dir`:
+/// `summary.json`, `summary.csv`, `timeline/rep-NNN.json`, `probe/gaps.jsonl`
+/// and `report.html`. Returns the summary.
+pub fn regenerate(dir: &Path) -> Result<(Summary, BundleRecords)> {
+    let rec = load(dir)?;
+    let a = rec.analyze();
+    let bundle = Bundle::open(dir);
+    bundle.write_json("summary.json", &a.summary)?;
+    bundle.write("summary.csv", to_csv(&a.summary).as_bytes())?;
+    for (rep, t) in rec.reps.iter().zip(&a.timelines) {
+        bundle.write_json(&format!("timeline/rep-{:03}.json", rep.repetition), t)?;
+    }
+    if let Some(p) = &rec.probe {
+        let threshold = (rec.scenario.probe.gap_threshold_ms * 1e6) as i64;
+        let all = analyze(p, None, threshold);
+        let mut gaps = Vec::new();
+        client_probe::write_gaps_jsonl(&all.gaps, &mut gaps).context("writing probe/gaps.jsonl")?;
+        bundle.write("probe/gaps.jsonl", &gaps)?;
+    }
+    Ok((a.summary, rec))
+}
