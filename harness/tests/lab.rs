@@ -198,6 +198,31 @@ rate_hz = 1000
         let again = std::fs::read(out.bundle.join("summary.json")).unwrap();
         assert!(written == again, "harness report changed summary.json");
     }
+    // ...so the checksums written at the end of the run still hold.
+    let v = harness::verify::verify_bundle(&out.bundle).unwrap();
+    assert!(v.passed(), "{v}");
+    // QEMU's RARP self-announce was seen on the client's link, right after
+    // each RESUME, and marks the switchover.
+    let ann: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.bundle.join("probe/announces.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        ann["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "rarp"),
+        "{ann}"
+    );
+    for r in &s.repetitions {
+        let o = r.outage.as_ref().unwrap();
+        let a = o.announce_after_resume_ms.unwrap();
+        assert!((0.0..100.0).contains(&a), "announce {a} ms after RESUME");
+        let parts =
+            o.before_stop_ms + o.stop_and_copy_ms + o.resume_ms + o.switchover_ms + o.other_ms;
+        assert!((parts - o.outage_ms).abs() < 1e-6, "{o:?}");
+    }
     assert_lab_gone(&out.bundle);
 }
 
