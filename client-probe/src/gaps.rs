@@ -27,16 +27,19 @@
 //!   `max_gap_ms` is the largest such gap, `gaps` every one longer than the
 //!   threshold, in time order. An outage still going on when the record ends
 //!   has no reply after it and so is no gap: it shows only as loss.
-//! - **Outage**: the reply gap computed over *prompt* first arrivals only,
-//!   those whose RTT is at most the gap threshold; `max_outage_ms` is the
-//!   largest, windowed like the reply gap. A reply held in a queue through
-//!   the outage (a probe the guest took in just before its vCPUs stopped,
-//!   answered by the destination after RESUME; a burst of probes queued on
-//!   the way) is a real reply and splits the reply gap in two, but it does
-//!   not mean the guest answers again: the outage ends at the first reply
-//!   that came back promptly. It is the interval in which the user's
-//!   requests got no timely answer, and it is never shorter than the largest
-//!   reply gap whose both ends are prompt.
+//! - **Outage**: reply gaps over the threshold, joined while the replies
+//!   between them do not flow for a *recovery span* `R = max(10 ms, 10
+//!   probe intervals)`: two consecutive listed gaps `g`, `h` (in time
+//!   order) are joined when `h.start_ns - g.end_ns < R`. An outage ends
+//!   only when replies then keep coming for at least `R` with no gap over
+//!   the threshold. A reply held in a queue through the outage (a probe the
+//!   guest took in just before its vCPUs stopped, answered by the
+//!   destination right after RESUME) is real and splits the reply gap in
+//!   two, but it does not end the outage. `max_outage_ms` is the longest
+//!   joined span, from the reply before its first gap to the reply after
+//!   its last; with no gap over the threshold it is the largest reply gap.
+//!   So it is never shorter than `max_gap_ms`. It uses no round-trip time,
+//!   so a guest that answers slowly under load is not called out.
 //! - **Forward (client-to-guest) gap**: order the first arrivals by the
 //!   reflector's receive count; when consecutive ones `a`, `b` differ by
 //!   exactly 1, nothing sent between them reached the reflector, so the
@@ -138,10 +141,11 @@ pub struct GapSummary {
     pub max_gap_ms: f64,
     /// That largest gap, if there was any pair of replies in the window.
     pub max_gap: Option<Gap>,
-    /// Longest outage (gap between prompt replies), ms.
+    /// Longest outage (reply gaps joined until replies flow again), ms.
     #[serde(default)]
     pub max_outage_ms: f64,
-    /// That longest outage, as a gap between two prompt replies.
+    /// That longest outage, as one gap from the reply before it to the
+    /// reply after it.
     #[serde(default)]
     pub max_outage: Option<Gap>,
     /// Largest client-to-guest gap, ms (0 when none could be measured).
@@ -275,12 +279,31 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
         .map(|(_, i)| make_gap(by_rx[i], by_rx[i + 1]))
         .collect();
     let max_gap = longest(&by_rx);
-    let prompt: Vec<&ReplyRecord> = by_rx
-        .iter()
-        .copied()
-        .filter(|r| r.rx_ns.saturating_sub(sent[r.seq as usize]) <= gap_threshold_ns)
-        .collect();
-    let max_outage = longest(&prompt);
+    let recovery = recovery_span_ns(rec.rate_hz);
+    let mut outages: Vec<Gap> = Vec::new();
+    for g in &gaps {
+        match outages.last_mut() {
+            Some(o) if g.start_ns - o.end_ns < recovery => {
+                *o = Gap {
+                    start_ns: o.start_ns,
+                    end_ns: g.end_ns,
+                    len_ms: ms(g.end_ns.saturating_sub(o.start_ns)),
+                    last_seq_before: o.last_seq_before,
+                    first_seq_after: g.first_seq_after,
+                    lost_in_gap: lost_between(o.last_seq_before, g.first_seq_after),
+                    prober_stalled: o.prober_stalled || g.prober_stalled,
+                };
+            }
+            _ => outages.push(g.clone()),
+        }
+    }
+    let max_outage = outages
+        .into_iter()
+        .fold(None::<Gap>, |best, o| match best {
+            Some(b) if b.end_ns - b.start_ns >= o.end_ns - o.start_ns => Some(b),
+            _ => Some(o),
+        })
+        .or_else(|| max_gap.clone());
 
     // Forward gaps (reflector-count order).
     let send_of = |r: &ReplyRecord| sent[r.seq as usize]; // seq < n: checked above
@@ -339,6 +362,53 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
         },
         jitter_ms: jitter_ns / 1e6,
     }
+}
+
+/// The recovery span `R` of the outage measure: `max(10 ms, 10 probe
+/// intervals)` at `rate_hz` (10 ms when the rate is 0).
+pub fn recovery_span_ns(rate_hz: u32) -> i64 {
+    let interval = if rate_hz == 0 {
+        0
+    } else {
+        1_000_000_000 / i64::from(rate_hz)
+    };
+    (10 * interval).max(10_000_000)
+}
+
+/// The first reply received at or after `after_ns` from which replies keep
+/// coming for the recovery span ([`recovery_span_ns`]) with no gap over
+/// `gap_threshold_ns`: when the client saw the service back. `None` if the
+/// record never shows that.
+pub fn first_sustained_arrival(
+    rec: &ProbeRecord,
+    after_ns: i64,
+    gap_threshold_ns: i64,
+) -> Option<i64> {
+    let n = rec.send_ns.len();
+    let mut seen = vec![false; n];
+    let mut rx: Vec<i64> = Vec::new();
+    for r in &rec.replies {
+        let Some(slot) = usize::try_from(r.seq).ok().and_then(|i| seen.get_mut(i)) else {
+            continue;
+        };
+        if !*slot {
+            *slot = true;
+            if r.rx_ns >= after_ns {
+                rx.push(r.rx_ns);
+            }
+        }
+    }
+    rx.sort_unstable();
+    let span = recovery_span_ns(rec.rate_hz);
+    let mut start = 0;
+    for i in 1..rx.len() {
+        if rx[i] - rx[i - 1] > gap_threshold_ns {
+            start = i;
+        } else if rx[i] - rx[start] >= span {
+            return Some(rx[start]);
+        }
+    }
+    None
 }
 
 /// Min, mean, nearest-rank p50 and p99, max of sorted samples (ns), in ms.
@@ -684,7 +754,8 @@ mod tests {
         // Reply gaps: 99 -> 100 (80.8 ms), 100 -> 200 (20.2 ms).
         assert!((s.max_gap_ms - 80.8).abs() < 1e-9, "{}", s.max_gap_ms);
         assert_eq!(s.gaps.len(), 2);
-        // The outage runs from the last prompt reply (99) to the next (200).
+        // The outage runs from the reply before the first gap (99) to the
+        // one after the second (200): one held reply does not end it.
         let o = s.max_outage.expect("an outage");
         assert_eq!((o.last_seq_before, o.first_seq_after), (99, 200));
         assert!(
@@ -696,5 +767,23 @@ mod tests {
         // Without held replies, outage and largest gap are the same.
         let plain = analyze(&stream(&fates(300, 100..200, Fwd)), None, 5 * MS);
         assert_eq!(plain.max_outage, plain.max_gap);
+    }
+
+    #[test]
+    fn recovery_needs_replies_to_flow_for_the_recovery_span() {
+        assert_eq!(recovery_span_ns(1000), 10 * MS);
+        assert_eq!(recovery_span_ns(100), 100 * MS);
+        assert_eq!(recovery_span_ns(0), 10 * MS);
+        // Outage 100..199, one held reply (seq 100) arriving at 180 ms.
+        let mut rec = stream(&fates(300, 100..200, Fwd));
+        rec.replies.push(reply(100, at(100), at(180), 100));
+        // From 150 ms on, the held reply is no recovery; seq 200 is.
+        assert_eq!(
+            first_sustained_arrival(&rec, at(150), 5 * MS),
+            Some(at(200) + RTT)
+        );
+        // Replies that stop before the span is over are no recovery either.
+        let short = stream(&fates(205, 100..200, Fwd));
+        assert_eq!(first_sustained_arrival(&short, at(150), 5 * MS), None);
     }
 }

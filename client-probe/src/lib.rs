@@ -43,7 +43,7 @@ pub mod socket;
 pub use announce::{AnnounceFrame, AnnounceKind, AnnounceLog, AnnounceWatch};
 pub use error::ProbeError;
 pub use export::{read_replies_csv, write_gaps_jsonl, write_replies_csv, REPLIES_CSV_HEADER};
-pub use gaps::{analyze, Gap, GapSummary, RttStats};
+pub use gaps::{analyze, first_sustained_arrival, recovery_span_ns, Gap, GapSummary, RttStats};
 pub use hdrlog::write_rtt_hdr_log;
 pub use jitter::rfc3550_jitter_ns;
 pub use live::LiveStats;

@@ -57,9 +57,10 @@ pub struct ClientView {
     /// Largest gap between consecutive probe replies (kernel receive
     /// timestamps), ms: downtime as a user of the guest sees it.
     pub max_gap_ms: Option<f64>,
-    /// Longest outage, ms: the largest gap between *prompt* replies (RTT
-    /// within the gap threshold), so a reply held in a queue through the
-    /// pause does not split it (definition in `client_probe::gaps`).
+    /// Longest outage, ms: reply gaps over the threshold joined until
+    /// replies flow again for the recovery span, so a reply held in a
+    /// queue through the pause does not split it (definition in
+    /// `client_probe::gaps`).
     #[serde(default)]
     pub max_outage_ms: Option<f64>,
     /// When the longest outage began (host ns).

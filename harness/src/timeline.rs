@@ -19,10 +19,12 @@
 //! - **stop-and-copy**: the source's `STOP` to its `MIGRATION` event with
 //!   status `completed` (QEMU's own `downtime` ends about here);
 //! - **resume**: `completed` to the destination's `RESUME`;
-//! - **switchover**: `RESUME` to the first *prompt* probe reply after it (a
-//!   reply whose round trip is within the gap threshold; see
-//!   `client_probe::gaps`): the network learning where the guest went
-//!   (QEMU's RARP announce, marked when seen) and the guest catching up;
+//! - **switchover**: `RESUME` to the client seeing the service back: the
+//!   first reply after RESUME from which replies keep flowing for the
+//!   outage measure's recovery span (`client_probe::first_sustained_arrival`;
+//!   the same rule that ends an outage): the network learning where the
+//!   guest went (QEMU's RARP announce, marked when seen) and the guest
+//!   catching up;
 //! - **after**: from then on.
 //!
 //! A phase whose bounding events are missing (a failed migration has no
@@ -30,7 +32,7 @@
 //! before it, which then runs until the harness saw the end.
 
 use crate::record::RepRecord;
-use client_probe::{GapSummary, ProbeRecord};
+use client_probe::{first_sustained_arrival, GapSummary, ProbeRecord};
 use serde::{Deserialize, Serialize};
 
 /// What a stretch of the timeline was.
@@ -47,9 +49,9 @@ pub enum PhaseKind {
     StopAndCopy,
     /// Source done, destination loading and starting.
     Resume,
-    /// Destination running, client not yet answered promptly.
+    /// Destination running, replies not yet flowing again.
     Switchover,
-    /// From the first prompt reply after RESUME on.
+    /// From the client's recovery after RESUME on.
     After,
 }
 
@@ -91,7 +93,7 @@ fn kind_label(kind: PhaseKind) -> &'static str {
 /// A moment worth marking on a plot.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Marker {
-    /// `migrate`, `STOP`, `completed`, `RESUME`, `announce`, `first prompt reply`.
+    /// `migrate`, `STOP`, `completed`, `RESUME`, `announce`, `client recovered`.
     pub label: String,
     /// When, host clock ns.
     pub ns: i64,
@@ -117,7 +119,8 @@ pub struct GapAttribution {
     pub len_ms: f64,
     /// The phases it overlaps, with the ms in each (they sum to `len_ms`).
     pub phases: Vec<Overlap>,
-    /// This is the repetition's longest outage (between prompt replies),
+    /// This is the repetition's longest outage (reply gaps joined until
+    /// replies flow again),
     /// which may span several reply gaps listed beside it.
     #[serde(default)]
     pub is_outage: bool,
@@ -129,7 +132,7 @@ pub struct GapAttribution {
 /// (outage start to STOP: the guest still ran on the source but did not
 /// answer, e.g. a slow last pass or lost probes), `stop_and_copy_ms`,
 /// `resume_ms` and `switchover_ms`; `other_ms` is what falls in no phase of
-/// the migration's end (before `migrate` or after the first prompt reply).
+/// the migration's end (before `migrate` or after the client recovered).
 /// They add up to `outage_ms`. QEMU's `downtime` is shown beside them: it
 /// covers roughly `stop_and_copy_ms` only.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -144,7 +147,7 @@ pub struct OutageBreakdown {
     pub stop_and_copy_ms: f64,
     /// Within completed..RESUME, ms.
     pub resume_ms: f64,
-    /// Within RESUME..first prompt reply, ms.
+    /// Within RESUME..client recovered, ms.
     pub switchover_ms: f64,
     /// The rest, ms.
     pub other_ms: f64,
@@ -171,8 +174,8 @@ fn ms(ns: i64) -> f64 {
     ns as f64 / 1e6
 }
 
-/// The phases of one repetition; `switchover_end_ns` is the first prompt
-/// reply after RESUME, if the probe saw one.
+/// The phases of one repetition; `switchover_end_ns` is when the client
+/// saw the service back after RESUME, if the probe saw that.
 pub fn phases(rep: &RepRecord, switchover_end_ns: Option<i64>) -> Vec<Phase> {
     let m = &rep.migration;
     let ts = |side: &str, name: &str| m.event(side, name).and_then(|e| e.event.qemu_ts_ns);
@@ -259,23 +262,6 @@ pub fn attribute(phases: &[Phase], start_ns: i64, end_ns: i64) -> Vec<Overlap> {
         .collect()
 }
 
-/// The first prompt reply (RTT within `threshold_ns`) received at or after
-/// `after_ns`.
-pub fn first_prompt_reply(probe: &ProbeRecord, after_ns: i64, threshold_ns: i64) -> Option<i64> {
-    probe
-        .replies
-        .iter()
-        .filter(|r| r.rx_ns >= after_ns)
-        .filter(|r| {
-            usize::try_from(r.seq)
-                .ok()
-                .and_then(|i| probe.send_ns.get(i))
-                .is_some_and(|&s| r.rx_ns - s <= threshold_ns)
-        })
-        .map(|r| r.rx_ns)
-        .min()
-}
-
 /// The timeline of one repetition. `gaps` is the probe's analysis of the
 /// repetition's window (if there was a probe); `announces` the receive
 /// times of announce frames seen on the client's link (any order).
@@ -289,10 +275,10 @@ pub fn rep_timeline(
     let m = &rep.migration;
     let ts = |side: &str, name: &str| m.event(side, name).and_then(|e| e.event.qemu_ts_ns);
     let resume = ts("destination", "RESUME");
-    let first_prompt = resume
+    let recovered = resume
         .zip(probe)
-        .and_then(|(r, p)| first_prompt_reply(p, r, gap_threshold_ns));
-    let phases = phases(rep, first_prompt);
+        .and_then(|(r, p)| first_sustained_arrival(p, r, gap_threshold_ns));
+    let phases = phases(rep, recovered);
 
     let mut markers = Vec::new();
     let mut mark = |label: &str, ns: Option<i64>| {
@@ -317,7 +303,7 @@ pub fn rep_timeline(
         .filter(|&t| resume.is_none_or(|r| t >= r - 1_000_000_000))
         .min();
     mark("announce", first_announce);
-    mark("first prompt reply", first_prompt);
+    mark("client recovered", recovered);
     markers.sort_by_key(|k| k.ns);
 
     let outage_span = gaps
@@ -430,13 +416,7 @@ mod tests {
             let labels: Vec<&str> = t.markers.iter().map(|m| m.label.as_str()).collect();
             assert_eq!(
                 labels,
-                [
-                    "migrate",
-                    "STOP",
-                    "completed",
-                    "RESUME",
-                    "first prompt reply"
-                ]
+                ["migrate", "STOP", "completed", "RESUME", "client recovered"]
             );
         }
     }
