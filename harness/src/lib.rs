@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod qemu;
 pub mod rebuild;
 pub mod record;
+pub mod report_html;
 pub mod run;
 pub mod scenario;
 pub mod summary;

@@ -10,9 +10,10 @@
 
 use crate::bundle::Bundle;
 use crate::record::RepRecord;
+use crate::report_html::{render_html, ReportInput};
 use crate::scenario::Scenario;
 use crate::summary::{summarize, to_csv, RunRecords, Summary};
-use crate::timeline::{rep_timeline, RepTimeline};
+use crate::timeline::{rep_timelines, RepTimeline};
 use anyhow::{bail, Context, Result};
 use client_probe::{analyze, ProbeRecord};
 use serde_json::Value;
@@ -211,22 +212,7 @@ impl BundleRecords {
             run_status: &run_status,
             error,
         });
-        let timelines =
-            self.reps
-                .iter()
-                .map(|rep| {
-                    let gaps = self.probe.as_ref().map(|p| {
-                        analyze(p, Some((rep.window_start_ns, rep.window_end_ns)), threshold)
-                    });
-                    rep_timeline(
-                        rep,
-                        self.probe.as_ref(),
-                        gaps.as_ref(),
-                        &self.announces,
-                        threshold,
-                    )
-                })
-                .collect();
+        let timelines = rep_timelines(&self.reps, self.probe.as_ref(), &self.announces, threshold);
         Analysis { summary, timelines }
     }
 }
@@ -243,6 +229,16 @@ pub fn regenerate(dir: &Path) -> Result<(Summary, BundleRecords)> {
     for (rep, t) in rec.reps.iter().zip(&a.timelines) {
         bundle.write_json(&format!("timeline/rep-{:03}.json", rep.repetition), t)?;
     }
+    let html = render_html(&ReportInput {
+        summary: &a.summary,
+        reps: &rec.reps,
+        timelines: &a.timelines,
+        probe: rec.probe.as_ref(),
+        manifest: &rec.manifest,
+        scenario_toml: &rec.scenario_toml,
+    })
+    .context("rendering report.html")?;
+    bundle.write("report.html", html.as_bytes())?;
     if let Some(p) = &rec.probe {
         let threshold = (rec.scenario.probe.gap_threshold_ms * 1e6) as i64;
         let all = analyze(p, None, threshold);

@@ -32,7 +32,7 @@
 //! before it, which then runs until the harness saw the end.
 
 use crate::record::RepRecord;
-use client_probe::{first_sustained_arrival, GapSummary, ProbeRecord};
+use client_probe::{analyze, first_sustained_arrival, GapSummary, ProbeRecord};
 use serde::{Deserialize, Serialize};
 
 /// What a stretch of the timeline was.
@@ -372,6 +372,28 @@ pub fn rep_timeline(
         outage,
         remaining,
     }
+}
+
+/// One timeline per repetition, each from the probe's analysis of the
+/// repetition's window ([`rep_timeline`]).
+pub fn rep_timelines(
+    reps: &[RepRecord],
+    probe: Option<&ProbeRecord>,
+    announces: &[i64],
+    gap_threshold_ns: i64,
+) -> Vec<RepTimeline> {
+    reps.iter()
+        .map(|rep| {
+            let gaps = probe.map(|p| {
+                analyze(
+                    p,
+                    Some((rep.window_start_ns, rep.window_end_ns)),
+                    gap_threshold_ns,
+                )
+            });
+            rep_timeline(rep, probe, gaps.as_ref(), announces, gap_threshold_ns)
+        })
+        .collect()
 }
 
 #[cfg(test)]
