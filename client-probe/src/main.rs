@@ -143,7 +143,7 @@ fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let mut last_line = Instant::now();
     while !interrupted.load(Ordering::SeqCst)
-        && args.duration.map_or(true, |d| started.elapsed() < d)
+        && args.duration.is_none_or(|d| started.elapsed() < d)
     {
         std::thread::sleep(Duration::from_millis(250));
         let line = prober.live().line();

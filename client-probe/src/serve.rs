@@ -8,6 +8,7 @@
 //! | `GET /v1/probe/status` | | 200 [`LiveStats`](crate::LiveStats); 409 if no probe runs |
 //! | `POST /v1/probe/stop` | | 200 the full [`ProbeRecord`]; 409 if no probe runs |
 //! | `GET /v1/time` | | 200 [`TimeReply`] |
+//! | `GET /v1/health` | | 200 [`HealthReply`] |
 //!
 //! Every request needs `Authorization: Bearer <token>` (compared in
 //! constant time); without it the answer is 401. Errors are
@@ -82,6 +83,16 @@ pub struct TimeReply {
     pub t_ns: i64,
     /// Read just before the answer was written (`t2`).
     pub t2_ns: i64,
+}
+
+/// `GET /v1/health`: the API answers and accepts the token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReply {
+    /// This client-probe's version (its crate version).
+    pub version: String,
+    /// Whether a probe is running now (e.g. one a previous controller
+    /// never stopped).
+    pub probe_running: bool,
 }
 
 /// The body of every error answer.
@@ -206,13 +217,23 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
                 t2_ns: realtime_ns(),
             },
         ),
+        (Method::GET, "/v1/health") => json(
+            StatusCode::OK,
+            &HealthReply {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                probe_running: shared.prober().is_some(),
+            },
+        ),
         (Method::POST, "/v1/probe/start") => start(shared, req).await,
         (Method::GET, "/v1/probe/status") => match shared.prober().as_ref() {
             Some(p) => json(StatusCode::OK, &p.live()),
             None => error(StatusCode::CONFLICT, "no probe is running"),
         },
         (Method::POST, "/v1/probe/stop") => stop(shared).await,
-        (_, "/v1/time" | "/v1/probe/start" | "/v1/probe/status" | "/v1/probe/stop") => error(
+        (
+            _,
+            "/v1/time" | "/v1/health" | "/v1/probe/start" | "/v1/probe/status" | "/v1/probe/stop",
+        ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} is not allowed on {path}", req.method()),
         ),

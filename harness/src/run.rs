@@ -15,12 +15,13 @@ use crate::lab::netns::in_netns;
 use crate::lab::Lab;
 use crate::live::Live;
 use crate::manifest::{git_describe, HostFacts, Manifest, SCHEMA};
+use crate::probe_handle::ProbeHandle;
 use crate::rebuild::regenerate;
 use crate::record::{GuestRecord, RepRecord};
-use crate::scenario::{Acceleration, Scenario};
+use crate::scenario::{Acceleration, ProbeControl, Scenario};
 use crate::summary::Summary;
 use anyhow::{Context, Result};
-use client_probe::{AnnounceWatch, ProbeConfig, ProbeOptions, ProbeRecord, Prober};
+use client_probe::{AnnounceWatch, ProbeRecord};
 
 /// The client namespace's interface on the guest's LAN.
 const CLIENT_IF: &str = "eth0";
@@ -99,7 +100,7 @@ async fn sleep_unless_cancelled(d: Duration, cancel: &AtomicBool) {
 #[derive(Default)]
 struct Gathered {
     reps: Vec<RepRecord>,
-    prober: Option<Prober>,
+    prober: Option<ProbeHandle>,
     announces: Option<AnnounceWatch>,
     health_ok: bool,
     final_health: Option<bool>,
@@ -177,10 +178,15 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
 
     // Whatever happened, record it all and clean up.
     let probe_record: Option<ProbeRecord> = match g.prober.take() {
-        Some(p) => match p.stop() {
-            Ok(r) => Some(r),
+        Some(p) => match p.finish().await {
+            Ok((r, clock)) => {
+                if let Some(c) = clock {
+                    bundle.write_json(crate::remote_probe::CLOCK_FILE, &c)?;
+                }
+                Some(r)
+            }
             Err(e) => {
-                live.println(&format!("warning: the probe failed: {e}"));
+                live.println(&format!("warning: the probe failed: {e:#}"));
                 None
             }
         },
@@ -286,24 +292,20 @@ async fn run_body(
     ));
 
     let ns = local.lab.client_ns();
-    let socket = in_netns(&ns, || std::net::UdpSocket::bind("0.0.0.0:0"))
-        .context("opening the probe socket in the client namespace")?;
-    let prober = Prober::start_with(
-        socket,
-        ProbeConfig {
-            target: local.reflector(),
-            rate_hz: scenario.probe.rate_hz,
-            payload_len: scenario.probe.payload_bytes,
-        },
-        // Real-time priority keeps the prober from being starved by the
-        // QEMUs on the same cores; no spinning, so it leaves those cores
-        // to them (sleeping alone keeps send times within ~50 µs).
-        ProbeOptions {
-            spin_margin: Duration::ZERO,
-            ..ProbeOptions::default()
-        },
-    )
-    .context("starting the probe")?;
+    let (target, rate, size) = (
+        local.reflector(),
+        scenario.probe.rate_hz,
+        scenario.probe.payload_bytes,
+    );
+    let prober = match scenario.probe.control {
+        ProbeControl::InProcess => ProbeHandle::start_local(&ns, target, rate, size)?,
+        ProbeControl::Serve => {
+            let ip = local.lab.addrs.client;
+            ProbeHandle::start_served(&ns, ip, target, rate, size)
+                .await
+                .context("starting client-probe serve in the client namespace")?
+        }
+    };
     g.prober = Some(prober);
     // QEMU's RARP self-announce (and the guest's gratuitous ARP) on the
     // client's link mark the network switchover on the timeline.

@@ -125,6 +125,22 @@ pub struct ProbeSpec {
     pub payload_bytes: usize,
     /// Gaps between replies longer than this are listed one by one.
     pub gap_threshold_ms: f64,
+    /// How the harness runs the probe: `in-process` (a library call in the
+    /// client namespace) or `serve` (a `client-probe serve` process in the
+    /// client namespace, driven over its HTTP control API with a clock
+    /// offset exchange, exactly as a probe on a remote laptop would be).
+    pub control: ProbeControl,
+}
+
+/// See [`ProbeSpec::control`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeControl {
+    /// A library call inside the harness.
+    #[default]
+    InProcess,
+    /// A `client-probe serve` subprocess driven over HTTP.
+    Serve,
 }
 
 impl Default for ProbeSpec {
@@ -133,6 +149,7 @@ impl Default for ProbeSpec {
             rate_hz: 1000,
             payload_bytes: 64,
             gap_threshold_ms: 5.0,
+            control: ProbeControl::InProcess,
         }
     }
 }

@@ -469,3 +469,49 @@ rate_mib_s = 16
     assert_eq!(r.guest.dirty_target_mib_s, Some(16.0));
     assert_lab_gone(&out.bundle);
 }
+
+#[test]
+fn a_probe_served_over_http_measures_the_same_and_records_its_clock() {
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    require_lab();
+    let out = run_scenario(
+        r#"
+name = "it-serve"
+repetitions = 1
+pause_before_s = 0.5
+pause_after_s = 0.7
+[probe]
+control = "serve"
+"#,
+        "serve",
+    );
+    let s = &out.summary;
+    assert_eq!(s.run_status, "complete", "{:?}", s.error);
+    let r = &s.repetitions[0];
+    let stop_resume = r.host.stop_to_resume_ms.unwrap();
+    let outage = r.client.max_outage_ms.unwrap();
+    assert!(outage >= stop_resume - 2.0, "outage {outage} < STOP..RESUME {stop_resume}");
+    assert!(r.client.probes_sent.unwrap() > 1000);
+    // The offset exchange: same host clock, so 0 within its uncertainty.
+    let clock: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.bundle.join("probe/clock.json")).unwrap(),
+    )
+    .unwrap();
+    let before = &clock["before"];
+    let (off, unc) = (
+        before["offset_ns"].as_i64().unwrap(),
+        before["uncertainty_ns"].as_i64().unwrap(),
+    );
+    assert!(unc > 0 && off.abs() <= unc, "offset {off} ± {unc} ns: {clock}");
+    // The serve process is gone.
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("serve") && c.contains("198.18.0.2:7100"))
+        .collect();
+    assert!(left.is_empty(), "client-probe serve left running: {left:?}");
+    assert_lab_gone(&out.bundle);
+}
+
