@@ -11,6 +11,7 @@ packages=(
   gcc libc6-dev       # linking; libc.a for the statically linked guest agent
   cpio file           # used by tests to cross-check the initramfs writer
   irtt iputils-ping   # compared with our probe by `harness bench probe`
+  stress-ng           # compared with the agent's memory dirtier by `harness bench dirty`
   chromium            # headless: renders report.html in the report test
 )
 missing=()
@@ -37,6 +38,6 @@ if [ "$(qemu_major)" = "" ] || [ "$(qemu_major)" -lt 10 ]; then
   apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "install-deps: no Rust toolchain (cargo) on PATH; install one with rustup (Rust 1.80 or newer)" >&2
+  echo "install-deps: no Rust toolchain (cargo) on PATH; install one with rustup (Rust 1.82 or newer)" >&2
   exit 1
 fi

@@ -138,7 +138,10 @@ pub fn run_lab(cmdline: Option<String>) -> Result<Infallible, AgentError> {
 /// runtime), prints the [`Ready`] line and serves until something fails.
 /// Does not touch networking.
 pub fn run(config: AgentConfig, pid1: bool) -> Result<Infallible, AgentError> {
-    let reflector = Reflector::spawn(config.reflector_port)?;
+    let reflector = Reflector::spawn_on(SocketAddr::from((
+        config.reflector_ip,
+        config.reflector_port,
+    )))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(8)

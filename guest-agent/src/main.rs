@@ -41,8 +41,21 @@ fn not_pid1() -> anyhow::Result<()> {
         say!("lab configuration (not PID 1, nothing done): {config:?}");
         return Ok(());
     }
+    // Service mode: no mounts, no modules, no NIC set-up, no reaper.
     let config = cli.service_config().context("bad service configuration")?;
-    say!("starting, version {} (service)", env!("CARGO_PKG_VERSION"));
+    say!(
+        "starting, version {} (service{}): control API on {}, reflector on {}:{}",
+        env!("CARGO_PKG_VERSION"),
+        cli.config
+            .as_ref()
+            .map_or_else(String::new, |p| format!(", configured by {}", p.display())),
+        config.control_listen,
+        config.reflector_ip,
+        config.reflector_port
+    );
+    for w in &config.warnings {
+        say!("warning: {w}");
+    }
     match guest_agent::run(config, false) {
         Ok(never) => match never {},
         Err(e) => Err(anyhow::Error::from(e)).context("the agent stopped"),

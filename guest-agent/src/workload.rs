@@ -11,7 +11,8 @@
 //!   possible); its integrity can be checked while it runs and is checked
 //!   when it stops;
 //! - *command*: a program started as a child process (output to
-//!   `/tmp/<name>.log`), ended by its PID with SIGTERM, then SIGKILL after
+//!   `/tmp/<name>.log`, whose last 16 KiB every report carries in
+//!   `output`), ended by its PID with SIGTERM, then SIGKILL after
 //!   [`TERM_GRACE`]. As PID 1 the agent also runs a reaper thread that
 //!   waits for every child: whoever reaps a program of ours (that thread
 //!   through [`note_reaped`], or the workload itself) stores its exit
@@ -27,7 +28,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use thiserror::Error;
-use wire::control::{IntegrityReport, WorkloadReport, WorkloadSpec};
+use wire::control::{IntegrityReport, WorkloadReport, WorkloadSpec, OUTPUT_TAIL_BYTES};
 
 use crate::dirty::{DirtyParams, DirtyWorkload, Verifier, VerifyError};
 
@@ -239,9 +240,32 @@ impl Child {
             elapsed_ms: u64::try_from(end.saturating_duration_since(self.started).as_millis())
                 .unwrap_or(u64::MAX),
             error,
+            output: log_tail(&self.log, OUTPUT_TAIL_BYTES),
             ..WorkloadReport::default()
         }
     }
+}
+
+/// The last `max` bytes of the file at `path` as text (invalid UTF-8
+/// replaced; a character cut at the start is dropped), or `None` if it
+/// cannot be read.
+fn log_tail(path: &str, max: usize) -> Option<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let max = u64::try_from(max).unwrap_or(u64::MAX);
+    let skip = len.saturating_sub(max);
+    f.seek(SeekFrom::Start(skip)).ok()?;
+    let mut bytes = Vec::new();
+    f.take(max).read_to_end(&mut bytes).ok()?;
+    let mut start = 0;
+    if skip > 0 {
+        // Continuation bytes of a character cut in two.
+        while start < bytes.len() && start < 3 && (bytes[start] & 0xc0) == 0x80 {
+            start += 1;
+        }
+    }
+    Some(String::from_utf8_lossy(&bytes[start..]).into_owned())
 }
 
 impl Drop for Child {
@@ -599,6 +623,22 @@ mod tests {
             std::fs::read_to_string("/tmp/wl-unit-echo.log").unwrap(),
             "hello\n"
         );
+        assert_eq!(r.output.as_deref(), Some("hello\n"), "{r:?}");
+    }
+
+    #[test]
+    fn log_tail_keeps_the_end_and_whole_characters() {
+        let path = std::env::temp_dir().join(format!("wl-unit-tail-{}", std::process::id()));
+        let p = path.to_str().unwrap();
+        std::fs::write(&path, "abcdef").unwrap();
+        assert_eq!(log_tail(p, 100).as_deref(), Some("abcdef"));
+        assert_eq!(log_tail(p, 3).as_deref(), Some("def"));
+        // "é" is two bytes: a tail starting inside it drops the half.
+        std::fs::write(&path, "xé!").unwrap();
+        assert_eq!(log_tail(p, 2).as_deref(), Some("!"));
+        assert_eq!(log_tail(p, 3).as_deref(), Some("é!"));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(log_tail(p, 3), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod agent_client;
 pub mod backend;
 pub mod bench;
+pub mod bench_dirty;
 pub mod bundle;
 pub mod calibrate;
 pub mod clock;

@@ -145,6 +145,28 @@ enum BenchCmd {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// How well does the agent's memory dirtier hold a rate? At each
+    /// target: `stress-ng --memrate` on the host, then, in a booted guest,
+    /// the agent's dirtier (mean MiB/s and worst second against the
+    /// target) and the same stress-ng (shipped in the initramfs, run as a
+    /// command workload; skipped if `/usr/bin/stress-ng` is missing).
+    /// Prints a table; bench-dirty.json in a bundle holds every figure
+    /// (docs/bench.md says what each tool's MiB/s counts).
+    Dirty {
+        /// Target rates in MiB/s (whole numbers), comma-separated; `max`:
+        /// as fast as possible.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,128,512,max")]
+        targets: Vec<harness::bench_dirty::Target>,
+        /// Seconds per run (stress-ng's are lengthened to one pass over
+        /// its buffer where needed, up to 20 s).
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// The dirtier's working set and stress-ng's buffer, MiB.
+        #[arg(long, default_value_t = 64)]
+        working_set_mib: u64,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -293,6 +315,20 @@ fn bench_probe(opts: BenchOptions) -> Result<i32> {
     })
 }
 
+/// `harness bench dirty`, with the same Ctrl-C handling as [`execute`].
+fn bench_dirty(opts: harness::bench_dirty::DirtyBenchOptions) -> Result<i32> {
+    with_lab_runtime(|ctl| async move {
+        let (report, bundle) = harness::bench_dirty::bench_dirty(&opts, &ctl).await?;
+        print!("{}", harness::bench_dirty::to_table(&report));
+        println!("bundle {}", bundle.display());
+        if let Some(e) = &report.error {
+            println!("error: {e}");
+            return Ok(2);
+        }
+        Ok(0)
+    })
+}
+
 /// Prints `text` and a newline; a reader that went away (`| head`) is not
 /// an error.
 fn print_ignoring_closed_pipe(text: &str) -> Result<()> {
@@ -356,6 +392,23 @@ fn real_main(cli: Cli) -> Result<i32> {
         } => bench_probe(BenchOptions {
             rates,
             seconds,
+            accel: common.accel.map_or(Acceleration::Auto, AccelArg::into),
+            out_dir: common.out,
+            agent: common.agent,
+            kernel: common.kernel,
+        }),
+        Cmd::Bench {
+            cmd:
+                BenchCmd::Dirty {
+                    targets,
+                    seconds,
+                    working_set_mib,
+                    common,
+                },
+        } => bench_dirty(harness::bench_dirty::DirtyBenchOptions {
+            targets,
+            seconds,
+            working_set_mib,
             accel: common.accel.map_or(Acceleration::Auto, AccelArg::into),
             out_dir: common.out,
             agent: common.agent,

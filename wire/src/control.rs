@@ -66,7 +66,7 @@ pub enum WorkloadSpec {
     },
     /// Run a program: `argv[0]` is its absolute path in the guest, the
     /// rest its arguments. Its stdout and stderr go to `/tmp/<name>.log`
-    /// in the guest. The report says `running` while it runs, `stopped`
+    /// in the guest; the end of it is in the report's `output`. The report says `running` while it runs, `stopped`
     /// once it exited with status 0 or was ended by `DELETE` (SIGTERM,
     /// then SIGKILL after 1 s), `failed` (with its exit status in `error`)
     /// otherwise. A program that cannot be started is refused with 400.
@@ -188,7 +188,16 @@ pub struct WorkloadReport {
     /// when stopping it, or else the last `verify`; `None` before any.
     #[serde(default)]
     pub integrity: Option<IntegrityReport>,
+    /// A command workload's output so far: the last [`OUTPUT_TAIL_BYTES`]
+    /// of its `/tmp/<name>.log` (stdout and stderr together; invalid UTF-8
+    /// replaced). `None` for other kinds, and when the log cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
+
+/// At most this many bytes of a command's output (the end of it) are in
+/// [`WorkloadReport::output`].
+pub const OUTPUT_TAIL_BYTES: usize = 16 * 1024;
 
 /// The reflector's counters.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

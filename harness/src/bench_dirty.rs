@@ -1,0 +1,1527 @@
+//! `harness bench dirty`: how well the guest agent's memory dirtier holds
+//! a target rate, side by side with `stress-ng --memrate` on the host and
+//! in the same guest, in one run.
+//!
+//! At each target (MiB/s, or `max`: as fast as it goes):
+//!
+//! 1. **stress-ng on the host**: `stress-ng --memrate 1 --memrate-bytes
+//!    <working set>m --memrate-wr-mbs <target> --timeout <s> --metrics`,
+//!    before the guest boots (so that the guest's vCPU does not compete);
+//! 2. **the agent's dirtier in the guest**: a `dirty` workload
+//!    (`sequential`, one thread) over the working set for `--seconds`,
+//!    stopped through the control API; its final report gives the mean
+//!    rate over the window and the rate of each whole second;
+//! 3. **stress-ng in the guest**: the same command, run through the
+//!    agent's `command` workload (the harness copies `/usr/bin/stress-ng`
+//!    and its shared libraries into the initramfs), its output read back
+//!    from the workload's report (`output`).
+//!
+//! **The two tools do not count the same thing.** The agent's rate is
+//! *page writes*: 4 KiB pages rewritten per second × 4 KiB; each write
+//! rewrites a whole page, and with `sequential` every write of a second
+//! hits a distinct page while the rate stays under the working set per
+//! second. That is what pre-copy migration sees: it re-sends pages that
+//! were dirtied, whatever was written in them. stress-ng's `memrate`
+//! reports bytes written per second of each *write test* (its `MB` is
+//! 2^20 bytes): in a cycle it runs 13 write tests (different store widths,
+//! `rep stos`, `memset`) and 10 read tests, each one whole pass over its
+//! buffer, pacing its writes per 1 MiB chunk (write 1 MiB flat out, then
+//! sleep until the chunk is due). Each write test's figure is that test's
+//! bytes over its own time, so the reads between write tests (they cannot
+//! be switched off: `--memrate-rd-mbs` must be at least 1, and at 1 MB/s a
+//! read pass over 64 MiB would last a minute) and the pauses are not in it.
+//! This module adds `cycle_write_mib_s`: the bytes written per second over
+//! whole cycles, reads included. stress-ng reports a test only once it
+//! finished a whole pass over the buffer, so at low targets its run is
+//! lengthened to one pass (see [`stress_timeout_s`]), or gives no figure.
+//!
+//! The parsers and the table are pure functions, tested here on stress-ng
+//! 0.15.06's real output; the rest is a thin shell around the lab.
+
+use crate::backend::local::LocalLab;
+use crate::bundle::Bundle;
+use crate::clock::{compact_stamp, now_ns, rfc3339};
+use crate::guest::image::build_image_with;
+use crate::guest::{find_agent, find_kernel};
+use crate::lab::Lab;
+use crate::live::Live;
+use crate::manifest::HostFacts;
+use crate::run::RunControl;
+use crate::scenario::{Acceleration, Scenario};
+use anyhow::{bail, Context, Result};
+use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use wire::control::{WorkloadReport, WorkloadSpec};
+
+/// Where Debian's `stress-ng` package puts the program.
+pub const STRESS_NG: &str = "/usr/bin/stress-ng";
+/// A stress-ng run is lengthened to at most this many seconds so that one
+/// write test can finish a pass over its buffer.
+pub const STRESS_MAX_S: u64 = 20;
+/// Guest memory on top of the working set (kernel, initramfs with
+/// stress-ng and its libraries, the agent, stress-ng's own buffer).
+pub const GUEST_MEMORY_BASE_MIB: u64 = 256;
+
+/// A target rate: MiB/s, or as fast as possible.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// This many MiB/s (> 0).
+    Rate(f64),
+    /// As fast as the tool goes (the agent's rate 0; stress-ng without
+    /// `--memrate-wr-mbs`).
+    Max,
+}
+
+impl Target {
+    /// The rate, `None` for [`Target::Max`].
+    pub fn mib_s(self) -> Option<f64> {
+        match self {
+            Target::Rate(r) => Some(r),
+            Target::Max => None,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Rate(r) => write!(f, "{r}"),
+            Target::Max => f.write_str("max"),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    /// `max`, or a rate in MiB/s: a finite number > 0. stress-ng takes
+    /// whole MB/s only, so a fraction is refused.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Target::Max);
+        }
+        let r: f64 = s
+            .parse()
+            .map_err(|_| format!("{s:?} is neither a rate in MiB/s nor `max`"))?;
+        if !(r.is_finite() && r >= 1.0 && r.fract() == 0.0 && r <= 1_000_000.0) {
+            return Err(format!(
+                "target {s:?} must be a whole number of MiB/s from 1 to 1000000 (stress-ng's range), or `max`"
+            ));
+        }
+        Ok(Target::Rate(r))
+    }
+}
+
+impl Serialize for Target {
+    /// A number, or the string `"max"`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Target::Rate(r) => s.serialize_f64(*r),
+            Target::Max => s.serialize_str("max"),
+        }
+    }
+}
+
+/// What `harness bench dirty` was asked to do.
+#[derive(Debug, Clone)]
+pub struct DirtyBenchOptions {
+    /// Targets, in the order given.
+    pub targets: Vec<Target>,
+    /// Seconds of each run (stress-ng's may be lengthened, see
+    /// [`stress_timeout_s`]).
+    pub seconds: f64,
+    /// The agent's working set and stress-ng's buffer, MiB.
+    pub working_set_mib: u64,
+    /// Acceleration of the guest.
+    pub accel: Acceleration,
+    /// Folder in which the bundle folder is created.
+    pub out_dir: PathBuf,
+    /// The guest agent binary, if not the default.
+    pub agent: Option<PathBuf>,
+    /// Guest kernel, if not `auto`.
+    pub kernel: Option<String>,
+}
+
+/// The agent's dirtier at one target.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentRun {
+    /// The target.
+    pub target: Target,
+    /// Seconds from the first write to the stop.
+    pub window_s: f64,
+    /// 4 KiB pages written.
+    pub pages_written: u64,
+    /// Mean over the window, MiB/s of page writes (pages × 4 KiB / s).
+    pub mean_mib_s: f64,
+    /// `mean_mib_s` against the target, percent (`None` for `max`).
+    pub mean_error_pct: Option<f64>,
+    /// The agent's rate in each whole second.
+    pub per_second_mib_s: Vec<f64>,
+    /// The second farthest from the target, MiB/s (`None` for `max` or
+    /// when no whole second was run).
+    pub worst_second_mib_s: Option<f64>,
+    /// That second against the target, percent (signed).
+    pub worst_second_error_pct: Option<f64>,
+    /// The agent's `max_reachable_mib_s` (set when the target was not
+    /// reached, and for `max`).
+    pub max_reachable_mib_s: Option<f64>,
+    /// Pages that failed the integrity check at the stop.
+    pub corrupted_pages: Option<u64>,
+    /// What failed, if the run could not be done.
+    pub error: Option<String>,
+}
+
+impl AgentRun {
+    fn failed(target: Target, e: &anyhow::Error) -> Self {
+        Self {
+            target,
+            window_s: 0.0,
+            pages_written: 0,
+            mean_mib_s: 0.0,
+            mean_error_pct: None,
+            per_second_mib_s: Vec::new(),
+            worst_second_mib_s: None,
+            worst_second_error_pct: None,
+            max_reachable_mib_s: None,
+            corrupted_pages: None,
+            error: Some(format!("{e:#}")),
+        }
+    }
+}
+
+/// `(value - target) / target`, percent.
+fn error_pct(value: f64, target: f64) -> f64 {
+    (value - target) * 100.0 / target
+}
+
+/// The second of `per_second` farthest from `target` and its signed error
+/// in percent; `None` when there is no second.
+pub fn worst_second(per_second: &[f64], target: f64) -> Option<(f64, f64)> {
+    per_second
+        .iter()
+        .copied()
+        .max_by(|a, b| (a - target).abs().total_cmp(&(b - target).abs()))
+        .map(|s| (s, error_pct(s, target)))
+}
+
+/// The [`AgentRun`] a dirty workload's final report describes.
+pub fn agent_run(target: Target, r: &WorkloadReport) -> AgentRun {
+    let worst = target
+        .mib_s()
+        .and_then(|t| worst_second(&r.per_second_mib_s, t));
+    AgentRun {
+        target,
+        window_s: r.elapsed_ms as f64 / 1000.0,
+        pages_written: r.pages_written,
+        mean_mib_s: r.achieved_mib_s,
+        mean_error_pct: target.mib_s().map(|t| error_pct(r.achieved_mib_s, t)),
+        per_second_mib_s: r.per_second_mib_s.clone(),
+        worst_second_mib_s: worst.map(|w| w.0),
+        worst_second_error_pct: worst.map(|w| w.1),
+        max_reachable_mib_s: r.max_reachable_mib_s,
+        corrupted_pages: r.integrity.as_ref().map(|i| i.corrupted_pages),
+        error: (r.state == "failed").then(|| r.error.clone().unwrap_or_default()),
+    }
+}
+
+/// One stress-ng test's reported rate.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TestRate {
+    /// stress-ng's name of the test, e.g. `write64`, `memset`, `read8`.
+    pub test: String,
+    /// Its rate, stress-ng's MB/s (2^20 bytes per second).
+    pub mib_s: f64,
+}
+
+impl TestRate {
+    /// Whether the test writes (every test whose name does not start with
+    /// `read`: the `write*` tests and `memset`).
+    pub fn is_write(&self) -> bool {
+        !self.test.starts_with("read")
+    }
+}
+
+/// What `stress-ng --memrate 1 --metrics` printed, reduced to figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MemrateMetrics {
+    /// Bogo ops: whole cycles (every test once) completed.
+    pub bogo_ops: Option<u64>,
+    /// The stressor's run time, s.
+    pub real_time_s: Option<f64>,
+    /// CPU used per instance, percent of one core.
+    pub cpu_pct: Option<f64>,
+    /// Largest resident set, KiB.
+    pub rss_max_kib: Option<u64>,
+    /// Each test that finished at least one pass, in stress-ng's order.
+    pub tests: Vec<TestRate>,
+}
+
+/// Parses stress-ng 0.15's `--metrics` output for the `memrate`
+/// stressor: the line `metrc: [PID] memrate OPS REAL USR SYS OPS/S OPS/S
+/// CPU% RSS` and the lines `metrc: [PID] memrate RATE NAME MB per sec
+/// (...)`. Other lines (info, the headers) are skipped. Fails, quoting
+/// stress-ng, when it reported an error or no memrate line at all.
+pub fn parse_memrate(text: &str) -> Result<MemrateMetrics> {
+    let mut m = MemrateMetrics::default();
+    let mut saw_memrate = false;
+    for line in text.lines() {
+        let Some((_, rest)) = line.split_once("metrc:") else {
+            continue;
+        };
+        // Skip the `[PID]`.
+        let rest = rest.trim_start();
+        let rest = rest
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .map_or(rest, |(_, r)| r);
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        if words.first() != Some(&"memrate") {
+            continue;
+        }
+        saw_memrate = true;
+        if words.len() >= 5 && words[3..5] == ["MB", "per"] {
+            let mib_s: f64 = words[1]
+                .parse()
+                .with_context(|| format!("stress-ng's rate {:?} is not a number", words[1]))?;
+            m.tests.push(TestRate {
+                test: words[2].to_string(),
+                mib_s,
+            });
+        } else if words.len() >= 9 {
+            m.bogo_ops = words[1].parse().ok();
+            m.real_time_s = words[2].parse().ok();
+            m.cpu_pct = words[7].parse().ok();
+            m.rss_max_kib = words[8].parse().ok();
+        }
+    }
+    if !saw_memrate {
+        let said: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(5)
+            .collect();
+        bail!(
+            "stress-ng printed no memrate metrics; it said: {}",
+            if said.is_empty() {
+                "nothing".to_string()
+            } else {
+                said.join(" | ")
+            }
+        );
+    }
+    Ok(m)
+}
+
+/// stress-ng at one target, on the host or in the guest.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StressRun {
+    /// `host` or `guest`.
+    pub place: String,
+    /// The target.
+    pub target: Target,
+    /// The command line.
+    pub argv: Vec<String>,
+    /// Its `--timeout`, s.
+    pub timeout_s: u64,
+    /// Wall time of the whole command, s (start-up included).
+    pub wall_s: f64,
+    /// Every figure it printed.
+    pub metrics: MemrateMetrics,
+    /// Write tests that reported a rate.
+    pub write_tests: usize,
+    /// Mean of the write tests' rates, MiB/s (`None`: no write test
+    /// finished a pass).
+    pub write_mean_mib_s: Option<f64>,
+    /// The slowest write test, MiB/s.
+    pub write_min_mib_s: Option<f64>,
+    /// The fastest write test, MiB/s.
+    pub write_max_mib_s: Option<f64>,
+    /// `write_mean_mib_s` against the target, percent.
+    pub write_error_pct: Option<f64>,
+    /// Bytes written per second over whole cycles, reads and pauses
+    /// included, MiB/s (see [`cycle_write_mib_s`]).
+    pub cycle_write_mib_s: Option<f64>,
+    /// The bundle file with stress-ng's whole output.
+    pub output_file: String,
+    /// Why there is no figure, or what to keep in mind.
+    pub note: Option<String>,
+    /// What failed.
+    pub error: Option<String>,
+}
+
+/// The number of seconds stress-ng runs at `target`: `seconds` rounded up,
+/// lengthened to one write pass over the buffer (plus 10 % and 1 s) when
+/// that is longer and at most [`STRESS_MAX_S`]; with a note when no figure
+/// can come (a pass takes longer than that).
+pub fn stress_timeout_s(
+    seconds: f64,
+    working_set_mib: u64,
+    target: Target,
+) -> (u64, Option<String>) {
+    let base = (seconds.ceil() as u64).max(1);
+    let Some(rate) = target.mib_s() else {
+        return (base, None);
+    };
+    let pass_s = working_set_mib as f64 / rate;
+    let need = (pass_s * 1.1 + 1.0).ceil() as u64;
+    if need <= base {
+        (base, None)
+    } else if need <= STRESS_MAX_S.max(base) {
+        (
+            need,
+            Some(format!(
+                "run for {need} s instead of {base} s: stress-ng reports a test only after a whole pass, and one pass over {working_set_mib} MiB at {rate} MB/s takes {pass_s:.1} s"
+            )),
+        )
+    } else {
+        (
+            base,
+            Some(format!(
+                "no figure expected: stress-ng reports a test only after a whole pass, and one pass over {working_set_mib} MiB at {rate} MB/s takes {pass_s:.0} s (more than {STRESS_MAX_S} s)"
+            )),
+        )
+    }
+}
+
+/// The stress-ng command line for one run.
+pub fn stress_argv(
+    program: &str,
+    working_set_mib: u64,
+    target: Target,
+    timeout_s: u64,
+) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        program.into(),
+        "--memrate".into(),
+        "1".into(),
+        "--memrate-bytes".into(),
+        format!("{working_set_mib}m"),
+    ];
+    if let Some(r) = target.mib_s() {
+        v.push("--memrate-wr-mbs".into());
+        v.push(format!("{}", r.round() as u64));
+    }
+    v.extend([
+        "--timeout".into(),
+        timeout_s.to_string(),
+        "--metrics".into(),
+    ]);
+    v
+}
+
+/// Bytes written per second over whole cycles: each cycle runs every test
+/// once over the same buffer of B MiB, test `i` taking B / rate_i s, so
+/// the cycle writes (write tests × B) MiB in Σ B / rate_i s; B cancels
+/// out. Only meaningful once a whole cycle ran (`bogo_ops` ≥ 1: every test
+/// reported), else `None`.
+pub fn cycle_write_mib_s(m: &MemrateMetrics) -> Option<f64> {
+    if m.bogo_ops.unwrap_or(0) == 0 || m.tests.iter().any(|t| t.mib_s <= 0.0) {
+        return None;
+    }
+    let writes = m.tests.iter().filter(|t| t.is_write()).count();
+    let inv: f64 = m.tests.iter().map(|t| 1.0 / t.mib_s).sum();
+    (writes > 0 && inv > 0.0).then(|| writes as f64 / inv)
+}
+
+/// The derived figures of a stress-ng run from its output.
+pub fn stress_run(
+    place: &str,
+    target: Target,
+    argv: Vec<String>,
+    timeout_s: u64,
+    wall_s: f64,
+    output: &str,
+    output_file: &str,
+) -> StressRun {
+    let mut run = StressRun {
+        place: place.into(),
+        target,
+        argv,
+        timeout_s,
+        wall_s,
+        metrics: MemrateMetrics::default(),
+        write_tests: 0,
+        write_mean_mib_s: None,
+        write_min_mib_s: None,
+        write_max_mib_s: None,
+        write_error_pct: None,
+        cycle_write_mib_s: None,
+        output_file: output_file.into(),
+        note: None,
+        error: None,
+    };
+    match parse_memrate(output) {
+        Err(e) => run.error = Some(format!("{e:#}")),
+        Ok(m) => {
+            let writes: Vec<f64> = m
+                .tests
+                .iter()
+                .filter(|t| t.is_write())
+                .map(|t| t.mib_s)
+                .collect();
+            run.write_tests = writes.len();
+            if !writes.is_empty() {
+                let mean = writes.iter().sum::<f64>() / writes.len() as f64;
+                run.write_mean_mib_s = Some(mean);
+                run.write_min_mib_s = writes.iter().copied().min_by(f64::total_cmp);
+                run.write_max_mib_s = writes.iter().copied().max_by(f64::total_cmp);
+                run.write_error_pct = target.mib_s().map(|t| error_pct(mean, t));
+            } else {
+                run.note = Some(format!(
+                    "no write test finished a pass over the buffer in {timeout_s} s, so stress-ng gave no rate"
+                ));
+            }
+            run.cycle_write_mib_s = cycle_write_mib_s(&m);
+            run.metrics = m;
+        }
+    }
+    run
+}
+
+/// Everything `bench-dirty.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirtyBenchReport {
+    /// `bench-dirty/1`.
+    pub schema: String,
+    /// The command line.
+    pub command: Vec<String>,
+    /// When it started (UTC).
+    pub started: String,
+    /// When it ended (UTC).
+    pub ended: String,
+    /// The lab's run id.
+    pub lab_id: String,
+    /// The host.
+    pub host: HostFacts,
+    /// `kvm` or `tcg` (`None` if the guest never came up).
+    pub acceleration: Option<String>,
+    /// Why that acceleration.
+    pub acceleration_note: String,
+    /// The guest's memory, MiB (1 vCPU).
+    pub guest_memory_mib: u64,
+    /// Seconds per run (the agent's; stress-ng's see `timeout_s`).
+    pub seconds: f64,
+    /// The agent's working set and stress-ng's buffer, MiB.
+    pub working_set_mib: u64,
+    /// Targets, in order.
+    pub targets: Vec<Target>,
+    /// Versions of the tools compared.
+    pub tool_versions: BTreeMap<String, String>,
+    /// What each tool's rate counts.
+    pub units: Vec<String>,
+    /// The agent's dirtier in the guest, one per target.
+    pub agent: Vec<AgentRun>,
+    /// stress-ng on the host, one per target.
+    pub stress_ng_host: Vec<StressRun>,
+    /// stress-ng in the guest, one per target.
+    pub stress_ng_guest: Vec<StressRun>,
+    /// Things a reader should know.
+    pub notes: Vec<String>,
+    /// What stopped the benchmark early, if anything.
+    pub error: Option<String>,
+}
+
+/// What each tool's rate counts (printed under the table, kept in the
+/// JSON).
+pub const UNITS: [&str; 3] = [
+    "agent: page writes, i.e. 4 KiB pages rewritten per second x 4 KiB (MiB/s); with `sequential` every write in a second is to a distinct page, so this is the page-dirtying rate pre-copy migration has to re-send",
+    "stress-ng: bytes written per second of each write test (its MB = MiB), each test one whole pass over the buffer, paced per 1 MiB chunk; reads between write tests and the pauses are not counted. cycle = bytes written per second over whole cycles (13 write + 10 read tests), reads included",
+    "same MiB/s, different things: a sequential writer dirties (bytes written / 4 KiB) pages, but migration sees a page dirtied once per sync however often it is written, and nothing while stress-ng reads",
+];
+
+fn opt(v: Option<f64>, width: usize, prec: usize) -> String {
+    v.map_or_else(
+        || format!("{:>width$}", "-"),
+        |x| format!("{x:>width$.prec$}"),
+    )
+}
+
+/// The table printed at the end: one block per tool, one row per target,
+/// then what the units mean and the notes.
+pub fn to_table(report: &DirtyBenchReport) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "working set {} MiB, {} s per run, guest {} ({} MiB, 1 vCPU)\n\n",
+        report.working_set_mib,
+        report.seconds,
+        report.acceleration.as_deref().unwrap_or("not booted"),
+        report.guest_memory_mib
+    ));
+    out.push_str(
+        "agent dirtier in the guest (sequential, 1 thread): MiB/s of 4 KiB pages dirtied\n",
+    );
+    out.push_str(&format!(
+        "{:>7} {:>9} {:>7} {:>12} {:>9} {:>8} {:>9}  {}\n",
+        "target", "mean", "err%", "worst_second", "err%", "window_s", "corrupted", "per second"
+    ));
+    for r in &report.agent {
+        if let Some(e) = &r.error {
+            out.push_str(&format!("{:>7} failed: {e}\n", r.target.to_string()));
+            continue;
+        }
+        let secs: Vec<String> = r
+            .per_second_mib_s
+            .iter()
+            .map(|s| format!("{s:.2}"))
+            .collect();
+        let mut line = format!(
+            "{:>7} {:>9.2} {} {} {} {:>8.2} {}  {}",
+            r.target.to_string(),
+            r.mean_mib_s,
+            opt(r.mean_error_pct, 7, 2),
+            opt(r.worst_second_mib_s, 12, 2),
+            opt(r.worst_second_error_pct, 9, 2),
+            r.window_s,
+            r.corrupted_pages
+                .map_or_else(|| format!("{:>9}", "-"), |c| format!("{c:>9}")),
+            secs.join(" ")
+        );
+        if let (Target::Max, Some(m)) = (r.target, r.max_reachable_mib_s) {
+            line.push_str(&format!("  (best half of the seconds: {m:.1})"));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    for (title, runs) in [
+        ("stress-ng --memrate on the host", &report.stress_ng_host),
+        ("stress-ng --memrate in the guest", &report.stress_ng_guest),
+    ] {
+        out.push_str(&format!(
+            "\n{title}: MB/s (= MiB/s) written per write test\n"
+        ));
+        if runs.is_empty() {
+            out.push_str("  not run (see the notes)\n");
+            continue;
+        }
+        out.push_str(&format!(
+            "{:>7} {:>6} {:>6} {:>9} {:>7} {:>9} {:>9} {:>9} {:>6}\n",
+            "target", "run_s", "tests", "write", "err%", "min", "max", "cycle", "cpu%"
+        ));
+        for r in runs {
+            if let Some(e) = &r.error {
+                out.push_str(&format!("{:>7} failed: {e}\n", r.target.to_string()));
+                continue;
+            }
+            let line = format!(
+                "{:>7} {:>6} {:>6} {} {} {} {} {} {}",
+                r.target.to_string(),
+                r.timeout_s,
+                r.write_tests,
+                opt(r.write_mean_mib_s, 9, 2),
+                opt(r.write_error_pct, 7, 2),
+                opt(r.write_min_mib_s, 9, 2),
+                opt(r.write_max_mib_s, 9, 2),
+                opt(r.cycle_write_mib_s, 9, 2),
+                opt(r.metrics.cpu_pct, 6, 1),
+            );
+            out.push_str(&line);
+            if r.write_tests == 0 {
+                out.push_str("  (no write test finished a pass)");
+            }
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    for u in UNITS {
+        out.push_str(&format!("{u}\n"));
+    }
+    for r in report.stress_ng_host.iter().chain(&report.stress_ng_guest) {
+        if let Some(n) = &r.note {
+            out.push_str(&format!(
+                "note: stress-ng {} at {}: {n}\n",
+                r.place, r.target
+            ));
+        }
+    }
+    for n in &report.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}
+
+/// First line of `cmd args`' output (stdout, else stderr), for versions.
+fn version_of(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_else(|e| format!("cannot run {cmd}: {e}"))
+}
+
+/// Runs `argv` on the host to its end and returns its output (stdout then
+/// stderr) and wall time; ended by its PID (SIGTERM, then SIGKILL) if it
+/// outlives `limit`.
+fn run_on_host(argv: &[String], limit: Duration) -> Result<(String, f64)> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let (program, args) = argv.split_first().context("empty command line")?;
+    let start = Instant::now();
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", argv.join(" ")))?;
+    // Read both pipes on threads so a chatty child never blocks on them.
+    let mut out = child.stdout.take().context("no stdout pipe")?;
+    let mut err = child.stderr.take().context("no stderr pipe")?;
+    let read_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        s
+    });
+    let read_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let pid = Pid::from_raw(i32::try_from(child.id()).context("PID out of range")?);
+    let mut killed = None;
+    let status = loop {
+        if let Some(st) = child.try_wait().context("waiting for stress-ng")? {
+            break st;
+        }
+        let waited = start.elapsed();
+        if waited > limit + Duration::from_secs(3) {
+            let _ = kill(pid, Signal::SIGKILL);
+            killed = Some("SIGKILL");
+            break child.wait().context("waiting for stress-ng")?;
+        } else if waited > limit && killed.is_none() {
+            let _ = kill(pid, Signal::SIGTERM);
+            killed = Some("SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let wall = start.elapsed().as_secs_f64();
+    let text = format!(
+        "{}{}",
+        read_out.join().unwrap_or_default(),
+        read_err.join().unwrap_or_default()
+    );
+    if let Some(sig) = killed {
+        bail!(
+            "{program} did not end within {:.0} s and was ended with {sig}; it said: {}",
+            limit.as_secs_f64(),
+            text.trim()
+        );
+    }
+    if !status.success() {
+        bail!("{program} failed ({status}): {}", text.trim());
+    }
+    Ok((text, wall))
+}
+
+/// Everything the body measured, kept outside it so an error loses none.
+#[derive(Default)]
+struct Gathered {
+    agent: Vec<AgentRun>,
+    host: Vec<StressRun>,
+    guest: Vec<StressRun>,
+    notes: Vec<String>,
+    booted: bool,
+    agent_version: Option<String>,
+}
+
+fn file_name(place: &str, target: Target) -> String {
+    format!("stress-ng/{place}-{target}.log")
+}
+
+async fn host_runs(
+    opts: &DirtyBenchOptions,
+    bundle: &Bundle,
+    g: &mut Gathered,
+    ctl: &RunControl,
+    live: &Live,
+) {
+    for &target in &opts.targets {
+        if ctl.cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        let (timeout_s, note) = stress_timeout_s(opts.seconds, opts.working_set_mib, target);
+        let argv = stress_argv(STRESS_NG, opts.working_set_mib, target, timeout_s);
+        live.println(&format!("host:  {}", argv.join(" ")));
+        let a2 = argv.clone();
+        let limit = Duration::from_secs(timeout_s + 30);
+        let res = tokio::task::spawn_blocking(move || run_on_host(&a2, limit))
+            .await
+            .context("the stress-ng task failed")
+            .and_then(|r| r);
+        let rel = file_name("host", target);
+        let mut run = match res {
+            Ok((text, wall)) => {
+                if let Err(e) = bundle.write(&rel, text.as_bytes()) {
+                    live.println(&format!("warning: {e:#}"));
+                }
+                stress_run("host", target, argv, timeout_s, wall, &text, &rel)
+            }
+            Err(e) => StressRun {
+                error: Some(format!("{e:#}")),
+                ..stress_run("host", target, argv, timeout_s, 0.0, "", "")
+            },
+        };
+        // Why the run was lengthened, or why no figure could come, says
+        // more than "no write test finished".
+        if note.is_some() {
+            run.note = note;
+        }
+        progress_stress(live, &run);
+        g.host.push(run);
+    }
+}
+
+fn progress_stress(live: &Live, r: &StressRun) {
+    match (&r.error, r.write_mean_mib_s) {
+        (Some(e), _) => live.println(&format!("  failed: {e}")),
+        (None, Some(m)) => live.println(&format!(
+            "  {} write tests: mean {m:.2} MB/s ({}..{}), cycle {} MB/s",
+            r.write_tests,
+            opt(r.write_min_mib_s, 0, 2),
+            opt(r.write_max_mib_s, 0, 2),
+            opt(r.cycle_write_mib_s, 0, 2)
+        )),
+        (None, None) => live.println("  no write test finished a pass: no figure"),
+    }
+}
+
+async fn guest_agent_run(
+    local: &LocalLab,
+    opts: &DirtyBenchOptions,
+    i: usize,
+    target: Target,
+) -> Result<AgentRun> {
+    let name = format!("bench-dirty-{i}");
+    let spec = WorkloadSpec::dirty(opts.working_set_mib, target.mib_s().unwrap_or(0.0));
+    let started = local
+        .agent
+        .start_workload(&name, &spec)
+        .await
+        .with_context(|| format!("starting the dirtier at {target}"))?;
+    if started.state != "running" {
+        bail!(
+            "the dirtier is {}: {}",
+            started.state,
+            started.error.unwrap_or_default()
+        );
+    }
+    // A little over the window, so its last whole second is listed.
+    tokio::time::sleep(Duration::from_secs_f64(opts.seconds + 0.3)).await;
+    let done = local
+        .agent
+        .stop_workload(&name)
+        .await
+        .with_context(|| format!("stopping the dirtier at {target}"))?;
+    Ok(agent_run(target, &done))
+}
+
+async fn guest_stress_run(
+    local: &LocalLab,
+    opts: &DirtyBenchOptions,
+    bundle: &Bundle,
+    i: usize,
+    target: Target,
+) -> Result<StressRun> {
+    let (timeout_s, note) = stress_timeout_s(opts.seconds, opts.working_set_mib, target);
+    let argv = stress_argv(STRESS_NG, opts.working_set_mib, target, timeout_s);
+    let name = format!("stress-ng-{i}");
+    let t0 = Instant::now();
+    let started = local
+        .agent
+        .start_workload(&name, &WorkloadSpec::Command { argv: argv.clone() })
+        .await
+        .context("starting stress-ng in the guest")?;
+    if started.state == "failed" {
+        bail!(
+            "stress-ng in the guest failed at once: {} {}",
+            started.error.unwrap_or_default(),
+            started.output.unwrap_or_default().trim()
+        );
+    }
+    // It ends on its own after --timeout; start-up under TCG takes a while.
+    let deadline = Duration::from_secs(timeout_s + 60);
+    tokio::time::sleep(Duration::from_secs(timeout_s)).await;
+    loop {
+        let rep = local.agent.report().await.context("asking the agent")?;
+        let state = rep.workloads.get(&name).map(|w| w.state.clone());
+        if state.as_deref() != Some("running") {
+            break;
+        }
+        if t0.elapsed() > deadline {
+            break; // DELETE below ends it.
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let done = local
+        .agent
+        .stop_workload(&name)
+        .await
+        .context("collecting stress-ng's report in the guest")?;
+    let text = done.output.clone().context(
+        "the agent's report has no `output`: the guest agent is older than this harness; rebuild it",
+    )?;
+    let rel = file_name("guest", target);
+    bundle.write(&rel, text.as_bytes())?;
+    let mut run = stress_run("guest", target, argv, timeout_s, wall, &text, &rel);
+    if done.state == "failed" {
+        let e = done.error.unwrap_or_default();
+        run.error = Some(match run.error {
+            Some(p) => format!("{e}; {p}"),
+            None => e,
+        });
+    } else if wall > deadline.as_secs_f64() {
+        run.error = Some(format!(
+            "did not end within {} s; stopped",
+            deadline.as_secs()
+        ));
+    }
+    if note.is_some() {
+        run.note = note;
+    }
+    Ok(run)
+}
+
+async fn bench_body(
+    opts: &DirtyBenchOptions,
+    local: &mut LocalLab,
+    bundle: &Bundle,
+    with_stress: bool,
+    g: &mut Gathered,
+    ctl: &RunControl,
+    live: &Live,
+) -> Result<()> {
+    let cancelled = || ctl.cancel.load(Ordering::SeqCst);
+    if with_stress {
+        live.println("stress-ng on the host (the guest is not running yet)...");
+        host_runs(opts, bundle, g, ctl, live).await;
+    }
+    if cancelled() {
+        return Ok(());
+    }
+    let t_boot = Instant::now();
+    live.println("booting the guest...");
+    let health = local.boot(opts.accel, live).await?;
+    g.booted = true;
+    g.agent_version = Some(health.agent_version.clone());
+    live.println(&format!(
+        "guest up under {} in {:.1} s: agent {} on kernel {} ({})",
+        local.accel,
+        t_boot.elapsed().as_secs_f64(),
+        health.agent_version,
+        health.kernel,
+        local.accel_note
+    ));
+    // Let the freshly booted guest settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (i, &target) in opts.targets.iter().enumerate() {
+        if cancelled() {
+            return Ok(());
+        }
+        let r = guest_agent_run(local, opts, i, target)
+            .await
+            .unwrap_or_else(|e| AgentRun::failed(target, &e));
+        match &r.error {
+            Some(e) => live.println(&format!("agent {target:>6}: failed: {e}")),
+            None => live.println(&format!(
+                "agent {target:>6}: mean {:.2} MiB/s, worst second {} ({}%), corrupted {}",
+                r.mean_mib_s,
+                opt(r.worst_second_mib_s, 0, 2),
+                opt(r.worst_second_error_pct, 0, 2),
+                r.corrupted_pages.map_or("-".into(), |c| c.to_string())
+            )),
+        }
+        g.agent.push(r);
+    }
+    if !with_stress {
+        return Ok(());
+    }
+    for (i, &target) in opts.targets.iter().enumerate() {
+        if cancelled() {
+            return Ok(());
+        }
+        live.println(&format!(
+            "guest: {}",
+            stress_argv(
+                STRESS_NG,
+                opts.working_set_mib,
+                target,
+                stress_timeout_s(opts.seconds, opts.working_set_mib, target).0
+            )
+            .join(" ")
+        ));
+        let r = match guest_stress_run(local, opts, bundle, i, target).await {
+            Ok(r) => r,
+            Err(e) => {
+                let (timeout_s, _) = stress_timeout_s(opts.seconds, opts.working_set_mib, target);
+                StressRun {
+                    error: Some(format!("{e:#}")),
+                    ..stress_run(
+                        "guest",
+                        target,
+                        stress_argv(STRESS_NG, opts.working_set_mib, target, timeout_s),
+                        timeout_s,
+                        0.0,
+                        "",
+                        "",
+                    )
+                }
+            }
+        };
+        progress_stress(live, &r);
+        g.guest.push(r);
+    }
+    Ok(())
+}
+
+/// Runs the benchmark, prints only progress (on stderr), writes
+/// `bench-dirty.json` and `bench-dirty.txt` (the table) and stress-ng's
+/// outputs into a new bundle, and returns the report and the bundle
+/// folder. The lab is removed on every path.
+pub async fn bench_dirty(
+    opts: &DirtyBenchOptions,
+    ctl: &RunControl,
+) -> Result<(DirtyBenchReport, PathBuf)> {
+    if opts.targets.is_empty() {
+        bail!("no targets to try");
+    }
+    if !(opts.seconds.is_finite() && opts.seconds >= 1.0) {
+        bail!(
+            "--seconds must be at least 1 (the agent reports whole seconds), not {}",
+            opts.seconds
+        );
+    }
+    if opts.working_set_mib == 0 || opts.working_set_mib > 4096 {
+        bail!(
+            "--working-set-mib must be from 1 to 4096, not {}",
+            opts.working_set_mib
+        );
+    }
+    let live = Live::new();
+    let guest_memory_mib = GUEST_MEMORY_BASE_MIB + opts.working_set_mib;
+    let mut scenario = Scenario {
+        name: "bench-dirty".into(),
+        description: "the agent's dirtier and stress-ng --memrate at target rates".into(),
+        ..Scenario::default()
+    };
+    scenario.vm.memory_mib = guest_memory_mib;
+    if let Some(k) = &opts.kernel {
+        scenario.vm.kernel = k.clone();
+    }
+    let kernel = find_kernel(&scenario.vm.kernel)?;
+    let agent = find_agent(opts.agent.as_deref())?;
+    let mut notes = Vec::new();
+    let with_stress = Path::new(STRESS_NG).is_file();
+    if !with_stress {
+        notes.push(format!(
+            "{STRESS_NG} is not on this machine, so stress-ng was not compared: apt-get install stress-ng"
+        ));
+        live.println(&format!("note: {}", notes[notes.len() - 1]));
+    }
+    let started_ns = now_ns();
+    let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
+    *ctl.lab_id
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());
+    let extras: Vec<PathBuf> = if with_stress {
+        vec![PathBuf::from(STRESS_NG)]
+    } else {
+        Vec::new()
+    };
+    let prepared = Bundle::create(
+        &opts.out_dir,
+        "bench-dirty",
+        &compact_stamp(started_ns),
+        &lab.id,
+    )
+    .and_then(|b| {
+        build_image_with(&kernel, &agent, scenario.vm.nic, &lab.state_dir, &extras)
+            .context("building the guest image")
+            .map(|img| (b, img))
+    });
+    let (bundle, image) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            let mut lab = lab;
+            let _ = lab.teardown();
+            return Err(e);
+        }
+    };
+    live.println(&format!("bundle: {}", bundle.dir.display()));
+    let mut local = LocalLab::new(lab, &scenario, image);
+    let mut g = Gathered {
+        notes,
+        ..Gathered::default()
+    };
+    let body = bench_body(opts, &mut local, &bundle, with_stress, &mut g, ctl, &live).await;
+
+    // Whatever happened: record, then remove the lab.
+    if let Err(e) = local.collect_logs(&bundle.dir.join("logs")) {
+        live.println(&format!("warning: cannot copy logs: {e:#}"));
+    }
+    let shutdown = local.shutdown().await;
+    if ctl.cancel.load(Ordering::SeqCst) {
+        g.notes
+            .push("interrupted by the user: some runs are missing".into());
+    }
+    let mut tool_versions = BTreeMap::new();
+    tool_versions.insert(
+        "agent".into(),
+        g.agent_version.clone().map_or_else(
+            || "unknown (the guest did not come up)".into(),
+            |v| format!("guest-agent {v}"),
+        ),
+    );
+    if with_stress {
+        tool_versions.insert("stress-ng".into(), version_of(STRESS_NG, &["--version"]));
+    }
+    let report = DirtyBenchReport {
+        schema: "bench-dirty/1".into(),
+        command: std::env::args().collect(),
+        started: rfc3339(started_ns),
+        ended: rfc3339(now_ns()),
+        lab_id: local.lab.id.clone(),
+        host: HostFacts::read(),
+        acceleration: g.booted.then(|| local.accel.to_string()),
+        acceleration_note: local.accel_note.clone(),
+        guest_memory_mib,
+        seconds: opts.seconds,
+        working_set_mib: opts.working_set_mib,
+        targets: opts.targets.clone(),
+        tool_versions,
+        units: UNITS.iter().map(|u| u.to_string()).collect(),
+        agent: g.agent,
+        stress_ng_host: g.host,
+        stress_ng_guest: g.guest,
+        notes: g.notes,
+        error: body.as_ref().err().map(|e| format!("{e:#}")),
+    };
+    bundle.write_json("bench-dirty.json", &report)?;
+    bundle.write("bench-dirty.txt", to_table(&report).as_bytes())?;
+    shutdown.context("removing the lab")?;
+    if let Err(e) = body {
+        if report.agent.is_empty() && report.stress_ng_host.is_empty() {
+            return Err(e.context(format!(
+                "the benchmark failed; what it recorded is in {}",
+                bundle.dir.display()
+            )));
+        }
+    }
+    Ok((report, bundle.dir.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::control::IntegrityReport;
+
+    /// `stress-ng --memrate 1 --memrate-bytes 4m --memrate-wr-mbs 64
+    /// --timeout 3 --metrics` on the project's host (stress-ng 0.15.06,
+    /// Debian 12), stdout and stderr together.
+    const HOST_4M_64: &str = "\
+stress-ng: info:  [23237] setting to a 3 second run per stressor
+stress-ng: info:  [23237] dispatching hogs: 1 memrate
+stress-ng: info:  [23239] memrate: using buffer size of 4096K, cache flushing disabled
+stress-ng: info:  [23239] memrate: cache flushing can be enabled with --memrate-flush option
+stress-ng: metrc: [23237] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s CPU used per       RSS Max
+stress-ng: metrc: [23237]                           (secs)    (secs)    (secs)   (real time) (usr+sys time) instance (%)          (KB)
+stress-ng: metrc: [23237] memrate               3      3.02      0.04      0.01         0.99          60.54         1.64          6744
+stress-ng: metrc: [23237] miscellaneous metrics:
+stress-ng: metrc: [23237] memrate               63.78 write64stoq MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               46.69 write32stow MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               63.90 write16stod MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               63.86 write8stob MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               60.29 write1024 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               63.83 write512 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               60.93 write256 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               62.85 write128 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               63.74 write64 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               60.07 write32 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               63.85 write16 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               62.82 write8 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate               63.91 memset MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate             6368.68 read128pf MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate             4254.94 read64pf MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate            10303.31 read1024 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate            12098.95 read512 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate             5328.92 read256 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate            23290.91 read128 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate            18349.12 read64 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate            17248.68 read32 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate            11267.44 read16 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [23237] memrate             4071.48 read8 MB per sec (geometic mean of 1 instances)
+stress-ng: info:  [23237] successful run completed in 3.03s
+";
+
+    /// `--memrate-bytes 64m --memrate-wr-mbs 8 --timeout 3`: one write
+    /// pass takes 8 s, so no test finished and nothing is reported.
+    const HOST_64M_8: &str = "\
+stress-ng: info:  [22978] setting to a 3 second run per stressor
+stress-ng: info:  [22978] dispatching hogs: 1 memrate
+stress-ng: info:  [22980] memrate: using buffer size of 65536K, cache flushing disabled
+stress-ng: info:  [22980] memrate: cache flushing can be enabled with --memrate-flush option
+stress-ng: metrc: [22978] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s CPU used per       RSS Max
+stress-ng: metrc: [22978]                           (secs)    (secs)    (secs)   (real time) (usr+sys time) instance (%)          (KB)
+stress-ng: metrc: [22978] memrate               0      3.02      0.03      0.05         0.00           0.00         2.77         67640
+stress-ng: info:  [22978] successful run completed in 3.02s
+";
+
+    /// `--memrate-bytes 3m --memrate-wr-mbs 1 --timeout 5`: only the
+    /// first write test finished its pass (3 s), the second did not (6 s).
+    const HOST_3M_1: &str = "\
+stress-ng: info:  [26694] setting to a 5 second run per stressor
+stress-ng: info:  [26694] dispatching hogs: 1 memrate
+stress-ng: info:  [26697] memrate: using buffer size of 3072K, cache flushing disabled
+stress-ng: info:  [26697] memrate: for optimial speed, use multiples of 1 MB for --memrate-bytes
+stress-ng: info:  [26697] memrate: cache flushing can be enabled with --memrate-flush option
+stress-ng: metrc: [26694] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s CPU used per       RSS Max
+stress-ng: metrc: [26694]                           (secs)    (secs)    (secs)   (real time) (usr+sys time) instance (%)          (KB)
+stress-ng: metrc: [26694] memrate               0      5.00      0.01      0.00         0.00           0.00         0.16          5120
+stress-ng: metrc: [26694] miscellaneous metrics:
+stress-ng: metrc: [26694] memrate                1.00 write64stoq MB per sec (geometic mean of 1 instances)
+stress-ng: info:  [26694] successful run completed in 5.00s
+";
+
+    /// The same command run in the lab's TCG guest (1 vCPU, 320 MiB)
+    /// through the agent's command workload, as its report's `output`
+    /// gave it back: `--memrate-bytes 64m --timeout 3`, flat out.
+    const GUEST_64M_MAX: &str = "\
+stress-ng: info:  [106] setting to a 3 second run per stressor
+stress-ng: info:  [106] dispatching hogs: 1 memrate
+stress-ng: info:  [107] memrate: using buffer size of 65536K, cache flushing disabled
+stress-ng: info:  [107] memrate: cache flushing can be enabled with --memrate-flush option
+stress-ng: metrc: [106] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s CPU used per       RSS Max
+stress-ng: metrc: [106]                           (secs)    (secs)    (secs)   (real time) (usr+sys time) instance (%)          (KB)
+stress-ng: metrc: [106] memrate               1      3.04      2.39      0.34         0.33           0.37        89.69         67124
+stress-ng: metrc: [106] miscellaneous metrics:
+stress-ng: metrc: [106] memrate             1817.43 write64stoq MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             1087.67 write32stow MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate              579.73 write16stod MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate              288.36 write8stob MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             2752.59 write1024 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             3319.04 write512 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             3178.71 write256 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             4157.99 write128 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             3978.86 write64 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             3802.50 write32 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             3395.21 write16 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             2595.45 write8 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             3877.56 memset MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             1640.89 read128pf MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             4577.84 read64pf MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate              931.88 read1024 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate              939.73 read512 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate              924.33 read256 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             1428.71 read128 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             4384.55 read64 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             2609.67 read32 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate             1562.81 read16 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [106] memrate              685.70 read8 MB per sec (geometic mean of 1 instances)
+stress-ng: info:  [106] successful run completed in 3.05s
+";
+
+    /// In the guest at `--memrate-wr-mbs 512`: the `rep stos` byte and
+    /// word stores are too slow under TCG to reach it, and the 13th write
+    /// test (memset) did not finish in 3 s.
+    const GUEST_64M_512: &str = "\
+stress-ng: info:  [103] setting to a 3 second run per stressor
+stress-ng: info:  [103] dispatching hogs: 1 memrate
+stress-ng: info:  [104] memrate: using buffer size of 65536K, cache flushing disabled
+stress-ng: info:  [104] memrate: cache flushing can be enabled with --memrate-flush option
+stress-ng: metrc: [103] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s CPU used per       RSS Max
+stress-ng: metrc: [103]                           (secs)    (secs)    (secs)   (real time) (usr+sys time) instance (%)          (KB)
+stress-ng: metrc: [103] memrate               0      3.10      1.47      0.48         0.00           0.00        62.85         67180
+stress-ng: metrc: [103] miscellaneous metrics:
+stress-ng: metrc: [103] memrate              509.83 write64stoq MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              509.78 write32stow MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              420.44 write16stod MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              212.37 write8stob MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              507.38 write1024 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              506.43 write512 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              507.86 write256 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              507.67 write128 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              504.32 write64 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              507.68 write32 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              509.22 write16 MB per sec (geometic mean of 1 instances)
+stress-ng: metrc: [103] memrate              506.75 write8 MB per sec (geometic mean of 1 instances)
+stress-ng: info:  [103] successful run completed in 3.12s
+";
+
+    /// `--memrate-rd-mbs 0`: refused before anything runs.
+    const RD_ZERO: &str =
+        "Value 0.0B is out of range for memrate-rd-mbs, allowed: 1.0B .. 976.6KB\n";
+
+    #[test]
+    fn memrate_metrics_are_parsed() {
+        let m = parse_memrate(HOST_4M_64).unwrap();
+        assert_eq!(m.bogo_ops, Some(3));
+        assert_eq!(m.real_time_s, Some(3.02));
+        assert_eq!(m.cpu_pct, Some(1.64));
+        assert_eq!(m.rss_max_kib, Some(6744));
+        assert_eq!(m.tests.len(), 23);
+        assert_eq!(
+            m.tests[0],
+            TestRate {
+                test: "write64stoq".into(),
+                mib_s: 63.78
+            }
+        );
+        assert_eq!(m.tests.iter().filter(|t| t.is_write()).count(), 13);
+        assert_eq!(m.tests[12].test, "memset");
+        assert!(m.tests[12].is_write());
+        assert_eq!(m.tests[22].test, "read8");
+        assert!(!m.tests[22].is_write());
+
+        let none = parse_memrate(HOST_64M_8).unwrap();
+        assert_eq!(none.bogo_ops, Some(0));
+        assert!(none.tests.is_empty());
+
+        let one = parse_memrate(HOST_3M_1).unwrap();
+        assert_eq!(one.tests.len(), 1);
+        assert_eq!(one.tests[0].mib_s, 1.0);
+
+        let e = parse_memrate(RD_ZERO).unwrap_err().to_string();
+        assert!(e.contains("out of range for memrate-rd-mbs"), "{e}");
+        assert!(parse_memrate("")
+            .unwrap_err()
+            .to_string()
+            .contains("nothing"));
+    }
+
+    #[test]
+    fn stress_runs_are_summarised() {
+        let argv = stress_argv(STRESS_NG, 4, Target::Rate(64.0), 3);
+        let r = stress_run("host", Target::Rate(64.0), argv, 3, 3.1, HOST_4M_64, "f");
+        assert_eq!(r.error, None);
+        assert_eq!(r.write_tests, 13);
+        let mean = r.write_mean_mib_s.unwrap();
+        assert!((mean - 61.577).abs() < 0.01, "{mean}");
+        assert_eq!(r.write_min_mib_s, Some(46.69));
+        assert_eq!(r.write_max_mib_s, Some(63.91));
+        assert!((r.write_error_pct.unwrap() - (mean - 64.0) / 0.64).abs() < 1e-9);
+        // The reads are fast on the host: the cycle rate is close to the
+        // write tests' (13 / Σ 1/rate).
+        let cycle = r.cycle_write_mib_s.unwrap();
+        assert!(cycle > 60.0 && cycle < mean, "{cycle}");
+
+        let r = stress_run("host", Target::Rate(8.0), vec![], 3, 3.0, HOST_64M_8, "f");
+        assert_eq!(
+            (r.write_tests, r.write_mean_mib_s, r.error.as_deref()),
+            (0, None, None)
+        );
+        assert!(r.note.unwrap().contains("no write test finished"));
+        assert_eq!(r.cycle_write_mib_s, None);
+
+        // One write test finished, but not a whole cycle: no cycle rate.
+        let r = stress_run("guest", Target::Rate(1.0), vec![], 5, 5.0, HOST_3M_1, "f");
+        assert_eq!(r.write_mean_mib_s, Some(1.0));
+        assert_eq!(r.write_error_pct, Some(0.0));
+        assert_eq!(r.cycle_write_mib_s, None);
+
+        let r = stress_run("guest", Target::Max, vec![], 3, 0.0, RD_ZERO, "");
+        assert!(r.error.unwrap().contains("memrate-rd-mbs"));
+    }
+
+    #[test]
+    fn guest_output_is_summarised() {
+        let r = stress_run("guest", Target::Max, vec![], 3, 4.2, GUEST_64M_MAX, "f");
+        assert_eq!((r.error.as_deref(), r.write_tests), (None, 13));
+        assert_eq!(r.metrics.bogo_ops, Some(1));
+        assert_eq!(r.metrics.cpu_pct, Some(89.69));
+        assert_eq!(r.write_min_mib_s, Some(288.36), "write8stob");
+        assert_eq!(r.write_max_mib_s, Some(4157.99), "write128");
+        assert_eq!(r.write_error_pct, None, "no target");
+        // A whole cycle ran: 13 writes over the time of all 23 tests.
+        let cycle = r.cycle_write_mib_s.unwrap();
+        assert!((cycle - 774.24).abs() < 0.01, "{cycle}");
+
+        let r = stress_run(
+            "guest",
+            Target::Rate(512.0),
+            vec![],
+            3,
+            4.0,
+            GUEST_64M_512,
+            "f",
+        );
+        assert_eq!(r.write_tests, 12);
+        assert_eq!(r.write_min_mib_s, Some(212.37));
+        let err = r.write_error_pct.unwrap();
+        assert!((err - -7.07).abs() < 0.01, "{err}");
+        assert_eq!(r.cycle_write_mib_s, None, "no whole cycle");
+    }
+
+    #[test]
+    fn cycle_rate_counts_the_reads() {
+        // 2 writes at 100, 1 read at 50 over B MiB: 2B written in
+        // B/100 + B/100 + B/50 = B/25 s, so 50 MiB/s.
+        let m = MemrateMetrics {
+            bogo_ops: Some(1),
+            tests: vec![
+                TestRate {
+                    test: "write64".into(),
+                    mib_s: 100.0,
+                },
+                TestRate {
+                    test: "memset".into(),
+                    mib_s: 100.0,
+                },
+                TestRate {
+                    test: "read8".into(),
+                    mib_s: 50.0,
+                },
+            ],
+            ..MemrateMetrics::default()
+        };
+        assert!((cycle_write_mib_s(&m).unwrap() - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn targets_parse_and_print() {
+        assert_eq!("8".parse::<Target>(), Ok(Target::Rate(8.0)));
+        assert_eq!(" MAX ".parse::<Target>(), Ok(Target::Max));
+        for bad in ["0", "-1", "1.5", "nan", "fast", "", "2000000"] {
+            let e = bad.parse::<Target>().unwrap_err();
+            assert!(e.contains(bad.trim()), "{e}");
+        }
+        assert_eq!(Target::Rate(512.0).to_string(), "512");
+        assert_eq!(
+            serde_json::to_string(&vec![Target::Rate(1.0), Target::Max]).unwrap(),
+            "[1.0,\"max\"]"
+        );
+    }
+
+    #[test]
+    fn stress_command_and_timeout() {
+        assert_eq!(
+            stress_argv("/usr/bin/stress-ng", 64, Target::Rate(32.0), 3).join(" "),
+            "/usr/bin/stress-ng --memrate 1 --memrate-bytes 64m --memrate-wr-mbs 32 --timeout 3 --metrics"
+        );
+        assert_eq!(
+            stress_argv("/usr/bin/stress-ng", 64, Target::Max, 3).join(" "),
+            "/usr/bin/stress-ng --memrate 1 --memrate-bytes 64m --timeout 3 --metrics"
+        );
+        // 64 MiB at 512, 128 MB/s: a pass takes 0.125, 0.5 s.
+        for r in [512.0, 128.0] {
+            assert_eq!(stress_timeout_s(3.0, 64, Target::Rate(r)), (3, None));
+        }
+        // At 32 MB/s a pass takes 2 s: with 10 % and 1 s for the start
+        // (stress-ng fills its buffer first), 4 s.
+        assert_eq!(stress_timeout_s(3.0, 64, Target::Rate(32.0)).0, 4);
+        assert_eq!(stress_timeout_s(2.5, 64, Target::Max), (3, None));
+        // At 8 MB/s a pass takes 8 s: lengthened to 8 × 1.1 + 1 → 10 s.
+        let (t, note) = stress_timeout_s(3.0, 64, Target::Rate(8.0));
+        assert_eq!(t, 10);
+        assert!(note.unwrap().contains("instead of 3 s"));
+        // At 1 MB/s it would take 64 s: not lengthened, and said so.
+        let (t, note) = stress_timeout_s(3.0, 64, Target::Rate(1.0));
+        assert_eq!(t, 3);
+        assert!(note.unwrap().contains("no figure expected"));
+    }
+
+    fn report(per_second: Vec<f64>, achieved: f64) -> WorkloadReport {
+        WorkloadReport {
+            name: "d".into(),
+            state: "stopped".into(),
+            elapsed_ms: 3300,
+            pages_written: 2534,
+            achieved_mib_s: achieved,
+            per_second_mib_s: per_second,
+            target_mib_s: Some(3.0),
+            integrity: Some(IntegrityReport {
+                checked_pages: 16384,
+                ..IntegrityReport::default()
+            }),
+            ..WorkloadReport::default()
+        }
+    }
+
+    #[test]
+    fn agent_runs_take_the_worst_second() {
+        let r = agent_run(Target::Rate(3.0), &report(vec![3.0, 2.97, 3.06], 3.0));
+        assert_eq!(r.worst_second_mib_s, Some(3.06));
+        assert!((r.worst_second_error_pct.unwrap() - 2.0).abs() < 1e-9);
+        assert!(r.mean_error_pct.unwrap().abs() < 1e-9);
+        assert_eq!(r.corrupted_pages, Some(0));
+        assert_eq!(r.window_s, 3.3);
+        assert_eq!(r.error, None);
+        let m = agent_run(Target::Max, &report(vec![2800.0], 2790.0));
+        assert_eq!((m.worst_second_mib_s, m.mean_error_pct), (None, None));
+        assert_eq!(worst_second(&[], 1.0), None);
+        let mut failed = report(vec![], 0.0);
+        failed.state = "failed".into();
+        failed.error = Some("a writer thread ended unexpectedly".into());
+        assert!(agent_run(Target::Max, &failed)
+            .error
+            .unwrap()
+            .contains("writer"));
+    }
+
+    #[test]
+    fn table_has_a_block_per_tool_and_explains_the_units() {
+        let host = stress_run(
+            "host",
+            Target::Rate(64.0),
+            stress_argv(STRESS_NG, 4, Target::Rate(64.0), 3),
+            3,
+            3.1,
+            HOST_4M_64,
+            "stress-ng/host-64.log",
+        );
+        let mut none = stress_run("host", Target::Rate(8.0), vec![], 3, 3.0, HOST_64M_8, "f");
+        none.note = stress_timeout_s(3.0, 64, Target::Rate(1.0)).1;
+        let report = DirtyBenchReport {
+            schema: "bench-dirty/1".into(),
+            command: vec![],
+            started: String::new(),
+            ended: String::new(),
+            lab_id: "t".into(),
+            host: HostFacts::default(),
+            acceleration: Some("tcg".into()),
+            acceleration_note: String::new(),
+            guest_memory_mib: 320,
+            seconds: 3.0,
+            working_set_mib: 64,
+            targets: vec![Target::Rate(64.0), Target::Max],
+            tool_versions: BTreeMap::new(),
+            units: vec![],
+            agent: vec![
+                agent_run(Target::Rate(3.0), &report(vec![3.0, 2.97, 3.06], 3.0)),
+                AgentRun::failed(Target::Max, &anyhow::anyhow!("boom")),
+            ],
+            stress_ng_host: vec![host, none],
+            stress_ng_guest: vec![],
+            notes: vec!["n".into()],
+            error: None,
+        };
+        let t = to_table(&report);
+        assert!(t.contains("agent dirtier in the guest"), "{t}");
+        assert!(t.contains("stress-ng --memrate on the host"), "{t}");
+        assert!(t.contains("in the guest: MB/s"), "{t}");
+        assert!(t.contains("not run"), "{t}");
+        assert!(t.contains("    max failed: boom"), "{t}");
+        assert!(t.contains("3.00 2.97 3.06"), "{t}");
+        assert!(t.contains("61.58"), "{t}");
+        assert!(t.contains("(no write test finished a pass)"), "{t}");
+        assert!(t.contains("no figure expected"), "{t}");
+        assert!(t.contains("pre-copy migration"), "{t}");
+        assert!(t.contains("note: n"), "{t}");
+    }
+}
