@@ -142,8 +142,7 @@ fn run(args: RunArgs) -> Result<()> {
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_line = Instant::now();
-    while !interrupted.load(Ordering::SeqCst)
-        && args.duration.is_none_or(|d| started.elapsed() < d)
+    while !interrupted.load(Ordering::SeqCst) && args.duration.is_none_or(|d| started.elapsed() < d)
     {
         std::thread::sleep(Duration::from_millis(250));
         let line = prober.live().line();

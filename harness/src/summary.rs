@@ -9,6 +9,7 @@ use crate::clock::ms;
 use crate::record::{RepRecord, RepStatus};
 use crate::timeline::{rep_timeline, OutageBreakdown};
 use crate::verdict::{evaluate, AssertSpec, Verdict};
+use client_probe::guest_clock::guest_clock_offset;
 use client_probe::{analyze, GapSummary, ProbeRecord};
 use serde::{Deserialize, Serialize};
 
@@ -115,6 +116,22 @@ pub struct GuestView {
     pub max_monotonic_gap_ms: Option<f64>,
     /// The same for CLOCK_REALTIME, ms.
     pub max_realtime_gap_ms: Option<f64>,
+    /// The guest's CLOCK_REALTIME minus the client's before the migration,
+    /// from the reflector's timestamps (the fastest exchange between the
+    /// window's start and `migrate`), ms.
+    #[serde(default)]
+    pub clock_offset_before_ms: Option<f64>,
+    /// The same after RESUME (to the window's end), ms.
+    #[serde(default)]
+    pub clock_offset_after_ms: Option<f64>,
+    /// `before - after`: how far the guest's own clock fell behind across
+    /// the migration (it stops while the VM is paused), ms, within
+    /// ± `clock_uncertainty_ms`.
+    #[serde(default)]
+    pub clock_fell_behind_ms: Option<f64>,
+    /// The two estimates' uncertainties added, ms.
+    #[serde(default)]
+    pub clock_uncertainty_ms: Option<f64>,
 }
 
 /// One repetition in `summary.json`.
@@ -185,7 +202,7 @@ impl ClockAlignment {
             client_offset_ns: 0,
             client_uncertainty_ns: 0,
             method: "the client namespace and QEMU read the same host CLOCK_REALTIME: QMP event times and probe kernel timestamps are on one axis, no offset to estimate".into(),
-            guest: "untrusted (it stops while the VM is paused): never used for times on the axis; the reflector's guest timestamps only order events inside the guest".into(),
+            guest: "untrusted (it stops while the VM is paused): never used for times on the axis; its offset from the client's clock is estimated from the reflector's timestamps (fastest exchange, NTP-style) before and after each migration, which says how far it fell behind (guest.clock_*)".into(),
         }
     }
 }
@@ -339,6 +356,7 @@ fn guest_view(rep: &RepRecord) -> GuestView {
         corrupted_pages: g.integrity.as_ref().map(|i| i.corrupted_pages),
         max_monotonic_gap_ms: max_of(|x| x.monotonic_gap_ms),
         max_realtime_gap_ms: max_of(|x| x.realtime_gap_ms),
+        ..GuestView::default()
     }
 }
 
@@ -359,6 +377,22 @@ pub fn summarize_rep(
     });
     let client = gaps.as_ref().map(client_view).unwrap_or_default();
     let outage = rep_timeline(rep, probe, gaps.as_ref(), announces, gap_threshold_ns).outage;
+    let mut guest = guest_view(rep);
+    if let Some(p) = probe {
+        let resume = m
+            .event("destination", "RESUME")
+            .and_then(|e| e.event.qemu_ts_ns);
+        let before = m
+            .migrate_cmd_ns
+            .and_then(|t| guest_clock_offset(p, rep.window_start_ns, t));
+        let after = resume.and_then(|t| guest_clock_offset(p, t, rep.window_end_ns));
+        guest.clock_offset_before_ms = before.map(|e| ms(e.offset_ns));
+        guest.clock_offset_after_ms = after.map(|e| ms(e.offset_ns));
+        if let (Some(b), Some(a)) = (before, after) {
+            guest.clock_fell_behind_ms = Some(ms(b.offset_ns - a.offset_ns));
+            guest.clock_uncertainty_ms = Some(ms(b.uncertainty_ns + a.uncertainty_ns));
+        }
+    }
     RepSummary {
         repetition: rep.repetition,
         status: m.status,
@@ -371,7 +405,7 @@ pub fn summarize_rep(
             command_to_end_ms: m.migrate_cmd_ns.zip(m.finished_ns).map(|(a, b)| ms(b - a)),
         },
         client,
-        guest: guest_view(rep),
+        guest,
         outage,
     }
 }

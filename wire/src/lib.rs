@@ -1,12 +1,14 @@
 //! Wire formats shared by the guest agent, the client probe and the harness.
 //!
-//! Two formats live here, and only here, so the three programs can never
+//! The formats live here, and only here, so the three programs can never
 //! disagree about them:
 //! - [`probe`]: the UDP probe packet the client sends and the agent's
 //!   reflector echoes, with the timestamps both sides add;
 //! - [`control`]: the JSON bodies of the agent's HTTP control API;
 //! - [`clocksync`]: the clock offset between a controller and a remote
-//!   probe from NTP-style time exchanges (pure arithmetic).
+//!   probe from NTP-style time exchanges (pure arithmetic);
+//! - [`rtp_ext`]: the RTP header extension that tags every video packet
+//!   with its frame number and send time.
 //!
 //! This crate does no I/O.
 #![forbid(unsafe_code)]
@@ -14,3 +16,4 @@
 pub mod clocksync;
 pub mod control;
 pub mod probe;
+pub mod rtp_ext;
