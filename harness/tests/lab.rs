@@ -490,7 +490,10 @@ control = "serve"
     let r = &s.repetitions[0];
     let stop_resume = r.host.stop_to_resume_ms.unwrap();
     let outage = r.client.max_outage_ms.unwrap();
-    assert!(outage >= stop_resume - 2.0, "outage {outage} < STOP..RESUME {stop_resume}");
+    assert!(
+        outage >= stop_resume - 2.0,
+        "outage {outage} < STOP..RESUME {stop_resume}"
+    );
     assert!(r.client.probes_sent.unwrap() > 1000);
     // The offset exchange: same host clock, so 0 within its uncertainty.
     let clock: serde_json::Value = serde_json::from_str(
@@ -502,7 +505,10 @@ control = "serve"
         before["offset_ns"].as_i64().unwrap(),
         before["uncertainty_ns"].as_i64().unwrap(),
     );
-    assert!(unc > 0 && off.abs() <= unc, "offset {off} ± {unc} ns: {clock}");
+    assert!(
+        unc > 0 && off.abs() <= unc,
+        "offset {off} ± {unc} ns: {clock}"
+    );
     // The serve process is gone.
     let left: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
@@ -514,4 +520,3 @@ control = "serve"
     assert!(left.is_empty(), "client-probe serve left running: {left:?}");
     assert_lab_gone(&out.bundle);
 }
-
