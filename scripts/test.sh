@@ -9,7 +9,7 @@ RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --release --locked --target x86_64-unknown-linux-gnu -p guest-agent
 before_ns=$(ip netns list | awk '{print $1}' | grep -c '^lmig-' || true)
 status=0
-cargo test --workspace --locked || status=$?
+cargo test --workspace --locked --no-fail-fast || status=$?
 left=$(ip netns list | awk '{print $1}' | grep '^lmig-' || true)
 after_ns=$(printf '%s' "$left" | grep -c . || true)
 if [ "$after_ns" -gt "$before_ns" ]; then
