@@ -879,6 +879,101 @@ async fn bench_body(
     result
 }
 
+/// A benchmark's lab: booted by the caller, with its bundle and notes.
+pub(crate) struct BenchLab {
+    /// The lab and its VM (not booted yet).
+    pub local: LocalLab,
+    /// The bundle folder.
+    pub bundle: Bundle,
+    /// Notes for the report (missing tools, interruptions).
+    pub notes: Vec<String>,
+    /// Whether the compared tool is on this machine (and in the guest image).
+    pub with_tool: bool,
+    /// When the benchmark started, ns.
+    pub started_ns: i64,
+}
+
+/// Builds a benchmark's lab and bundle for `scenario`, with the host tool
+/// `tool` (an absolute path) shipped into the guest image when it exists,
+/// or a note saying how to install it (Debian package `apt_package`). The lab is removed
+/// again if the bundle or the image cannot be made.
+pub(crate) fn prepare_bench_lab(
+    scenario: &mut Scenario,
+    kernel: Option<&String>,
+    agent: Option<&Path>,
+    out_dir: &Path,
+    (tool, apt_package): (&str, &str),
+    ctl: &RunControl,
+    live: &Live,
+) -> Result<BenchLab> {
+    if let Some(k) = kernel {
+        scenario.vm.kernel = k.clone();
+    }
+    let kernel = find_kernel(&scenario.vm.kernel)?;
+    let agent = find_agent(agent)?;
+    let mut notes = Vec::new();
+    let with_tool = Path::new(tool).is_file();
+    if !with_tool {
+        let note = format!(
+            "{tool} is not on this machine, so {apt_package} was not compared: apt-get install {apt_package}"
+        );
+        live.println(&format!("note: {note}"));
+        notes.push(note);
+    }
+    let started_ns = now_ns();
+    let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
+    *ctl.lab_id
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());
+    let extras: Vec<PathBuf> = if with_tool {
+        vec![PathBuf::from(tool)]
+    } else {
+        Vec::new()
+    };
+    let prepared = Bundle::create(out_dir, &scenario.name, &compact_stamp(started_ns), &lab.id)
+        .and_then(|b| {
+            build_image_with(&kernel, &agent, scenario.vm.nic, &lab.state_dir, &extras)
+                .context("building the guest image")
+                .map(|img| (b, img))
+        });
+    let (bundle, image) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            let mut lab = lab;
+            let _ = lab.teardown();
+            return Err(e);
+        }
+    };
+    live.println(&format!("bundle: {}", bundle.dir.display()));
+    Ok(BenchLab {
+        local: LocalLab::new(lab, scenario, image),
+        bundle,
+        notes,
+        with_tool,
+        started_ns,
+    })
+}
+
+/// After a benchmark, whatever happened: copies the logs, notes an
+/// interruption and removes the lab (its result is returned for the caller
+/// to report after writing what it has).
+pub(crate) async fn finish_bench_lab(
+    local: &mut LocalLab,
+    bundle: &Bundle,
+    notes: &mut Vec<String>,
+    ctl: &RunControl,
+    live: &Live,
+) -> Result<()> {
+    if let Err(e) = local.collect_logs(&bundle.dir.join("logs")) {
+        live.println(&format!("warning: cannot copy logs: {e:#}"));
+    }
+    let shutdown = local.shutdown().await;
+    if ctl.cancel.load(Ordering::SeqCst) {
+        notes.push("interrupted by the user: some runs are missing".into());
+    }
+    shutdown
+}
+
 /// Runs the benchmark, prints nothing but progress (on stderr), writes
 /// `bench.json` into a new bundle and returns the report and the bundle
 /// folder. The lab is removed on every path.
@@ -902,50 +997,21 @@ pub async fn bench_probe(opts: &BenchOptions, ctl: &RunControl) -> Result<(Bench
         description: "probe, ping and irtt at rising rates, client to guest".into(),
         ..Scenario::default()
     };
-    if let Some(k) = &opts.kernel {
-        scenario.vm.kernel = k.clone();
-    }
-    let kernel = find_kernel(&scenario.vm.kernel)?;
-    let agent = find_agent(opts.agent.as_deref())?;
-    let mut notes = Vec::new();
-    let with_irtt = Path::new(IRTT).is_file();
-    if !with_irtt {
-        notes.push(format!(
-            "{IRTT} is not on this machine, so irtt was not compared: apt-get install irtt"
-        ));
-        live.println(&format!("note: {}", notes[notes.len() - 1]));
-    }
-    let started_ns = now_ns();
-    let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
-    *ctl.lab_id
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());
-    let extras: Vec<PathBuf> = if with_irtt {
-        vec![PathBuf::from(IRTT)]
-    } else {
-        Vec::new()
-    };
-    let prepared = Bundle::create(
+    let BenchLab {
+        mut local,
+        bundle,
+        notes,
+        with_tool: with_irtt,
+        started_ns,
+    } = prepare_bench_lab(
+        &mut scenario,
+        opts.kernel.as_ref(),
+        opts.agent.as_deref(),
         &opts.out_dir,
-        "bench-probe",
-        &compact_stamp(started_ns),
-        &lab.id,
-    )
-    .and_then(|b| {
-        build_image_with(&kernel, &agent, scenario.vm.nic, &lab.state_dir, &extras)
-            .context("building the guest image")
-            .map(|img| (b, img))
-    });
-    let (bundle, image) = match prepared {
-        Ok(x) => x,
-        Err(e) => {
-            let mut lab = lab;
-            let _ = lab.teardown();
-            return Err(e);
-        }
-    };
-    live.println(&format!("bundle: {}", bundle.dir.display()));
-    let mut local = LocalLab::new(lab, &scenario, image);
+        (IRTT, "irtt"),
+        ctl,
+        &live,
+    )?;
     let mut g = Gathered {
         notes,
         ..Gathered::default()
@@ -953,14 +1019,7 @@ pub async fn bench_probe(opts: &BenchOptions, ctl: &RunControl) -> Result<(Bench
     let body = bench_body(opts, &mut local, with_irtt, &mut g, ctl, &live).await;
 
     // Whatever happened: record, then remove the lab.
-    if let Err(e) = local.collect_logs(&bundle.dir.join("logs")) {
-        live.println(&format!("warning: cannot copy logs: {e:#}"));
-    }
-    let shutdown = local.shutdown().await;
-    if ctl.cancel.load(Ordering::SeqCst) {
-        g.notes
-            .push("interrupted by the user: some runs are missing".into());
-    }
+    let shutdown = finish_bench_lab(&mut local, &bundle, &mut g.notes, ctl, &live).await;
     let mut tool_versions = std::collections::BTreeMap::new();
     tool_versions.insert(
         "probe".into(),

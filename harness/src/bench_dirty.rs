@@ -39,11 +39,9 @@
 //! 0.15.06's real output; the rest is a thin shell around the lab.
 
 use crate::backend::local::LocalLab;
+use crate::bench::{finish_bench_lab, prepare_bench_lab, BenchLab};
 use crate::bundle::Bundle;
-use crate::clock::{compact_stamp, now_ns, rfc3339};
-use crate::guest::image::build_image_with;
-use crate::guest::{find_agent, find_kernel};
-use crate::lab::Lab;
+use crate::clock::{now_ns, rfc3339};
 use crate::live::Live;
 use crate::manifest::HostFacts;
 use crate::run::RunControl;
@@ -52,7 +50,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -1022,50 +1020,21 @@ pub async fn bench_dirty(
         ..Scenario::default()
     };
     scenario.vm.memory_mib = guest_memory_mib;
-    if let Some(k) = &opts.kernel {
-        scenario.vm.kernel = k.clone();
-    }
-    let kernel = find_kernel(&scenario.vm.kernel)?;
-    let agent = find_agent(opts.agent.as_deref())?;
-    let mut notes = Vec::new();
-    let with_stress = Path::new(STRESS_NG).is_file();
-    if !with_stress {
-        notes.push(format!(
-            "{STRESS_NG} is not on this machine, so stress-ng was not compared: apt-get install stress-ng"
-        ));
-        live.println(&format!("note: {}", notes[notes.len() - 1]));
-    }
-    let started_ns = now_ns();
-    let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
-    *ctl.lab_id
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());
-    let extras: Vec<PathBuf> = if with_stress {
-        vec![PathBuf::from(STRESS_NG)]
-    } else {
-        Vec::new()
-    };
-    let prepared = Bundle::create(
+    let BenchLab {
+        mut local,
+        bundle,
+        notes,
+        with_tool: with_stress,
+        started_ns,
+    } = prepare_bench_lab(
+        &mut scenario,
+        opts.kernel.as_ref(),
+        opts.agent.as_deref(),
         &opts.out_dir,
-        "bench-dirty",
-        &compact_stamp(started_ns),
-        &lab.id,
-    )
-    .and_then(|b| {
-        build_image_with(&kernel, &agent, scenario.vm.nic, &lab.state_dir, &extras)
-            .context("building the guest image")
-            .map(|img| (b, img))
-    });
-    let (bundle, image) = match prepared {
-        Ok(x) => x,
-        Err(e) => {
-            let mut lab = lab;
-            let _ = lab.teardown();
-            return Err(e);
-        }
-    };
-    live.println(&format!("bundle: {}", bundle.dir.display()));
-    let mut local = LocalLab::new(lab, &scenario, image);
+        (STRESS_NG, "stress-ng"),
+        ctl,
+        &live,
+    )?;
     let mut g = Gathered {
         notes,
         ..Gathered::default()
@@ -1073,14 +1042,7 @@ pub async fn bench_dirty(
     let body = bench_body(opts, &mut local, &bundle, with_stress, &mut g, ctl, &live).await;
 
     // Whatever happened: record, then remove the lab.
-    if let Err(e) = local.collect_logs(&bundle.dir.join("logs")) {
-        live.println(&format!("warning: cannot copy logs: {e:#}"));
-    }
-    let shutdown = local.shutdown().await;
-    if ctl.cancel.load(Ordering::SeqCst) {
-        g.notes
-            .push("interrupted by the user: some runs are missing".into());
-    }
+    let shutdown = finish_bench_lab(&mut local, &bundle, &mut g.notes, ctl, &live).await;
     let mut tool_versions = BTreeMap::new();
     tool_versions.insert(
         "agent".into(),
