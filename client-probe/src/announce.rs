@@ -77,16 +77,13 @@ use anyhow::{anyhow, bail, Context};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::socket::{
-    recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, LinkAddr, MsgFlags,
-    SockFlag, SockType,
+    recvmsg, setsockopt, socket, sockopt, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType,
 };
 use nix::sys::time::{TimeVal, TimeValLike};
 use pnet_datalink::{Channel, NetworkInterface};
 use pnet_packet::arp::{ArpHardwareTypes, ArpOperation, ArpOperations, ArpPacket};
 use pnet_packet::ethernet::EtherTypes;
 use serde::{Deserialize, Serialize};
-
-use crate::clock::realtime_ns;
 
 /// Ethertype of RARP, which QEMU's self-announce uses.
 pub const ETHERTYPE_RARP: u16 = 0x8035;
@@ -573,23 +570,7 @@ fn read_frame(fd: &OwnedFd, buf: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<Op
         Err(Errno::EAGAIN | Errno::EINTR) => return Ok(None),
         Err(e) => return Err(io::Error::from(e)),
     };
-    let mut kernel = None;
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for c in cmsgs {
-            if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                kernel = Some(
-                    ts.tv_sec()
-                        .saturating_mul(1_000_000_000)
-                        .saturating_add(ts.tv_nsec()),
-                );
-            }
-        }
-    }
-    let (rx_ns, kernel_ts) = match kernel {
-        // A zero timestamp means the kernel had none for this frame.
-        Some(ns) if ns > 0 => (ns, true),
-        _ => (realtime_ns(), false),
-    };
+    let (rx_ns, kernel_ts) = crate::socket::rx_time(msg.cmsgs().ok().into_iter().flatten());
     let ifindex = msg.address.and_then(|a| u32::try_from(a.ifindex()).ok());
     Ok(Some(ReadFrame {
         len: msg.bytes,

@@ -62,23 +62,7 @@ pub fn recv(
         Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
         Err(e) => return Err(io::Error::from(e)),
     };
-    let mut kernel = None;
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for c in cmsgs {
-            if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                kernel = Some(
-                    ts.tv_sec()
-                        .saturating_mul(1_000_000_000)
-                        .saturating_add(ts.tv_nsec()),
-                );
-            }
-        }
-    }
-    let (rx_ns, kernel_ts) = match kernel {
-        // A zero timestamp means the kernel had none for this packet.
-        Some(ns) if ns > 0 => (ns, true),
-        _ => (realtime_ns(), false),
-    };
+    let (rx_ns, kernel_ts) = rx_time(msg.cmsgs().ok().into_iter().flatten());
     Ok(Some(Received {
         len: msg.bytes,
         from: msg.address.as_ref().and_then(to_std),
@@ -112,6 +96,27 @@ pub fn normalize(a: SocketAddr) -> SocketAddr {
 /// A control-message buffer big enough for one `SO_TIMESTAMPNS` message.
 pub fn cmsg_buffer() -> Vec<u8> {
     nix::cmsg_space!(nix::sys::time::TimeSpec)
+}
+
+/// The receive time of a datagram or frame from its control messages: the
+/// kernel's `SCM_TIMESTAMPNS` when present and non-zero (`true`), else
+/// CLOCK_REALTIME read now (`false`).
+pub(crate) fn rx_time(cmsgs: impl Iterator<Item = ControlMessageOwned>) -> (i64, bool) {
+    let kernel = cmsgs
+        .filter_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(ts) => Some(
+                ts.tv_sec()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(ts.tv_nsec()),
+            ),
+            _ => None,
+        })
+        .last();
+    match kernel {
+        // A zero timestamp means the kernel had none for this one.
+        Some(ns) if ns > 0 => (ns, true),
+        _ => (realtime_ns(), false),
+    }
 }
 
 #[cfg(test)]
