@@ -74,6 +74,60 @@ pub enum WorkloadSpec {
         /// The program and its arguments; at least the program.
         argv: Vec<String>,
     },
+    /// Stream a clip over RTP to the client: the file `clip` (uploaded
+    /// with `PUT /v1/files/{clip}`, in the [`crate::clip`] format) is
+    /// packetized as H.264 (RFC 6184: single NAL units, FU-A fragments up
+    /// to `mtu` bytes of RTP payload), one access unit every frame interval
+    /// on an absolute schedule, looping; 90 kHz timestamps continuing
+    /// across loops, the marker bit on each frame's last packet, a fixed
+    /// `ssrc`, and on every packet our frame tag ([`crate::rtp_ext`]) with
+    /// a frame number that keeps counting across loops. The report's
+    /// `pages_written` counts packets sent.
+    Rtp {
+        /// Name of the uploaded clip file.
+        clip: String,
+        /// Where to send (the client's receiver).
+        dest: std::net::SocketAddr,
+        /// Synchronization source.
+        ssrc: u32,
+        /// Largest RTP payload, bytes; default 1200.
+        #[serde(default = "default_rtp_mtu")]
+        mtu: usize,
+        /// RTP payload type; default 96.
+        #[serde(default = "default_payload_type")]
+        payload_type: u8,
+    },
+    /// Serve a file over HTTP as a progressive video download: `GET
+    /// /{file}` on `port` answers 200 with the uploaded file's bytes (or
+    /// 206 for a `Range: bytes=N-` request), sent no faster than
+    /// `rate_bytes_s` (the media's own byte rate, as a video site paces
+    /// it), looping the file `loops` times so the stream outlasts the run.
+    Http {
+        /// Name of the uploaded file (e.g. an MPEG-TS of the clip).
+        file: String,
+        /// TCP port to listen on (all addresses).
+        port: u16,
+        /// Pacing, bytes per second.
+        rate_bytes_s: u64,
+        /// How many times the file is sent back to back; default 1000.
+        #[serde(default = "default_loops")]
+        loops: u32,
+    },
+}
+
+/// Default of [`WorkloadSpec::Rtp`]'s `mtu`.
+pub const DEFAULT_RTP_MTU: usize = 1200;
+
+fn default_rtp_mtu() -> usize {
+    DEFAULT_RTP_MTU
+}
+
+fn default_payload_type() -> u8 {
+    96
+}
+
+fn default_loops() -> u32 {
+    1000
 }
 
 /// Default of [`WorkloadSpec::Dirty`]'s `hot_fraction`.

@@ -2,6 +2,7 @@
 //!
 //! The formats live here, and only here, so the three programs can never
 //! disagree about them:
+//! - [`clip`]: the pre-encoded H.264 test clip the agent streams;
 //! - [`probe`]: the UDP probe packet the client sends and the agent's
 //!   reflector echoes, with the timestamps both sides add;
 //! - [`control`]: the JSON bodies of the agent's HTTP control API;
@@ -13,6 +14,7 @@
 //! This crate does no I/O.
 #![forbid(unsafe_code)]
 
+pub mod clip;
 pub mod clocksync;
 pub mod control;
 pub mod probe;
