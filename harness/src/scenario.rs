@@ -277,6 +277,95 @@ pub struct SweepSpec {
 pub struct WorkloadSpec {
     /// Memory dirtying, if any.
     pub dirty: Option<DirtySpec>,
+    /// An RTP video stream from the guest to the client, if any.
+    pub rtp: Option<RtpSpec>,
+    /// An HTTP progressive video download by the client, if any.
+    pub http: Option<HttpSpec>,
+}
+
+/// The test clip both streams carry (made once with ffmpeg/libx264 and
+/// cached; see the `media` crate).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClipParams {
+    /// Picture width, pixels.
+    pub width: u32,
+    /// Picture height, pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Target bit rate, kbit/s.
+    pub bitrate_kbps: u32,
+    /// Keyframe interval, frames.
+    pub gop: u32,
+    /// Clip length, seconds (the agent loops it).
+    pub seconds: u32,
+}
+
+impl Default for ClipParams {
+    fn default() -> Self {
+        Self {
+            width: 640,
+            height: 360,
+            fps: 30,
+            bitrate_kbps: 1000,
+            gop: 30,
+            seconds: 10,
+        }
+    }
+}
+
+/// The RTP stream (guest to client).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtpSpec {
+    /// The clip.
+    pub clip: ClipParams,
+    /// UDP port of the client's receiver.
+    pub port: u16,
+    /// Largest RTP payload, bytes.
+    pub mtu: usize,
+    /// Jitter-buffer playout delay of the receiver model, ms.
+    pub playout_delay_ms: f64,
+    /// Inter-arrival gaps longer than this are listed, ms.
+    pub gap_threshold_ms: f64,
+}
+
+impl Default for RtpSpec {
+    fn default() -> Self {
+        Self {
+            clip: ClipParams::default(),
+            port: 5004,
+            mtu: 1200,
+            playout_delay_ms: 100.0,
+            gap_threshold_ms: 50.0,
+        }
+    }
+}
+
+/// The HTTP progressive stream (the client downloads from the guest).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSpec {
+    /// The clip (muxed to MPEG-TS).
+    pub clip: ClipParams,
+    /// TCP port the agent serves on.
+    pub port: u16,
+    /// The player starts once this much media is buffered, s.
+    pub start_s: f64,
+    /// After a stall, it resumes once this much is buffered again, s.
+    pub resume_s: f64,
+}
+
+impl Default for HttpSpec {
+    fn default() -> Self {
+        Self {
+            clip: ClipParams::default(),
+            port: 8080,
+            start_s: 2.5,
+            resume_s: 5.0,
+        }
+    }
 }
 
 /// What a fault does.

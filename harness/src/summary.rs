@@ -134,6 +134,71 @@ pub struct GuestView {
     pub clock_uncertainty_ms: Option<f64>,
 }
 
+/// `stream.rtp` of a repetition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RtpView {
+    /// Largest gap between consecutive packet arrivals, ms.
+    pub max_gap_ms: Option<f64>,
+    /// Packets lost (extended sequence numbers).
+    pub lost_packets: Option<u64>,
+    /// Packets received.
+    pub received_packets: Option<u64>,
+    /// Freezes of the picture under the playout model.
+    pub freezes: Option<u64>,
+    /// Their total, ms.
+    pub freeze_total_ms: Option<f64>,
+    /// The longest, ms.
+    pub freeze_longest_ms: Option<f64>,
+    /// The longest freeze measured from the last picture shown before it to
+    /// the next (`end - picture_since`): the picture's age at its worst,
+    /// which is what to compare with the probe's gap, ms.
+    pub picture_stale_max_ms: Option<f64>,
+    /// RFC 3550 interarrival jitter, ms.
+    pub jitter_ms: Option<f64>,
+    /// Frames whose every packet arrived.
+    pub frames_complete: Option<u64>,
+    /// Frames that arrived in part.
+    pub frames_incomplete: Option<u64>,
+    /// Frames of which nothing arrived.
+    pub frames_lost: Option<u64>,
+    /// Complete frames that arrived after their playout time.
+    pub frames_late: Option<u64>,
+    /// Largest interval between arrivals of consecutive complete frames, ms.
+    pub max_frame_gap_ms: Option<f64>,
+    /// Frames the H.264 decoder accepted (of those that arrived at all).
+    pub decoder_accepted: Option<u64>,
+    /// Frames it rejected.
+    pub decoder_rejected: Option<u64>,
+}
+
+/// `stream.http` of a repetition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HttpView {
+    /// Player stalls overlapping the window.
+    pub stalls: Option<u64>,
+    /// Stall time inside the window, ms.
+    pub stall_total_ms: Option<f64>,
+    /// The TCP connection did not break in the window.
+    pub connection_survived: Option<bool>,
+    /// When it broke, if it did (client ns).
+    pub broke_ns: Option<i64>,
+    /// Break to the resumed download, ms.
+    pub reconnect_ms: Option<f64>,
+    /// Bytes downloaded in the window.
+    pub bytes: Option<u64>,
+    /// Largest gap between reads of the download in the window, ms.
+    pub max_read_gap_ms: Option<f64>,
+}
+
+/// `stream` of a repetition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StreamView {
+    /// The RTP stream, when the scenario has one.
+    pub rtp: Option<RtpView>,
+    /// The HTTP stream, when the scenario has one.
+    pub http: Option<HttpView>,
+}
+
 /// One repetition in `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RepSummary {
@@ -156,6 +221,9 @@ pub struct RepSummary {
     /// The guest's view.
     #[serde(default)]
     pub guest: GuestView,
+    /// The video streams, as their viewer saw them (`crate::streams`).
+    #[serde(default)]
+    pub stream: StreamView,
     /// The client's longest outage taken apart along the migration's
     /// phases (see [`crate::timeline`]), with QEMU's downtime beside it.
     #[serde(default)]
@@ -177,6 +245,10 @@ impl RepSummary {
             host: HostView::default(),
             client: ClientView::default(),
             guest: GuestView::default(),
+            stream: StreamView {
+                rtp: Some(RtpView::default()),
+                http: Some(HttpView::default()),
+            },
             outage: Some(OutageBreakdown::default()),
         }
     }
@@ -406,6 +478,7 @@ pub fn summarize_rep(
         },
         client,
         guest,
+        stream: StreamView::default(),
         outage,
     }
 }
