@@ -68,12 +68,40 @@ impl AgentClient {
         }
     }
 
-    /// Sends one request and parses the JSON answer.
+    /// Sends one request with a JSON body (or none) and parses the JSON
+    /// answer.
     pub async fn request<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<T> {
+        let body = Bytes::from(body.map(|b| b.to_string()).unwrap_or_default());
+        self.request_with(method, path, body, "application/json", timeout)
+            .await
+    }
+
+    /// `PUT /v1/files/{name}`: hands the agent a file (a clip to stream).
+    pub async fn put_file(&self, name: &str, bytes: Vec<u8>) -> Result<serde_json::Value> {
+        self.request_with(
+            Method::PUT,
+            &format!("/v1/files/{name}"),
+            Bytes::from(bytes),
+            "application/octet-stream",
+            Duration::from_secs(60),
+        )
+        .await
+    }
+
+    /// Sends one request with `body` of `content_type` and parses the
+    /// JSON answer.
+    async fn request_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        content_type: &str,
         timeout: Duration,
     ) -> Result<T> {
         let fut = async {
@@ -83,14 +111,13 @@ impl AgentClient {
                 .await
                 .context("HTTP handshake with the agent")?;
             let conn_task = tokio::spawn(conn);
-            let body_bytes = body.map(|b| b.to_string()).unwrap_or_default();
             let req = Request::builder()
                 .method(method.clone())
                 .uri(path)
                 .header("host", self.addr.to_string())
                 .header("authorization", format!("Bearer {}", self.token))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body_bytes)))
+                .header("content-type", content_type)
+                .body(Full::new(body))
                 .context("building the request")?;
             let resp = sender
                 .send_request(req)
