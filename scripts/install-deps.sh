@@ -13,6 +13,7 @@ packages=(
   irtt iputils-ping   # compared with our probe by `harness bench probe`
   stress-ng           # compared with the agent's memory dirtier by `harness bench dirty`
   chromium            # headless: renders report.html in the report test
+  tshark              # independent RTP analyser: the streams test checks ours against `tshark -z rtp,streams`
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,15 +8,23 @@
 //! | `DELETE /v1/workloads/{name}` | | 200 final [`WorkloadReport`] (a dirty workload's with the integrity check run when stopping) |
 //! | `POST /v1/workloads/{name}/verify` | | 200 [`IntegrityReport`]: writers paused, every page checked, writers resumed |
 //! | `GET /v1/report` | | 200 [`AgentReport`] (with the guest's [`ClockView`]) |
+//! | `PUT /v1/files/{name}` | the file's bytes (up to [`MAX_CLIP_BYTES`]) | 200 [`FileInfo`]; the file is kept in memory, replacing one of the same name |
+//! | `GET /v1/files` | | 200 [`FileList`] |
+//! | `DELETE /v1/files/{name}` | | 200 [`FileInfo`] of the file removed (workloads that use it keep their copy) |
+//!
+//! Uploaded files feed the streaming workloads: an `rtp` workload's `clip`
+//! (a [`wire::clip`] container) and an `http` workload's `file` name one.
 //!
 //! Errors carry an [`ApiError`] body: 401 (no or wrong bearer token,
-//! checked before anything else), 404 (unknown path, unknown workload),
-//! 405 (known path, wrong method), 400 (malformed body or impossible
-//! spec, naming the field; invalid workload name; a command whose program
-//! cannot be started), 409 (a workload of that name is running; `verify`
-//! of a workload that is not a running dirty workload), 413 (body over
-//! 64 KiB), 507 (working set larger than the guest's available memory),
-//! 500 (the agent failed).
+//! checked before anything else), 404 (unknown path, unknown workload or
+//! file), 405 (known path, wrong method), 400 (malformed body or impossible
+//! spec, naming the field; invalid workload or file name; a command whose
+//! program cannot be started; a streaming workload whose file is not
+//! uploaded, or for `rtp` is not a clip, with the parse error), 409 (a
+//! workload of that name is running; `verify` of a workload that is not a
+//! running dirty workload; an `http` workload's port cannot be bound), 413
+//! (body over 64 KiB, or a file over [`MAX_CLIP_BYTES`]), 507 (working set
+//! larger than the guest's available memory), 500 (the agent failed).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -33,13 +41,14 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use wire::clip::MAX_CLIP_BYTES;
 use wire::control::{AgentReport, ApiError, Health, WorkloadSpec};
 #[cfg(doc)]
 use wire::control::{ClockView, IntegrityReport, WorkloadReport};
 
 use crate::clock::ClockWatch;
 use crate::reflector::ReflectorCounters;
-use crate::workload::{VerifyRefused, Workload, WorkloadError};
+use crate::workload::{Files, VerifyRefused, Workload, WorkloadError};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -54,7 +63,24 @@ pub struct AgentState {
     pid1: bool,
     reflector: Arc<ReflectorCounters>,
     workloads: Mutex<BTreeMap<String, Workload>>,
+    files: Mutex<Files>,
     clock: Option<ClockWatch>,
+}
+
+/// An uploaded file: the answer to `PUT` and `DELETE /v1/files/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FileInfo {
+    /// The file's name.
+    pub name: String,
+    /// Its size, bytes.
+    pub bytes: u64,
+}
+
+/// The answer to `GET /v1/files`: every uploaded file, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FileList {
+    /// The files, in name order.
+    pub files: Vec<FileInfo>,
 }
 
 /// The running kernel's release (`uname -r`), or `unknown`.
@@ -93,6 +119,7 @@ impl AgentState {
             pid1,
             reflector,
             workloads: Mutex::new(BTreeMap::new()),
+            files: Mutex::new(Files::new()),
             clock: match ClockWatch::spawn() {
                 Ok(c) => Some(c),
                 Err(e) => {
@@ -144,6 +171,25 @@ impl AgentState {
         self.workloads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_files(&self) -> MutexGuard<'_, Files> {
+        // As for the workloads: every change is a single insert or remove.
+        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The uploaded files (name and size), in name order.
+    pub fn files(&self) -> FileList {
+        FileList {
+            files: self
+                .lock_files()
+                .iter()
+                .map(|(name, b)| FileInfo {
+                    name: name.clone(),
+                    bytes: b.len() as u64,
+                })
+                .collect(),
+        }
+    }
+
     fn authorized(&self, req: &Request<Incoming>) -> bool {
         let Some(value) = req.headers().get(AUTHORIZATION) else {
             return false;
@@ -175,7 +221,7 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response<Full<Bytes>> {
     json(status, &ApiError { error: msg.into() })
 }
 
-/// Workload names: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+/// Workload and file names: 1 to 64 of `A-Z a-z 0-9 _ - .`.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -209,6 +255,40 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Response<
                 format!("{method} {path}: use GET"),
             ),
         },
+        "/v1/files" => match method {
+            Method::GET => json(StatusCode::OK, &state.files()),
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} {path}: use GET"),
+            ),
+        },
+        p if p.starts_with("/v1/files/") => {
+            let name = &p["/v1/files/".len()..];
+            if !valid_name(name) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("file name {name:?} is invalid: use 1 to 64 of A-Z a-z 0-9 _ - ."),
+                );
+            }
+            let name = name.to_string();
+            match method {
+                Method::PUT => put_file(state, name, req).await,
+                Method::DELETE => match state.lock_files().remove(&name) {
+                    Some(b) => json(
+                        StatusCode::OK,
+                        &FileInfo {
+                            name,
+                            bytes: b.len() as u64,
+                        },
+                    ),
+                    None => error(StatusCode::NOT_FOUND, format!("no file named {name:?}")),
+                },
+                _ => error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("{method} {path}: use PUT or DELETE"),
+                ),
+            }
+        }
         p => {
             if let Some(name) = p
                 .strip_prefix("/v1/workloads/")
@@ -245,6 +325,45 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Response<
             }
         }
     }
+}
+
+async fn put_file(
+    state: Arc<AgentState>,
+    name: String,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let body = match Limited::new(req.into_body(), MAX_CLIP_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("file larger than {MAX_CLIP_BYTES} bytes"),
+                )
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                )
+            };
+        }
+    };
+    let info = FileInfo {
+        name: name.clone(),
+        bytes: body.len() as u64,
+    };
+    let old = state.lock_files().insert(name, body);
+    // A replaced file may be large: free it off the async thread.
+    if let Some(old) = old {
+        tokio::task::spawn_blocking(move || drop(old));
+    }
+    json(StatusCode::OK, &info)
 }
 
 async fn put_workload(
@@ -290,16 +409,30 @@ async fn put_workload(
             format!("workload {name:?} is already running"),
         );
     }
-    // Allocation and pre-touch take a while: off the async thread.
+    // The files a streaming workload may use (shared, not copied).
+    let files: Files = match &spec {
+        WorkloadSpec::Rtp { clip: f, .. } | WorkloadSpec::Http { file: f, .. } => state
+            .lock_files()
+            .get(f)
+            .map(|b| (f.clone(), b.clone()))
+            .into_iter()
+            .collect(),
+        _ => Files::new(),
+    };
+    // Allocation and pre-touch (or parsing a clip) take a while: off the
+    // async thread.
     let started = tokio::task::spawn_blocking({
         let name = name.clone();
-        move || Workload::start(&name, &spec)
+        move || Workload::start_with_files(&name, &spec, &files)
     })
     .await;
     let workload = match started {
         Ok(Ok(w)) => w,
         Ok(Err(e @ (WorkloadError::Invalid(_) | WorkloadError::Spawn { .. }))) => {
             return error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(e @ WorkloadError::Bind { .. })) => {
+            return error(StatusCode::CONFLICT, e.to_string())
         }
         Ok(Err(e @ WorkloadError::InsufficientMemory { .. })) => {
             return error(StatusCode::INSUFFICIENT_STORAGE, e.to_string())

@@ -758,7 +758,7 @@ impl DirtyWorkload {
             max_reachable_mib_s: max_reachable(target, &unpaused),
             started_realtime_ns: self.started_realtime_ns,
             integrity: lock(&s.integrity).clone(),
-            output: None,
+            ..WorkloadReport::default()
         }
     }
 

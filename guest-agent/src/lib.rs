@@ -6,7 +6,8 @@
 //!   [`wire::probe`] requests with the guest's timestamps and per-session
 //!   receive counts, on its own OS thread;
 //! - workloads ([`workload`]): paced memory dirtying with integrity checks
-//!   ([`dirty`]) and programs run as commands;
+//!   ([`dirty`]), programs run as commands, and video streams of an
+//!   uploaded clip over RTP ([`stream_rtp`]) and HTTP ([`stream_http`]);
 //! - the guest's own view of its clocks ([`clock`]), which is expected to
 //!   hide the migration pause (guest clocks stop while the VM is stopped);
 //! - a token-protected HTTP control API ([`control`]) with the contract of
@@ -29,6 +30,8 @@ pub mod netif;
 pub mod network;
 pub mod pid1;
 pub mod reflector;
+pub mod stream_http;
+pub mod stream_rtp;
 pub mod workload;
 
 pub use agent::{run, run_lab, AgentError, Ready};

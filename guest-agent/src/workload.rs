@@ -1,6 +1,6 @@
 //! Workloads the harness starts and stops through the control API.
 //!
-//! Two kinds:
+//! Four kinds:
 //!
 //! - *dirty memory* ([`crate::dirty`]): a working set pre-touched with
 //!   non-zero data (so QEMU's zero-page detection cannot skip it), split
@@ -17,7 +17,14 @@
 //!   waits for every child: whoever reaps a program of ours (that thread
 //!   through [`note_reaped`], or the workload itself) stores its exit
 //!   status in one shared table, so it is never lost and never reaped
-//!   twice.
+//!   twice;
+//! - *rtp* ([`crate::stream_rtp`]): an uploaded clip streamed over UDP as
+//!   H.264 RTP in real time, looping, on its own thread;
+//! - *http* ([`crate::stream_http`]): an uploaded file served as a paced
+//!   progressive download, on its own thread and runtime.
+//!
+//! The streaming kinds take their file from the agent's uploaded files
+//! ([`Workload::start_with_files`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -30,7 +37,15 @@ use nix::unistd::Pid;
 use thiserror::Error;
 use wire::control::{IntegrityReport, WorkloadReport, WorkloadSpec, OUTPUT_TAIL_BYTES};
 
+use bytes::Bytes;
+
 use crate::dirty::{DirtyParams, DirtyWorkload, Verifier, VerifyError};
+use crate::stream_http::{HttpParams, HttpWorkload};
+use crate::stream_rtp::{RtpParams, RtpWorkload};
+
+/// Uploaded files by name (`PUT /v1/files/{name}`); [`Bytes`] shares
+/// them without copying.
+pub type Files = BTreeMap<String, Bytes>;
 
 /// Size of the pages the workload dirties.
 pub const PAGE_SIZE: usize = 4096;
@@ -62,6 +77,14 @@ pub enum WorkloadError {
     Spawn {
         /// `argv[0]`.
         program: String,
+        /// The operating system's reason.
+        why: String,
+    },
+    /// An `http` workload's port cannot be bound (e.g. in use).
+    #[error("cannot listen on {addr}: {why}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
         /// The operating system's reason.
         why: String,
     },
@@ -297,6 +320,8 @@ pub struct Workload {
 enum Kind {
     Dirty(DirtyWorkload),
     Command(Child),
+    Rtp(RtpWorkload),
+    Http(HttpWorkload),
 }
 
 /// `MemAvailable` from `/proc/meminfo`, in MiB (`None` if unreadable).
@@ -389,6 +414,32 @@ impl Workload {
     /// workload is really running when this returns. Blocks: call it from
     /// a blocking context.
     pub fn start(name: &str, spec: &WorkloadSpec) -> Result<Self, WorkloadError> {
+        Self::start_with_files(name, spec, &Files::new())
+    }
+
+    /// [`Workload::start`] with the agent's uploaded files, which the
+    /// streaming kinds (`rtp`, `http`) take their clip or file from. An
+    /// `rtp` workload returns once its socket is open (its first frame is
+    /// due at once), an `http` one once it listens.
+    pub fn start_with_files(
+        name: &str,
+        spec: &WorkloadSpec,
+        files: &Files,
+    ) -> Result<Self, WorkloadError> {
+        if let WorkloadSpec::Rtp { clip, .. } = spec {
+            let params = RtpParams::new(spec, files.get(clip))?;
+            return Ok(Self {
+                name: name.to_string(),
+                kind: Kind::Rtp(RtpWorkload::start(name, params)?),
+            });
+        }
+        if let WorkloadSpec::Http { file, .. } = spec {
+            let params = HttpParams::new(spec, files.get(file))?;
+            return Ok(Self {
+                name: name.to_string(),
+                kind: Kind::Http(HttpWorkload::start(name, params)?),
+            });
+        }
         if let WorkloadSpec::Command { argv } = spec {
             let child = Child::spawn(name, argv)?;
             let _ = child.wait_for(START_WATCH);
@@ -415,6 +466,8 @@ impl Workload {
         match &self.kind {
             Kind::Dirty(d) => d.is_running(),
             Kind::Command(c) => c.exit().is_none(),
+            Kind::Rtp(r) => r.is_running(),
+            Kind::Http(h) => h.is_running(),
         }
     }
 
@@ -427,7 +480,9 @@ impl Workload {
                 inner: d.verifier(),
             }),
             Kind::Dirty(_) => Err(VerifyRefused::NotRunning(self.name.clone())),
-            Kind::Command(_) => Err(VerifyRefused::NotDirty(self.name.clone())),
+            Kind::Command(_) | Kind::Rtp(_) | Kind::Http(_) => {
+                Err(VerifyRefused::NotDirty(self.name.clone()))
+            }
         }
     }
 
@@ -442,6 +497,8 @@ impl Workload {
                 c.stop();
                 c.report(&self.name)
             }
+            Kind::Rtp(r) => r.stop(&self.name),
+            Kind::Http(h) => h.stop(&self.name),
         }
     }
 
@@ -450,6 +507,8 @@ impl Workload {
         match &self.kind {
             Kind::Dirty(d) => d.report(&self.name),
             Kind::Command(c) => c.report(&self.name),
+            Kind::Rtp(r) => r.report(&self.name),
+            Kind::Http(h) => h.report(&self.name),
         }
     }
 }
@@ -475,7 +534,7 @@ mod tests {
     fn pid_of(w: &Workload) -> Pid {
         match &w.kind {
             Kind::Command(c) => c.pid,
-            Kind::Dirty(_) => panic!("not a command"),
+            _ => panic!("not a command"),
         }
     }
 

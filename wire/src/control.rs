@@ -247,6 +247,38 @@ pub struct WorkloadReport {
     /// replaced). `None` for other kinds, and when the log cannot be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// A streaming workload's packets sent: RTP packets (also in
+    /// `pages_written`, which an `rtp` workload reuses for them); `None`
+    /// for other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets_sent: Option<u64>,
+    /// A streaming workload's bytes sent: UDP payload bytes (RTP header
+    /// and payload) of an `rtp` workload, response body bytes of an `http`
+    /// workload; `None` for other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_sent: Option<u64>,
+    /// An `rtp` workload's video frames sent (the last frame number of its
+    /// tag plus one); `None` for other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames_sent: Option<u64>,
+    /// An `rtp` workload's frames that went out late (their first packet
+    /// more than the agent's lateness threshold after the frame's due
+    /// time); `None` for other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_frames: Option<u64>,
+    /// An `rtp` workload's complete passes through the clip; `None` for
+    /// other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loops: Option<u64>,
+    /// A streaming workload's failed sends (datagrams of an `rtp`
+    /// workload the socket refused; they are skipped, not retried);
+    /// `None` for other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_errors: Option<u64>,
+    /// An `http` workload's TCP connections accepted; `None` for other
+    /// kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
 }
 
 /// At most this many bytes of a command's output (the end of it) are in

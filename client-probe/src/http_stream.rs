@@ -1,0 +1,518 @@
+//! The HTTP progressive download: the I/O shell around the player model
+//! [`crate::playout`](mod@crate::playout). A background thread downloads
+//! one URL the way a video player does, over a TCP connection the caller
+//! opens (the harness opens it inside the client's network namespace), and
+//! records when each piece of the body arrived; when the connection breaks
+//! it records a [`ConnectionEvent`] and resumes where it stopped with a
+//! `Range` request.
+//!
+//! The HTTP/1.1 client is written by hand (one `GET`, a status line and
+//! headers, a body of `Content-Length` bytes or up to EOF; no chunked
+//! encoding, no redirects): simple and dependency-free.
+//!
+//! # Times
+//! Every time is CLOCK_REALTIME ns read in user space right after the
+//! `read` (or the event) returned: not a kernel timestamp, so it includes
+//! the thread's scheduling delay (typically well under a millisecond).
+//!
+//! # Records
+//! - A **sample** `(rx_ns, bytes)` per `read` that returned body bytes
+//!   (body bytes that came in the same read as the response head count in
+//!   one sample at that read's time).
+//! - A **break**: the connection ended before the body did (EOF before
+//!   `Content-Length` bytes, a reset, any read error other than the read
+//!   timeout) while body bytes were flowing on it. Its `broke_ns` is when
+//!   the client noticed; a connection that merely goes quiet (the peer
+//!   paused, packets lost) is no break while TCP keeps it open.
+//! - After a break the thread waits [`RECONNECT_BACKOFF`], opens a new
+//!   connection, and asks for `Range: bytes=<received>-`, expecting 206
+//!   with a `Content-Range` starting there (a 200 is accepted too: its
+//!   first `<received>` bytes are skipped, not counted). It retries every
+//!   [`RECONNECT_BACKOFF`] until it succeeds or is stopped; the break's
+//!   `reconnected_ns` is the time of the first body byte on the new
+//!   connection. Failures before that are counted in
+//!   [`HttpCapture::failed_attempts`], not as new breaks.
+//! - The first connection is tried the same way; failures before its
+//!   first response count in `failed_attempts` too.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::realtime_ns;
+
+/// Wait between a break (or a failed attempt) and the next attempt.
+pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+/// Read timeout: how often the thread checks for stop while waiting.
+const READ_TIMEOUT: Duration = Duration::from_millis(50);
+/// Largest response head accepted, bytes.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// A connection that broke, as defined in the [module
+/// documentation](self).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionEvent {
+    /// When the client noticed the break, ns (CLOCK_REALTIME).
+    pub broke_ns: i64,
+    /// What happened ("EOF after N of M body bytes", the OS error...).
+    pub error: String,
+    /// When the resumed download got its first body byte, ns; `None` if it
+    /// had not by the time the download was stopped.
+    pub reconnected_ns: Option<i64>,
+}
+
+/// What an [`HttpStream`] recorded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpCapture {
+    /// `(rx_ns, bytes)` per read that returned body bytes, in time order.
+    pub samples: Vec<(i64, u64)>,
+    /// Every break of the connection, in time order.
+    pub events: Vec<ConnectionEvent>,
+    /// Body bytes received in all (the sum of `samples`).
+    pub bytes: u64,
+    /// The first response's status (200 expected), if one came.
+    pub status: Option<u16>,
+    /// Connections whose response (200 or 206) was accepted.
+    pub connections: u32,
+    /// The whole body was received (`Content-Length` reached, or EOF on a
+    /// response without one).
+    pub complete: bool,
+    /// Attempts that failed before a response was accepted (connect
+    /// errors, bad responses).
+    pub failed_attempts: u64,
+    /// The last error seen, if any.
+    pub last_error: Option<String>,
+}
+
+impl HttpCapture {
+    /// The TCP connection lasted the whole download: no break.
+    pub fn connection_survived(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// A running download on a background thread. [`HttpStream::stop`]
+/// returns what it recorded; dropping it stops the thread too.
+#[derive(Debug)]
+pub struct HttpStream {
+    stop: Arc<AtomicBool>,
+    bytes: Arc<AtomicU64>,
+    thread: Option<JoinHandle<HttpCapture>>,
+}
+
+impl HttpStream {
+    /// Starts downloading `path` with `Host: host_header` over connections
+    /// made by `connect` (called on the background thread, once per
+    /// attempt; the caller decides where and how, e.g. inside a network
+    /// namespace, and with which connect timeout).
+    ///
+    /// Fails only when the thread cannot be started or the request cannot
+    /// be formed (a `host_header` or `path` with a line break).
+    pub fn start(
+        connect: impl Fn() -> io::Result<TcpStream> + Send + 'static,
+        host_header: &str,
+        path: &str,
+    ) -> anyhow::Result<HttpStream> {
+        if [host_header, path]
+            .iter()
+            .any(|s| s.contains(['\r', '\n']) || s.is_empty())
+        {
+            anyhow::bail!(
+                "HTTP download: empty or multi-line host {host_header:?} or path {path:?}"
+            );
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let host = host_header.to_owned();
+        let path = path.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("http-stream".into())
+            .spawn({
+                let stop = stop.clone();
+                let bytes = bytes.clone();
+                move || download(&connect, &host, &path, &stop, &bytes)
+            })
+            .context("cannot start the HTTP download thread")?;
+        Ok(HttpStream {
+            stop,
+            bytes,
+            thread: Some(thread),
+        })
+    }
+
+    /// Body bytes received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    /// Stops the download (within about 50 ms, unless `connect` is
+    /// blocking) and returns what it recorded. If the thread panicked its
+    /// records are lost: an empty capture says so in `last_error`.
+    pub fn stop(mut self) -> HttpCapture {
+        self.stop.store(true, Ordering::Release);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(c)) => c,
+            _ => HttpCapture {
+                last_error: Some("the HTTP download thread panicked".into()),
+                ..HttpCapture::default()
+            },
+        }
+    }
+}
+
+impl Drop for HttpStream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How one connection ended.
+enum Ended {
+    /// The whole body arrived.
+    Complete,
+    /// Stopped by the caller.
+    Stopped,
+    /// Failed before any body byte flowed on it: retry, no new break.
+    Failed(String),
+    /// Broke while body bytes were flowing: a break.
+    Broke(String),
+}
+
+/// A parsed response head.
+#[derive(Debug, PartialEq, Eq)]
+struct Head {
+    status: u16,
+    content_length: Option<u64>,
+    /// First byte position of a `Content-Range: bytes A-B/N`.
+    range_start: Option<u64>,
+    chunked: bool,
+}
+
+fn download(
+    connect: &dyn Fn() -> io::Result<TcpStream>,
+    host: &str,
+    path: &str,
+    stop: &AtomicBool,
+    live_bytes: &AtomicU64,
+) -> HttpCapture {
+    let mut cap = HttpCapture::default();
+    while !stop.load(Ordering::Acquire) {
+        let ended = match connect() {
+            Ok(conn) => one_connection(conn, host, path, stop, &mut cap, live_bytes),
+            Err(e) => Ended::Failed(format!("connect: {e}")),
+        };
+        match ended {
+            Ended::Complete => {
+                cap.complete = true;
+                break;
+            }
+            Ended::Stopped => break,
+            Ended::Failed(e) => {
+                cap.failed_attempts += 1;
+                cap.last_error = Some(e);
+            }
+            Ended::Broke(e) => {
+                cap.events.push(ConnectionEvent {
+                    broke_ns: realtime_ns(),
+                    error: e.clone(),
+                    reconnected_ns: None,
+                });
+                cap.last_error = Some(e);
+            }
+        }
+        sleep_unless_stopped(RECONNECT_BACKOFF, stop);
+    }
+    cap
+}
+
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    let step = Duration::from_millis(10);
+    let mut left = d;
+    while !left.is_zero() && !stop.load(Ordering::Acquire) {
+        let s = left.min(step);
+        std::thread::sleep(s);
+        left -= s;
+    }
+}
+
+/// Outcome of one blocking read with the stop check.
+enum ReadResult {
+    Data(usize, i64),
+    Eof,
+    Stopped,
+    Error(io::Error),
+}
+
+fn read_some(conn: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> ReadResult {
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return ReadResult::Stopped;
+        }
+        match conn.read(buf) {
+            Ok(0) => return ReadResult::Eof,
+            Ok(n) => return ReadResult::Data(n, realtime_ns()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return ReadResult::Error(e),
+        }
+    }
+}
+
+fn one_connection(
+    mut conn: TcpStream,
+    host: &str,
+    path: &str,
+    stop: &AtomicBool,
+    cap: &mut HttpCapture,
+    live_bytes: &AtomicU64,
+) -> Ended {
+    let resume_at = cap.bytes;
+    if let Err(e) = conn
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .and_then(|()| conn.set_write_timeout(Some(Duration::from_secs(2))))
+    {
+        return Ended::Failed(format!("socket options: {e}"));
+    }
+    let _ = conn.set_nodelay(true);
+    let range = if resume_at > 0 {
+        format!("Range: bytes={resume_at}-\r\n")
+    } else {
+        String::new()
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lmig-client-probe\r\nAccept: */*\r\n{range}Connection: close\r\n\r\n"
+    );
+    if let Err(e) = conn.write_all(request.as_bytes()) {
+        return Ended::Failed(format!("sending the request: {e}"));
+    }
+
+    // The response head.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut head_buf: Vec<u8> = Vec::new();
+    let (head, mut pending, mut pending_ns) = loop {
+        match read_some(&mut conn, &mut buf, stop) {
+            ReadResult::Stopped => return Ended::Stopped,
+            ReadResult::Eof => {
+                return Ended::Failed("connection closed before the response head".into())
+            }
+            ReadResult::Error(e) => return Ended::Failed(format!("reading the response: {e}")),
+            ReadResult::Data(n, t) => {
+                head_buf.extend_from_slice(buf.get(..n).unwrap_or(&[]));
+                if let Some(end) = find_head_end(&head_buf) {
+                    let rest = head_buf.split_off(end);
+                    match parse_head(&head_buf) {
+                        Ok(h) => break (h, rest, t),
+                        Err(e) => return Ended::Failed(e),
+                    }
+                }
+                if head_buf.len() > MAX_HEAD {
+                    return Ended::Failed(format!("response head over {MAX_HEAD} bytes"));
+                }
+            }
+        }
+    };
+    if cap.status.is_none() {
+        cap.status = Some(head.status);
+    }
+    if head.chunked {
+        return Ended::Failed("chunked transfer encoding is not supported".into());
+    }
+    // Bytes to skip (a 200 answering a range request) and where the body
+    // ends, counted in bytes of the whole file.
+    let mut skip = match head.status {
+        200 => resume_at,
+        206 if head.range_start == Some(resume_at) => 0,
+        206 => {
+            return Ended::Failed(format!(
+                "206 from byte {:?}, asked for {resume_at}",
+                head.range_start
+            ))
+        }
+        s => return Ended::Failed(format!("HTTP status {s}")),
+    };
+    let total_end = head.content_length.map(|n| match head.status {
+        206 => resume_at.saturating_add(n),
+        _ => n,
+    });
+    cap.connections += 1;
+    let mut got_body = false;
+    loop {
+        // Count what is pending (skipping what we already have).
+        let drop_n = usize::try_from(skip)
+            .unwrap_or(usize::MAX)
+            .min(pending.len());
+        skip -= drop_n as u64;
+        let mut n = (pending.len() - drop_n) as u64;
+        if let Some(end) = total_end {
+            // Never count bytes past the announced end.
+            n = n.min(end.saturating_sub(cap.bytes));
+        }
+        if n > 0 {
+            if !got_body {
+                got_body = true;
+                if let Some(ev) = cap.events.last_mut() {
+                    if ev.reconnected_ns.is_none() {
+                        ev.reconnected_ns = Some(pending_ns);
+                    }
+                }
+            }
+            cap.samples.push((pending_ns, n));
+            cap.bytes += n;
+            live_bytes.store(cap.bytes, Ordering::Release);
+        }
+        if total_end.is_some_and(|end| cap.bytes >= end) {
+            return Ended::Complete;
+        }
+        pending.clear();
+        match read_some(&mut conn, &mut buf, stop) {
+            ReadResult::Stopped => return Ended::Stopped,
+            ReadResult::Data(n, t) => {
+                pending.extend_from_slice(buf.get(..n).unwrap_or(&[]));
+                pending_ns = t;
+            }
+            ReadResult::Eof => {
+                let Some(end) = total_end else {
+                    return Ended::Complete;
+                };
+                let why = format!("EOF after {} of {end} body bytes", cap.bytes);
+                return if got_body {
+                    Ended::Broke(why)
+                } else {
+                    Ended::Failed(why)
+                };
+            }
+            ReadResult::Error(e) => {
+                let why = format!("reading the body: {e}");
+                return if got_body {
+                    Ended::Broke(why)
+                } else {
+                    Ended::Failed(why)
+                };
+            }
+        }
+    }
+}
+
+/// Where the head ends (just past `\r\n\r\n`).
+fn find_head_end(b: &[u8]) -> Option<usize> {
+    b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+/// Parses a status line and headers (`head` ends with the blank line).
+fn parse_head(head: &[u8]) -> Result<Head, String> {
+    let text = std::str::from_utf8(head).map_err(|_| "response head is not UTF-8".to_owned())?;
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let mut parts = status_line.split_whitespace();
+    let version = parts.next().unwrap_or("");
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("not an HTTP/1.x status line: {status_line:?}"));
+    }
+    let status = parts
+        .next()
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("bad status line: {status_line:?}"))?;
+    let mut h = Head {
+        status,
+        content_length: None,
+        range_start: None,
+        chunked: false,
+    };
+    for line in lines.filter(|l| !l.is_empty()) {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(format!("bad header line: {line:?}"));
+        };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-length" => {
+                h.content_length = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("bad Content-Length: {value:?}"))?,
+                );
+            }
+            "content-range" => {
+                // bytes A-B/N (or bytes A-B/*)
+                h.range_start = value
+                    .strip_prefix("bytes ")
+                    .and_then(|r| r.split_once('-'))
+                    .and_then(|(a, _)| a.trim().parse().ok());
+                if h.range_start.is_none() {
+                    return Err(format!("bad Content-Range: {value:?}"));
+                }
+            }
+            "transfer-encoding" => {
+                h.chunked = value.to_ascii_lowercase().contains("chunked");
+            }
+            _ => {}
+        }
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status_and_headers() {
+        let h = parse_head(
+            b"HTTP/1.1 206 Partial Content\r\ncontent-length: 10\r\nContent-Range: bytes 5-14/100\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            h,
+            Head {
+                status: 206,
+                content_length: Some(10),
+                range_start: Some(5),
+                chunked: false
+            }
+        );
+        let h = parse_head(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        assert!(h.chunked && h.content_length.is_none());
+        for bad in [
+            &b"SSH-2.0\r\n\r\n"[..],
+            b"HTTP/1.1 abc\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 206 OK\r\nContent-Range: items 1-2\r\n\r\n",
+            b"\xff\xfe\r\n\r\n",
+        ] {
+            assert!(parse_head(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(find_head_end(b"HTTP/1.1 200\r\n\r\nbody"), Some(16));
+        assert_eq!(find_head_end(b"HTTP/1.1 200\r\n"), None);
+    }
+
+    #[test]
+    fn rejects_header_injection() {
+        assert!(HttpStream::start(|| Err(io::Error::other("no")), "h\r\nX: y", "/").is_err());
+    }
+
+    #[test]
+    fn failing_connects_are_counted_and_stop_is_prompt() {
+        let s = HttpStream::start(|| Err(io::Error::other("refused")), "h", "/x").unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        let t = std::time::Instant::now();
+        let c = s.stop();
+        assert!(t.elapsed() < Duration::from_millis(300));
+        assert!(c.failed_attempts >= 2, "{c:?}");
+        assert!(c.events.is_empty() && c.samples.is_empty() && c.status.is_none());
+        assert_eq!(c.last_error.as_deref(), Some("connect: refused"));
+    }
+}
