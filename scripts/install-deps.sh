@@ -14,6 +14,7 @@ packages=(
   stress-ng           # compared with the agent's memory dirtier by `harness bench dirty`
   chromium            # headless: renders report.html in the report test
   tshark              # independent RTP analyser: the streams test checks ours against `tshark -z rtp,streams`
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libclang-dev pkg-config ffmpeg  # media crate: ffmpeg-next (libx264 encoder, H.264 decoder, MPEG-TS muxer); ffprobe checks its MPEG-TS
 )
 missing=()
 for p in "${packages[@]}"; do

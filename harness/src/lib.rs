@@ -26,6 +26,8 @@ pub mod remote_probe;
 pub mod report_html;
 pub mod run;
 pub mod scenario;
+pub mod stream_run;
+pub mod streams;
 pub mod summary;
 pub mod timeline;
 pub mod verdict;

@@ -12,9 +12,15 @@ use crate::bundle::Bundle;
 use crate::record::RepRecord;
 use crate::report_html::{render_html, ReportInput};
 use crate::scenario::Scenario;
+use crate::stream_run::{HttpMeta, RtpMeta};
+use crate::streams::{
+    decode_stream, http_stalls, http_view, in_window, read_rtp_pcap, rtp_view, Break,
+};
+use crate::summary::StreamView;
 use crate::summary::{summarize, to_csv, RunRecords, Summary};
 use crate::timeline::{rep_timelines, RepTimeline};
 use anyhow::{bail, Context, Result};
+use client_probe::rtp_analysis::{RtpAnalysisOptions, RtpArrival};
 use client_probe::{analyze, ProbeRecord};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -38,6 +44,10 @@ pub struct BundleRecords {
     pub announces: Vec<i64>,
     /// Things missing or odd in the bundle, for a person.
     pub notes: Vec<String>,
+    /// The RTP stream the client received, if the run had one.
+    pub rtp: Option<(Vec<RtpArrival>, RtpMeta)>,
+    /// The HTTP download's reads `(rx_ns, bytes)`, if the run had one.
+    pub http: Option<(Vec<(i64, u64)>, HttpMeta)>,
 }
 
 fn read(dir: &Path, rel: &str) -> Result<String> {
@@ -138,7 +148,40 @@ pub fn load(dir: &Path) -> Result<BundleRecords> {
     } else {
         Vec::new()
     };
+    let rtp = if dir.join("stream/rtp.json").is_file() {
+        let meta: RtpMeta = json(dir, "stream/rtp.json")?;
+        let pcap = std::fs::read(dir.join("stream/rtp.pcap"))
+            .with_context(|| format!("cannot read {}", dir.join("stream/rtp.pcap").display()))?;
+        let arrivals = read_rtp_pcap(&pcap, meta.without_kernel_ts == 0)
+            .with_context(|| format!("reading {}", dir.join("stream/rtp.pcap").display()))?;
+        Some((arrivals, meta))
+    } else {
+        None
+    };
+    let http = if dir.join("stream/http.json").is_file() {
+        let meta: HttpMeta = json(dir, "stream/http.json")?;
+        let csv = read(dir, "stream/http.csv")?;
+        let mut samples = Vec::new();
+        for (i, line) in csv.lines().enumerate().skip(1) {
+            let bad = || {
+                format!(
+                    "stream/http.csv line {}: expected `rx_ns,bytes`, got {line:?}",
+                    i + 1
+                )
+            };
+            let (t, n) = line.split_once(',').with_context(bad)?;
+            samples.push((
+                t.trim().parse().with_context(bad)?,
+                n.trim().parse().with_context(bad)?,
+            ));
+        }
+        Some((samples, meta))
+    } else {
+        None
+    };
     Ok(BundleRecords {
+        rtp,
+        http,
         dir: dir.to_path_buf(),
         scenario,
         scenario_toml,
@@ -186,6 +229,39 @@ impl BundleRecords {
         }
     }
 
+    /// The streams over one window; `decoded` is [`decode_stream`] of the
+    /// whole RTP stream.
+    fn stream_view(&self, from: i64, to: i64, decoded: Option<&[(i64, bool)]>) -> StreamView {
+        let rtp = self.rtp.as_ref().map(|(arrivals, meta)| {
+            let opts = RtpAnalysisOptions {
+                ssrc: Some(meta.ssrc),
+                gap_threshold_ns: (meta.gap_threshold_ms * 1e6) as i64,
+                playout_delay_ns: (meta.playout_delay_ms * 1e6) as i64,
+                ..RtpAnalysisOptions::default()
+            };
+            rtp_view(&in_window(arrivals, from, to), decoded, (from, to), &opts).0
+        });
+        let http = self.http.as_ref().map(|(samples, meta)| {
+            let until = samples.last().map_or(to, |s| s.0.max(to));
+            let stalls = http_stalls(samples, meta, until);
+            let breaks: Vec<Break> = meta
+                .capture
+                .as_ref()
+                .map(|c| {
+                    c.events
+                        .iter()
+                        .map(|e| Break {
+                            broke_ns: e.broke_ns,
+                            resumed_ns: e.reconnected_ns,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            http_view(samples, &stalls, &breaks, from, to)
+        });
+        StreamView { rtp, http }
+    }
+
     /// Derives the summary and the timelines.
     pub fn analyze(&self) -> Analysis {
         let threshold = (self.scenario.probe.gap_threshold_ms * 1e6) as i64;
@@ -200,18 +276,31 @@ impl BundleRecords {
                 let old: Value = json(&self.dir, "summary.json").ok()?;
                 old.pointer("/final_check/agent_answered")?.as_bool()
             });
-        let summary = summarize(&RunRecords {
+        let mut summary = summarize(&RunRecords {
             scenario: &self.scenario.name,
             acceleration,
             reps: &self.reps,
             probe: self.probe.as_ref(),
             gap_threshold_ns: threshold,
             announces: &self.announces,
-            asserts: self.scenario.asserts.as_ref(),
+            // Evaluated below, once the streams are in.
+            asserts: None,
             agent_answered_at_end: answered,
             run_status: &run_status,
             error,
         });
+        let decoded = self
+            .rtp
+            .as_ref()
+            .and_then(|(a, meta)| decode_stream(a, Some(meta.ssrc)));
+        for (r, rep) in summary.repetitions.iter_mut().zip(&self.reps) {
+            r.stream = self.stream_view(rep.window_start_ns, rep.window_end_ns, decoded.as_deref());
+        }
+        summary.verdict = self
+            .scenario
+            .asserts
+            .as_ref()
+            .map(|a| crate::verdict::evaluate(a, &summary.repetitions));
         let timelines = rep_timelines(&self.reps, self.probe.as_ref(), &self.announces, threshold);
         Analysis { summary, timelines }
     }

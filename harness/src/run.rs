@@ -19,6 +19,7 @@ use crate::probe_handle::ProbeHandle;
 use crate::rebuild::regenerate;
 use crate::record::{GuestRecord, RepRecord};
 use crate::scenario::{Acceleration, ProbeControl, Scenario};
+use crate::stream_run::Streams;
 use crate::summary::Summary;
 use anyhow::{Context, Result};
 use client_probe::{AnnounceWatch, ProbeRecord};
@@ -102,6 +103,7 @@ struct Gathered {
     reps: Vec<RepRecord>,
     prober: Option<ProbeHandle>,
     announces: Option<AnnounceWatch>,
+    streams: Option<Streams>,
     health_ok: bool,
     final_health: Option<bool>,
     trials: Vec<Trial>,
@@ -194,6 +196,13 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     };
     if let Some(p) = &probe_record {
         write_probe(&bundle, p)?;
+    }
+    if let Some(st) = g.streams.take() {
+        if let Err(e) = st.finish(&local, &bundle, &live).await {
+            live.println(&format!(
+                "warning: the streams' records are incomplete: {e:#}"
+            ));
+        }
     }
     if let Some(w) = g.announces.take() {
         let log = w.stop();
@@ -321,6 +330,7 @@ async fn run_body(
     if let Job::Calibrate(plan) = job {
         return calibrate(plan, local, g, ctl, live).await;
     }
+    g.streams = Some(Streams::start(scenario, local, live).await?);
     let run_start = std::time::Instant::now();
     let points = scenario.sweep_points().map_err(anyhow::Error::msg)?;
     let total: u32 = points.iter().map(|(_, p)| p.repetitions).sum();

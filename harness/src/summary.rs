@@ -153,6 +153,10 @@ pub struct RtpView {
     /// the next (`end - picture_since`): the picture's age at its worst,
     /// which is what to compare with the probe's gap, ms.
     pub picture_stale_max_ms: Option<f64>,
+    /// When the picture of that worst freeze was shown (client ns).
+    pub picture_stale_since_ns: Option<i64>,
+    /// When the next new picture was due (client ns).
+    pub picture_stale_until_ns: Option<i64>,
     /// RFC 3550 interarrival jitter, ms.
     pub jitter_ms: Option<f64>,
     /// Frames whose every packet arrived.

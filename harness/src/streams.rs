@@ -1,0 +1,256 @@
+//! The video streams as a repetition's summary sees them: the RTP stream's
+//! packets and frames (`client_probe::rtp_analysis`), what a real H.264
+//! decoder made of the frames that arrived (`media::Decoder`), and the HTTP
+//! progressive download through a player model (`client_probe::playout`).
+//! Pure apart from the decoder, which is deterministic for the same input.
+//!
+//! A repetition's streams are judged over its window (the pause before,
+//! the migration, the pause after), like the probe: RTP packets received
+//! in it, HTTP stalls and connection breaks that overlap it.
+
+use crate::summary::{HttpView, RtpView};
+use client_probe::rtp_analysis::{
+    analyze_rtp, depacketize, parse_rtp, RtpAnalysisOptions, RtpArrival, RtpSummary,
+};
+use std::collections::BTreeMap;
+
+/// The arrivals received in `[from, to]`.
+pub fn in_window(arrivals: &[RtpArrival], from: i64, to: i64) -> Vec<RtpArrival> {
+    arrivals
+        .iter()
+        .filter(|a| a.rx_ns >= from && a.rx_ns <= to)
+        .cloned()
+        .collect()
+}
+
+/// The stream's frames as the decoder gets them: per RTP timestamp (in
+/// timestamp order), the payloads in sequence order, and when the frame's
+/// last packet arrived.
+pub fn frames_for_decoder(
+    arrivals: &[RtpArrival],
+    ssrc: Option<u32>,
+) -> Vec<(i64, Vec<(i64, Vec<u8>)>)> {
+    // Unwrap 32-bit timestamps and 16-bit seqs near the previous packet's:
+    // consecutive packets move far less than half their range.
+    let mut frames: BTreeMap<i64, (i64, Vec<(i64, Vec<u8>)>)> = BTreeMap::new();
+    let (mut last_ts, mut last_seq): (Option<i64>, Option<i64>) = (None, None);
+    for a in arrivals {
+        let Some(p) = parse_rtp(&a.bytes) else {
+            continue;
+        };
+        if ssrc.is_some_and(|s| s != p.ssrc) {
+            continue;
+        }
+        let ts = unwrap_near(i64::from(p.timestamp), last_ts, 32);
+        let seq = unwrap_near(i64::from(p.seq), last_seq, 16);
+        last_ts = Some(ts);
+        last_seq = Some(seq);
+        let f = frames.entry(ts).or_insert((a.rx_ns, Vec::new()));
+        f.0 = f.0.max(a.rx_ns);
+        f.1.push((seq, p.payload.to_vec()));
+    }
+    frames
+        .into_values()
+        .map(|(t, mut pk)| {
+            pk.sort_by_key(|(s, _)| *s);
+            pk.dedup_by_key(|(s, _)| *s);
+            (t, pk)
+        })
+        .collect()
+}
+
+fn unwrap_near(v: i64, near: Option<i64>, bits: u32) -> i64 {
+    let Some(r) = near else { return v };
+    let m = 1i64 << bits;
+    let base = r - r.rem_euclid(m) + v;
+    [base - m, base, base + m]
+        .into_iter()
+        .min_by_key(|x| (x - r).abs())
+        .unwrap_or(base)
+}
+
+/// Decodes the whole stream once, frame by frame in timestamp order, with
+/// a real H.264 decoder (decoding must start where the stream starts, at
+/// its first keyframe, not at a window's edge): for each frame, when its
+/// last packet arrived and whether the decoder accepted it. `None` when no
+/// decoder can be made.
+pub fn decode_stream(arrivals: &[RtpArrival], ssrc: Option<u32>) -> Option<Vec<(i64, bool)>> {
+    let _ = media::ffmpeg::log::set_level(media::ffmpeg::log::Level::Quiet);
+    let mut dec = media::Decoder::new_h264().ok()?;
+    let out = frames_for_decoder(arrivals, ssrc)
+        .into_iter()
+        .map(|(t, f)| {
+            let pk: Vec<(i64, &[u8])> = f.iter().map(|(s, b)| (*s, b.as_slice())).collect();
+            let d = depacketize(&pk);
+            (
+                t,
+                matches!(dec.decode_frame(&d.nals), media::FrameResult::Accepted),
+            )
+        })
+        .collect();
+    Some(out)
+}
+
+/// The RTP view of a repetition from the packets received in its window
+/// `[from, to]` and the whole stream's decoding ([`decode_stream`]; frames
+/// count in the window by their last packet's arrival).
+pub fn rtp_view(
+    window: &[RtpArrival],
+    decoded: Option<&[(i64, bool)]>,
+    (from, to): (i64, i64),
+    opts: &RtpAnalysisOptions,
+) -> (RtpView, RtpSummary) {
+    let s = analyze_rtp(window, opts);
+    let decoded = decoded.map(|d| {
+        let inside = d.iter().filter(|(t, _)| *t >= from && *t <= to);
+        let ok = inside.clone().filter(|(_, a)| *a).count() as u64;
+        (ok, inside.count() as u64 - ok)
+    });
+    let stale = s
+        .freezes
+        .iter()
+        .max_by_key(|f| f.end_ns - f.picture_since_ns);
+    let v = RtpView {
+        max_gap_ms: Some(s.max_gap_ms),
+        lost_packets: Some(s.lost),
+        received_packets: Some(s.received),
+        freezes: Some(s.freeze_count),
+        freeze_total_ms: Some(s.freeze_total_ms),
+        freeze_longest_ms: Some(s.freeze_longest_ms),
+        picture_stale_max_ms: stale.map(|f| (f.end_ns - f.picture_since_ns) as f64 / 1e6),
+        picture_stale_since_ns: stale.map(|f| f.picture_since_ns),
+        picture_stale_until_ns: stale.map(|f| f.end_ns),
+        jitter_ms: Some(s.jitter_ms),
+        frames_complete: Some(s.frames_complete),
+        frames_incomplete: Some(s.frames_incomplete),
+        frames_lost: Some(s.frames_lost),
+        frames_late: Some(s.frames_late),
+        max_frame_gap_ms: Some(s.max_frame_gap_ms),
+        decoder_accepted: decoded.map(|d| d.0),
+        decoder_rejected: decoded.map(|d| d.1),
+    };
+    (v, s)
+}
+
+/// Reads the RTP capture the run wrote (`stream/rtp.pcap`: nanosecond
+/// pcap, raw IPv4 or Ethernet link type, one UDP datagram per record) back
+/// into arrivals: the receive time is the record's timestamp, the bytes the
+/// UDP payload. `kernel_ts` is what the run recorded for the capture as a
+/// whole. Records that are not IPv4/UDP are skipped; a truncated file is an
+/// error naming the offset.
+pub fn read_rtp_pcap(bytes: &[u8], kernel_ts: bool) -> anyhow::Result<Vec<RtpArrival>> {
+    use anyhow::bail;
+    let u32_at = |o: usize, le: bool| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(o..o + 4)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    };
+    let (le, nanos) = match bytes.get(0..4) {
+        Some([0x4d, 0x3c, 0xb2, 0xa1]) => (true, true),
+        Some([0xa1, 0xb2, 0x3c, 0x4d]) => (false, true),
+        Some([0xd4, 0xc3, 0xb2, 0xa1]) => (true, false),
+        Some([0xa1, 0xb2, 0xc3, 0xd4]) => (false, false),
+        _ => bail!("not a pcap file (unknown magic)"),
+    };
+    let linktype = u32_at(20, le).ok_or_else(|| anyhow::anyhow!("pcap header truncated"))?;
+    let mut out = Vec::new();
+    let mut o = 24;
+    while o < bytes.len() {
+        let (Some(sec), Some(frac), Some(incl)) =
+            (u32_at(o, le), u32_at(o + 4, le), u32_at(o + 8, le))
+        else {
+            bail!("pcap record header truncated at byte {o}");
+        };
+        let start = o + 16;
+        let end = start + incl as usize;
+        let Some(frame) = bytes.get(start..end) else {
+            bail!("pcap record at byte {o} runs past the end");
+        };
+        o = end;
+        let ip = match linktype {
+            101 | 228 => frame,
+            1 if frame.get(12..14) == Some(&[0x08, 0x00]) => &frame[14..],
+            _ => continue,
+        };
+        let Some(&vihl) = ip.first() else { continue };
+        let ihl = usize::from(vihl & 0x0f) * 4;
+        if vihl >> 4 != 4 || ip.get(9) != Some(&17) || ip.len() < ihl + 8 {
+            continue;
+        }
+        let rx_ns = i64::from(sec) * 1_000_000_000 + i64::from(frac) * if nanos { 1 } else { 1000 };
+        out.push(RtpArrival {
+            rx_ns,
+            kernel_ts,
+            bytes: ip[ihl + 8..].to_vec(),
+        });
+    }
+    Ok(out)
+}
+
+/// A break of the HTTP download's TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Break {
+    /// When the client saw it break, ns.
+    pub broke_ns: i64,
+    /// When the resumed download got its first byte, if it did, ns.
+    pub resumed_ns: Option<i64>,
+}
+
+/// The HTTP view of a repetition's window `[from, to]`: `samples` are the
+/// download's reads `(rx_ns, bytes)` over the whole run, `stalls` the
+/// player model's stalls over the whole run (`(start, end)`, ns), `breaks`
+/// the connection's breaks.
+pub fn http_view(
+    samples: &[(i64, u64)],
+    stalls: &[(i64, i64)],
+    breaks: &[Break],
+    from: i64,
+    to: i64,
+) -> HttpView {
+    let inside: Vec<&(i64, u64)> = samples
+        .iter()
+        .filter(|s| s.0 >= from && s.0 <= to)
+        .collect();
+    let max_read_gap_ms = inside
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) as f64 / 1e6)
+        .fold(None::<f64>, |m, x| Some(m.map_or(x, |m| m.max(x))));
+    let over: Vec<(i64, i64)> = stalls
+        .iter()
+        .filter(|(s, e)| *e > from && *s < to)
+        .map(|&(s, e)| (s.max(from), e.min(to)))
+        .collect();
+    let broke = breaks
+        .iter()
+        .find(|b| b.broke_ns >= from && b.broke_ns <= to);
+    HttpView {
+        stalls: Some(over.len() as u64),
+        stall_total_ms: Some(over.iter().map(|(s, e)| (e - s) as f64 / 1e6).sum::<f64>() + 0.0),
+        connection_survived: Some(broke.is_none()),
+        broke_ns: broke.map(|b| b.broke_ns),
+        reconnect_ms: broke.and_then(|b| b.resumed_ns.map(|r| (r - b.broke_ns) as f64 / 1e6)),
+        bytes: Some(inside.iter().map(|s| s.1).sum()),
+        max_read_gap_ms,
+    }
+}
+
+/// The player model's stalls over the whole download, `(start, end)` ns.
+pub fn http_stalls(
+    samples: &[(i64, u64)],
+    meta: &crate::stream_run::HttpMeta,
+    until_ns: i64,
+) -> Vec<(i64, i64)> {
+    let params = client_probe::playout::PlayoutParams {
+        start_s: meta.start_s,
+        resume_s: meta.resume_s,
+        ..client_probe::playout::PlayoutParams::default()
+    };
+    client_probe::playout::playout(samples, meta.byte_rate, &params, until_ns)
+        .stalls
+        .iter()
+        .map(|s| (s.start_ns, s.end_ns))
+        .collect()
+}
