@@ -137,9 +137,15 @@
 //! is **due** at `A + floor((ts_n - ts_A) × 10^9 / clock_rate) + D`.
 //! A complete frame whose last arrival is after its due time is **late**
 //! (`frames_late`; its `lateness_ns` = last arrival - due, positive when
-//! late); late frames also count in `frames_complete`. A frame is *shown*
-//! when it is complete and not late. With no complete frame there is no
-//! anchor: no due times, no lateness, no freezes.
+//! late); late frames also count in `frames_complete`. A late frame makes
+//! the player rebuffer, as real players do: the playout clock is
+//! re-anchored at it (`A` := its last arrival, `ts_A` := its timestamp),
+//! so it is shown `D` after it arrived and the frames after it are due
+//! relative to it. (Without this, a sender whose clock stopped with the VM
+//! would stay late for ever and never end a freeze.) A frame is *shown*
+//! when it is complete; its due time is the one under the anchor in force
+//! at its timestamp. With no complete frame there is no anchor: no due
+//! times, no lateness, no freezes.
 //!
 //! A frame lost entirely has no timestamp of its own: it gets one by linear
 //! interpolation in frame number between the tagged frames that arrived
@@ -149,10 +155,12 @@
 //!
 //! - **Freeze**: an interval in which no new frame could be shown. Taking
 //!   every frame (arrived or lost) in frame order after the anchor: a
-//!   maximal run of frames not shown (incomplete, lost or late) followed by
-//!   a shown frame `b` is a freeze from the due time of the run's first
-//!   frame (`start_ns`) to `b`'s due time (`end_ns`); `frames` is the
-//!   run's length. `picture_since_ns` is the due time of the last frame
+//!   maximal run of frames not shown (incomplete or lost) followed by a
+//!   shown frame `b` is a freeze from the due time of the run's first frame
+//!   (`start_ns`) to `b`'s due time (`end_ns`); `frames` is the run's
+//!   length. A late frame `b` with no such run before it is a freeze of 0
+//!   frames from its due time under the anchor before it to its due time
+//!   after rebuffering (its arrival + `D`). `picture_since_ns` is the due time of the last frame
 //!   shown before it: the picture on screen during the freeze has been
 //!   there since then (so `end_ns - picture_since_ns` is how long it
 //!   stayed, one frame interval more than the freeze at a steady rate). A
@@ -846,22 +854,36 @@ pub fn analyze_rtp(arrivals: &[RtpArrival], opts: &RtpAnalysisOptions) -> RtpSum
         });
     }
 
-    // Playout.
+    // Playout. Anchors in force, by timestamp: the first complete frame,
+    // then every late frame (the player rebuffers at it).
     let anchor = frames
         .iter()
         .find(|f| f.status == FrameStatus::Complete)
         .map(|f| (f.last_rx_ns, f.ts));
-    let due = |ts: i64| {
-        anchor.map(|(a, ts_a)| {
-            a.saturating_add(ticks_to_ns(ts.saturating_sub(ts_a), rate))
-                .saturating_add(delay)
-        })
+    let mut anchors: Vec<(i64, i64)> = anchor.map(|(a, ts)| vec![(ts, a)]).unwrap_or_default();
+    let due_at = |anchors: &[(i64, i64)], ts: i64| {
+        anchors
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= ts)
+            .or_else(|| anchors.first())
+            .map(|&(ts_a, a)| {
+                a.saturating_add(ticks_to_ns(ts.saturating_sub(ts_a), rate))
+                    .saturating_add(delay)
+            })
     };
-    for f in &mut frames {
-        f.due_ns = due(f.ts);
+    let mut order: Vec<usize> = (0..frames.len()).collect();
+    order.sort_by_key(|&i| frames.get(i).map(|f| f.ts));
+    for i in order {
+        let Some(f) = frames.get_mut(i) else { continue };
+        f.due_ns = due_at(&anchors, f.ts);
         f.lateness_ns = f.due_ns.map(|d| f.last_rx_ns.saturating_sub(d));
         f.late = f.status == FrameStatus::Complete && f.lateness_ns.is_some_and(|l| l > 0);
+        if f.late {
+            anchors.push((f.ts, f.last_rx_ns));
+        }
     }
+    let due = |ts: i64| due_at(&anchors, ts);
 
     // Lost frames, placed by interpolation: (ts, frame) of each.
     let mut tagged: Vec<(i64, i64)> = frames
@@ -871,13 +893,14 @@ pub fn analyze_rtp(arrivals: &[RtpArrival], opts: &RtpAnalysisOptions) -> RtpSum
     tagged.sort_unstable();
     tagged.dedup_by_key(|&mut (n, _)| n);
     let mut frames_lost = 0u64;
-    // Slots in frame order: (ts, frame, shown, frames). The frames lost
-    // between two tagged ones are one slot, placed at the first of them.
-    let mut slots: Vec<(i64, Option<i64>, bool, u64)> = frames
+    // Slots in frame order: (ts, frame, shown, frames, due under the
+    // anchor before it for a late frame). The frames lost between two
+    // tagged ones are one slot, placed at the first of them.
+    let mut slots: Vec<(i64, Option<i64>, bool, u64, Option<i64>)> = frames
         .iter()
         .map(|f| {
-            let shown = f.status == FrameStatus::Complete && !f.late;
-            (f.ts, f.frame, shown, 1)
+            let shown = f.status == FrameStatus::Complete;
+            (f.ts, f.frame, shown, 1, f.due_ns.filter(|_| f.late))
         })
         .collect();
     for w in tagged.windows(2) {
@@ -890,20 +913,28 @@ pub fn analyze_rtp(arrivals: &[RtpArrival], opts: &RtpAnalysisOptions) -> RtpSum
         frames_lost = frames_lost.saturating_add(missing);
         let span_ts = i128::from(ts_b) - i128::from(ts_a);
         let ts = i128::from(ts_a) + span_ts.div_euclid(i128::from(b) - i128::from(a));
-        slots.push((clamp_i64(ts), Some(a.saturating_add(1)), false, missing));
+        slots.push((
+            clamp_i64(ts),
+            Some(a.saturating_add(1)),
+            false,
+            missing,
+            None,
+        ));
     }
-    slots.sort_by_key(|&(ts, n, _, _)| (ts, n));
+    slots.sort_by_key(|&(ts, n, _, _, _)| (ts, n));
 
     // Freezes.
     let mut freezes: Vec<Freeze> = Vec::new();
     if let Some((_, ts_anchor)) = anchor {
         let mut last_shown: Option<i64> = None; // its due time
         let mut run: Option<(i64, u64)> = None; // due of first not shown, count
-        for &(ts, _, shown, n) in slots.iter().filter(|s| s.0 >= ts_anchor) {
+        for &(ts, _, shown, n, late_due) in slots.iter().filter(|s| s.0 >= ts_anchor) {
             let d = due(ts).unwrap_or_default();
             match (shown, last_shown) {
                 (true, since) => {
-                    if let (Some((start, frames)), Some(since)) = (run.take(), since) {
+                    // A late frame: the picture froze from when it was due.
+                    let run_now = run.take().or(late_due.map(|due| (due, 0)));
+                    if let (Some((start, frames)), Some(since)) = (run_now, since) {
                         freezes.push(Freeze {
                             start_ns: start,
                             end_ns: d,
@@ -1648,8 +1679,12 @@ mod tests {
         assert!(close(s.jitter_ms, 0.1), "{}", s.jitter_ms);
         // Frame 2 is then late with D = 1 ms, not with D = 2 ms.
         let s = analyze_rtp(&flat(&frames[1..]), &opts(1));
-        assert_eq!((s.frames_late, s.freeze_count), (1, 0)); // no shown frame after it
+        // The player rebuffers at it: a freeze from when it was due to its
+        // arrival + D, 0.6 + 1 ms.
+        assert_eq!((s.frames_late, s.freeze_count), (1, 1));
         assert_eq!(s.frames[1].lateness_ns, Some(600_000));
+        assert!(close(s.freeze_total_ms, 1.6), "{}", s.freeze_total_ms);
+        assert_eq!(s.freezes[0].frames, 0);
         assert_eq!(analyze_rtp(&flat(&frames[1..]), &opts(2)).frames_late, 0);
     }
 

@@ -559,7 +559,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: &str = "repetition,status,direction,guest.sweep_value,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,client.max_gap_ms,client.max_outage_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,guest.dirty_rate_mib_s,guest.corrupted_pages,guest.max_monotonic_gap_ms,error";
+pub const CSV_HEADER: &str = "repetition,status,direction,guest.sweep_value,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,client.max_gap_ms,client.max_outage_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,guest.dirty_rate_mib_s,guest.corrupted_pages,guest.max_monotonic_gap_ms,stream.rtp.max_gap_ms,stream.rtp.lost_packets,stream.rtp.freezes,stream.rtp.freeze_total_ms,stream.rtp.jitter_ms,stream.http.stalls,stream.http.stall_total_ms,stream.http.connection_survived,error";
 
 /// `summary.csv`: one row per repetition, dotted column names as in JSON.
 pub fn to_csv(s: &Summary) -> String {
@@ -594,6 +594,34 @@ pub fn to_csv(s: &Summary) -> String {
             opt(&r.guest.dirty_rate_mib_s.map(|v| format!("{v:.2}"))),
             opt(&r.guest.corrupted_pages),
             opt(&r.guest.max_monotonic_gap_ms.map(|v| format!("{v:.3}"))),
+            opt(&r
+                .stream
+                .rtp
+                .as_ref()
+                .and_then(|v| v.max_gap_ms)
+                .map(|v| format!("{v:.3}"))),
+            opt(&r.stream.rtp.as_ref().and_then(|v| v.lost_packets)),
+            opt(&r.stream.rtp.as_ref().and_then(|v| v.freezes)),
+            opt(&r
+                .stream
+                .rtp
+                .as_ref()
+                .and_then(|v| v.freeze_total_ms)
+                .map(|v| format!("{v:.3}"))),
+            opt(&r
+                .stream
+                .rtp
+                .as_ref()
+                .and_then(|v| v.jitter_ms)
+                .map(|v| format!("{v:.3}"))),
+            opt(&r.stream.http.as_ref().and_then(|v| v.stalls)),
+            opt(&r
+                .stream
+                .http
+                .as_ref()
+                .and_then(|v| v.stall_total_ms)
+                .map(|v| format!("{v:.3}"))),
+            opt(&r.stream.http.as_ref().and_then(|v| v.connection_survived)),
             format!("\"{err}\""),
         ];
         out.push_str(&row.join(","));
@@ -603,7 +631,7 @@ pub fn to_csv(s: &Summary) -> String {
 }
 
 fn cell(v: Option<f64>, prec: usize) -> String {
-    v.map_or("-".into(), |x| format!("{x:.prec$}"))
+    v.map_or("-".into(), |x| format!("{:.prec$}", x + 0.0))
 }
 
 /// The table printed at the end of a run.
@@ -645,6 +673,31 @@ pub fn to_table(s: &Summary) -> String {
                 .corrupted_pages
                 .map_or("-".into(), |v| v.to_string()),
         ));
+        if let Some(v) = &r.stream.rtp {
+            out.push_str(&format!(
+                "    rtp: largest gap {} ms, {} lost, freezes {} ({} ms in all, picture stale up to {} ms), frames complete {} / decoded {}\n",
+                cell(v.max_gap_ms, 1),
+                v.lost_packets.map_or("-".into(), |x| x.to_string()),
+                v.freezes.map_or("-".into(), |x| x.to_string()),
+                cell(v.freeze_total_ms, 1),
+                cell(v.picture_stale_max_ms, 1),
+                v.frames_complete.map_or("-".into(), |x| x.to_string()),
+                v.decoder_accepted.map_or("-".into(), |x| x.to_string()),
+            ));
+        }
+        if let Some(v) = &r.stream.http {
+            out.push_str(&format!(
+                "    http: stalls {} ({} ms), connection {}, largest read gap {} ms\n",
+                v.stalls.map_or("-".into(), |x| x.to_string()),
+                cell(v.stall_total_ms, 1),
+                match v.connection_survived {
+                    Some(true) => "survived",
+                    Some(false) => "BROKE",
+                    None => "-",
+                },
+                cell(v.max_read_gap_ms, 1),
+            ));
+        }
         if let Some(e) = &r.error {
             out.push_str(&format!("    error: {e}\n"));
         }
