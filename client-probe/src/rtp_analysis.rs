@@ -234,6 +234,10 @@ pub struct RtpGap {
     pub seq_after: i64,
 }
 
+/// A place in frame order for the freeze walk: (ts, frame, shown, frames,
+/// due under the anchor before it for a late frame).
+type Slot = (i64, Option<i64>, bool, u64, Option<i64>);
+
 /// One freeze, as defined in the [module documentation](self).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Freeze {
@@ -896,7 +900,7 @@ pub fn analyze_rtp(arrivals: &[RtpArrival], opts: &RtpAnalysisOptions) -> RtpSum
     // Slots in frame order: (ts, frame, shown, frames, due under the
     // anchor before it for a late frame). The frames lost between two
     // tagged ones are one slot, placed at the first of them.
-    let mut slots: Vec<(i64, Option<i64>, bool, u64, Option<i64>)> = frames
+    let mut slots: Vec<Slot> = frames
         .iter()
         .map(|f| {
             let shown = f.status == FrameStatus::Complete;
