@@ -23,6 +23,9 @@ pub fn in_window(arrivals: &[RtpArrival], from: i64, to: i64) -> Vec<RtpArrival>
         .collect()
 }
 
+/// One frame's packets: `(extended seq, payload)` in seq order.
+pub type FramePackets = Vec<(i64, Vec<u8>)>;
+
 /// The stream's frames as the decoder gets them: per RTP timestamp (in
 /// timestamp order), the payloads in sequence order, and when the frame's
 /// last packet arrived.
@@ -32,7 +35,7 @@ pub fn frames_for_decoder(
 ) -> Vec<(i64, Vec<(i64, Vec<u8>)>)> {
     // Unwrap 32-bit timestamps and 16-bit seqs near the previous packet's:
     // consecutive packets move far less than half their range.
-    let mut frames: BTreeMap<i64, (i64, Vec<(i64, Vec<u8>)>)> = BTreeMap::new();
+    let mut frames: BTreeMap<i64, (i64, FramePackets)> = BTreeMap::new();
     let (mut last_ts, mut last_seq): (Option<i64>, Option<i64>) = (None, None);
     for a in arrivals {
         let Some(p) = parse_rtp(&a.bytes) else {
@@ -75,7 +78,7 @@ fn unwrap_near(v: i64, near: Option<i64>, bits: u32) -> i64 {
 /// last packet arrived and whether the decoder accepted it. `None` when no
 /// decoder can be made.
 pub fn decode_stream(arrivals: &[RtpArrival], ssrc: Option<u32>) -> Option<Vec<(i64, bool)>> {
-    let _ = media::ffmpeg::log::set_level(media::ffmpeg::log::Level::Quiet);
+    media::ffmpeg::log::set_level(media::ffmpeg::log::Level::Quiet);
     let mut dec = media::Decoder::new_h264().ok()?;
     let out = frames_for_decoder(arrivals, ssrc)
         .into_iter()
