@@ -29,10 +29,7 @@ pub type FramePackets = Vec<(i64, Vec<u8>)>;
 /// The stream's frames as the decoder gets them: per RTP timestamp (in
 /// timestamp order), the payloads in sequence order, and when the frame's
 /// last packet arrived.
-pub fn frames_for_decoder(
-    arrivals: &[RtpArrival],
-    ssrc: Option<u32>,
-) -> Vec<(i64, Vec<(i64, Vec<u8>)>)> {
+pub fn frames_for_decoder(arrivals: &[RtpArrival], ssrc: Option<u32>) -> Vec<(i64, FramePackets)> {
     // Unwrap 32-bit timestamps and 16-bit seqs near the previous packet's:
     // consecutive packets move far less than half their range.
     let mut frames: BTreeMap<i64, (i64, FramePackets)> = BTreeMap::new();
