@@ -394,10 +394,12 @@ fn calibration_pauses_and_cuts_are_seen_where_the_host_timed_them() {
         let onset = t.onset_error_ms.unwrap();
         // The probe sees each outage begin where the host timed it: the
         // report's bound is one interval + 0.5 ms (+ the host's own
-        // uncertainty); a TCG guest on a busy 2-core CI machine may hiccup
-        // just before a trial, so the test allows 1 ms more.
+        // uncertainty). It never sees it begin late. It may see it begin a
+        // little early: a TCG guest on a busy 2-core machine can hiccup
+        // just before a trial and the two merge into one gap (seen: -4.6 ms
+        // while the machine compiled), so the test allows 10 ms that way.
         assert!(
-            onset.abs() <= t.tolerance_ms + 1.0,
+            onset <= t.tolerance_ms + 1.0 && onset >= -10.0,
             "onset {onset} ms off: {t:?}"
         );
         // It never reports an outage shorter than the host timed it...
