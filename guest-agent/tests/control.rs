@@ -2,14 +2,15 @@
 // Test helpers outside #[test] functions may unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use guest_agent::control::{self, AgentState};
+
 use guest_agent::reflector::Reflector;
 use guest_agent::Ready;
 use http_body_util::{BodyExt, Full};
@@ -21,17 +22,7 @@ use wire::probe::ProbePacket;
 const TOKEN: &str = "test-token-123";
 
 async fn start() -> (SocketAddr, Reflector) {
-    let reflector = Reflector::spawn_on("127.0.0.1:0".parse().unwrap()).unwrap();
-    let state = Arc::new(AgentState::new(
-        TOKEN.into(),
-        reflector.local_addr().port(),
-        false,
-        reflector.counters(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(control::serve(listener, state));
-    (addr, reflector)
+    common::start_agent(TOKEN).await
 }
 
 /// One request on a fresh connection; returns status and body.

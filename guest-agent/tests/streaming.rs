@@ -4,12 +4,13 @@
 // Test helpers outside #[test] functions may unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use guest_agent::control::{self, AgentState, FileInfo, FileList};
+use guest_agent::control::{FileInfo, FileList};
 use guest_agent::reflector::Reflector;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
@@ -20,17 +21,7 @@ use wire::control::{ApiError, WorkloadReport};
 const TOKEN: &str = "stream-token";
 
 async fn start() -> (SocketAddr, Reflector) {
-    let reflector = Reflector::spawn_on("127.0.0.1:0".parse().unwrap()).unwrap();
-    let state = Arc::new(AgentState::new(
-        TOKEN.into(),
-        reflector.local_addr().port(),
-        false,
-        reflector.counters(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(control::serve(listener, state));
-    (addr, reflector)
+    common::start_agent(TOKEN).await
 }
 
 /// One control request on a fresh connection; returns status and body.
