@@ -678,6 +678,7 @@ fn across(h: &mut String, cx: &Ctx<'_>) {
                 r.s.host.stop_to_resume_ms,
                 r.s.client.max_outage_ms,
                 r.s.client.max_gap_ms,
+                r.s.stream.rtp.as_ref().and_then(|v| v.picture_stale_max_ms),
             ],
         })
         .collect();
@@ -689,7 +690,7 @@ fn across(h: &mut String, cx: &Ctx<'_>) {
             "Per repetition: QEMU downtime, STOP to RESUME, client outage and largest reply gap, ms",
             &rows,
         )),
-        "Each group is one repetition (number and direction). The client's outage is the longest stretch in which replies did not flow (<code>client.max_outage_ms</code>); the largest reply gap is shorter when a reply held over the pause splits it. n/a: not measured (a failed migration, no probe).",
+        "Each group is one repetition (number and direction). The client's outage is the longest stretch in which replies did not flow (<code>client.max_outage_ms</code>); the largest reply gap is shorter when a reply held over the pause splits it. With an RTP video stream, the fifth bar is how long its viewer's picture stayed frozen at worst (<code>stream.rtp.picture_stale_max_ms</code>, under the jitter-buffer model). n/a: not measured (a failed migration, no probe).",
     );
 
     // Outage breakdown.

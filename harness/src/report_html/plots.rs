@@ -312,17 +312,19 @@ fn min_mean_max(v: &[f64]) -> Option<(f64, f64, f64)> {
 pub(crate) struct ThreeWays {
     /// `1 a->b`.
     pub label: String,
-    /// QEMU downtime, STOP..RESUME, client outage, largest reply gap, ms.
-    pub values: [Option<f64>; 4],
+    /// QEMU downtime, STOP..RESUME, client outage, largest reply gap, and
+    /// the RTP stream's worst stale picture (when there is a stream), ms.
+    pub values: [Option<f64>; 5],
 }
 
 /// The names of [`ThreeWays::values`], with their colours.
-pub(crate) fn three_ways_series() -> [(&'static str, RGBColor); 4] {
+pub(crate) fn three_ways_series() -> [(&'static str, RGBColor); 5] {
     [
         ("QEMU downtime", C_QEMU),
         ("STOP → RESUME (host)", C_HOST),
         ("client outage", C_CLIENT),
         ("largest reply gap", C_GAP),
+        ("video frozen (RTP viewer)", C_SWITCH),
     ]
 }
 
@@ -338,8 +340,10 @@ pub(crate) fn downtime_three_ways(aria: &str, reps: &[ThreeWays]) -> Result<Stri
     let ymax = if top > 0.0 { top * 1.15 } else { 1.0 };
     svg(w, h, aria, |root| {
         let series = three_ways_series();
+        let with_video = reps.iter().any(|r| r.values[4].is_some());
         let items: Vec<(Key, String)> = series
             .iter()
+            .take(if with_video { 5 } else { 4 })
             .map(|(s, c)| (Key::Box(*c), s.to_string()))
             .collect();
         legend(root, LEFT as i32, 4, w as i32 - 20, &items)?;
@@ -362,7 +366,13 @@ pub(crate) fn downtime_three_ways(aria: &str, reps: &[ThreeWays]) -> Result<Stri
             .label_style(font(12.0, C_TEXT))
             .axis_desc_style(font(12.0, C_TEXT))
             .draw()?;
-        let bw = 0.8 / 4.0;
+        // A fifth bar only when some repetition had a video stream.
+        let shown = if reps.iter().any(|r| r.values[4].is_some()) {
+            5
+        } else {
+            4
+        };
+        let bw = 0.8 / shown as f64;
         let px_per_bar = {
             let (a, _) = chart.plotting_area().map_coordinate(&(0.0, 0.0));
             let (b, _) = chart.plotting_area().map_coordinate(&(bw, 0.0));
@@ -370,7 +380,7 @@ pub(crate) fn downtime_three_ways(aria: &str, reps: &[ThreeWays]) -> Result<Stri
         };
         let every = n.div_ceil(20);
         for (i, r) in reps.iter().enumerate() {
-            for (k, v) in r.values.iter().enumerate() {
+            for (k, v) in r.values.iter().enumerate().take(shown) {
                 let x0 = i as f64 - 0.4 + k as f64 * bw;
                 let (_, c) = series[k];
                 match v {
