@@ -91,11 +91,7 @@ impl HttpParams {
         else {
             return Err(WorkloadError::Invalid("not an http workload".into()));
         };
-        let Some(bytes) = file else {
-            return Err(WorkloadError::Invalid(format!(
-                "file {name:?} is not uploaded (PUT /v1/files/{name} first)"
-            )));
-        };
+        let bytes = crate::workload::uploaded(file, "file", name)?;
         if bytes.is_empty() {
             return Err(WorkloadError::Invalid(format!("file {name:?} is empty")));
         }

@@ -104,11 +104,7 @@ impl RtpParams {
         else {
             return Err(WorkloadError::Invalid("not an rtp workload".into()));
         };
-        let Some(bytes) = file else {
-            return Err(WorkloadError::Invalid(format!(
-                "clip {clip:?} is not uploaded (PUT /v1/files/{clip} first)"
-            )));
-        };
+        let bytes = crate::workload::uploaded(file, "clip", clip)?;
         let parsed = Clip::decode(bytes)
             .map_err(|e| WorkloadError::Invalid(format!("clip {clip:?} is not a clip: {e}")))?;
         if parsed.units.is_empty() {

@@ -272,6 +272,20 @@ impl Child {
 /// The last `max` bytes of the file at `path` as text (invalid UTF-8
 /// replaced; a character cut at the start is dropped), or `None` if it
 /// cannot be read.
+/// The uploaded file `name` a streaming workload needs (`what` is `file`
+/// or `clip`), or the error saying to upload it first.
+pub(crate) fn uploaded<'a>(
+    file: Option<&'a Bytes>,
+    what: &str,
+    name: &str,
+) -> Result<&'a Bytes, WorkloadError> {
+    file.ok_or_else(|| {
+        WorkloadError::Invalid(format!(
+            "{what} {name:?} is not uploaded (PUT /v1/files/{name} first)"
+        ))
+    })
+}
+
 fn log_tail(path: &str, max: usize) -> Option<String> {
     use std::io::{Read as _, Seek as _, SeekFrom};
     let mut f = std::fs::File::open(path).ok()?;
