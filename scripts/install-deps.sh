@@ -13,6 +13,7 @@ packages=(
   irtt iputils-ping   # compared with our probe by `harness bench probe`
   stress-ng           # compared with the agent's memory dirtier by `harness bench dirty`
   chromium            # headless: renders report.html in the report test
+  fonts-dejavu-core   # a font for the SVG plots' text in headless Chromium (fresh machines have none)
   tshark              # independent RTP analyser: the streams test checks ours against `tshark -z rtp,streams`
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libclang-dev pkg-config ffmpeg  # media crate: ffmpeg-next (libx264 encoder, H.264 decoder, MPEG-TS muxer); ffprobe checks its MPEG-TS
 )
