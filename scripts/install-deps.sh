@@ -6,6 +6,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 packages=(
+  ca-certificates     # cargo fetches crates over HTTPS
   linux-image-amd64   # the guest kernel (/boot/vmlinuz-*) and its NIC modules
   iproute2            # namespaces, bridges, veths, taps
   gcc libc6-dev       # linking; libc.a for the statically linked guest agent
@@ -40,7 +41,28 @@ if [ "$(qemu_major)" = "" ] || [ "$(qemu_major)" -lt 10 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
 fi
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "install-deps: no Rust toolchain (cargo) on PATH; install one with rustup (Rust 1.82 or newer)" >&2
-  exit 1
+# Rust: the machine's own toolchain if it has one (rustup's, say) that is new
+# enough; otherwise Debian 12's own rustc-web/cargo-web (1.85 in bookworm,
+# newer from bookworm-security), so a fresh machine needs nothing from
+# outside Debian.
+need_rust=1.82
+rust_ok() {
+  local v
+  v=$(cargo --version 2>/dev/null | sed -n 's/^cargo \([0-9]*\.[0-9]*\).*/\1/p')
+  [ -n "$v" ] && [ "$(printf '%s\n%s\n' "$need_rust" "$v" | sort -V | head -n1)" = "$need_rust" ]
+}
+if ! rust_ok; then
+  if command -v cargo >/dev/null 2>&1 && [ "$(command -v cargo)" != /usr/bin/cargo ]; then
+    echo "install-deps: $(command -v cargo) is $(cargo --version); this project needs Rust $need_rust or newer (rustup update)" >&2
+    exit 1
+  fi
+  echo "install-deps: installing Debian's Rust toolchain (cargo-web, rustc-web)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends cargo-web rustc-web >/dev/null
+  hash -r
+  if ! rust_ok; then
+    echo "install-deps: Debian's cargo-web is $(cargo --version 2>&1); this project needs Rust $need_rust or newer" >&2
+    exit 1
+  fi
 fi

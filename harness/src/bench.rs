@@ -922,6 +922,9 @@ pub(crate) fn prepare_bench_lab(
     }
     let started_ns = now_ns();
     let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
+    for line in lab.swept.lines() {
+        live.println(&format!("earlier runs: {line}"));
+    }
     *ctl.lab_id
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());

@@ -7,7 +7,6 @@ use harness::calibrate::CalibrationPlan;
 use harness::run::{run, Job, RunControl, RunOptions, ScenarioSource};
 use harness::scenario::{Acceleration, Nic, Scenario};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 
 /// Measure what a VM's live migration does to the people using the VM.
 ///
@@ -171,12 +170,18 @@ enum BenchCmd {
 
 #[derive(Subcommand, Debug)]
 enum LabCmd {
-    /// Remove every namespace, link, QEMU process and state file left by
-    /// earlier runs (only the lab's own: names starting `lmig-`).
+    /// Remove the namespaces, links, QEMU processes and state files that
+    /// runs which ended without cleaning up (crashed, killed) left behind.
+    /// Only the lab's own are touched (names starting `lmig-`); labs of
+    /// runs still going on are left alone unless `--all`. Every run does
+    /// this for ended runs before it builds its own lab.
     Clean {
-        /// Only the run with this id.
-        #[arg(long)]
+        /// Only the run with this id, even if its harness still runs.
+        #[arg(long, conflicts_with = "all")]
         run: Option<String>,
+        /// Every lab, also those of runs still going on.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -234,29 +239,45 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Runs `job` on a tokio runtime with the lab's Ctrl-C handling: the first
-/// Ctrl-C sets `cancel` (the job finishes its step, writes its bundle and
-/// removes the lab), a second removes the lab at once and exits 130.
+/// Runs `job` on a tokio runtime with the lab's signal handling: the first
+/// Ctrl-C (or SIGTERM, or SIGHUP when the terminal goes away) sets
+/// `cancel` (the job finishes its step, writes its bundle and removes the
+/// lab); a second removes the lab at once and exits 128 + the signal.
 fn with_lab_runtime<F, Fut>(job: F) -> Result<i32>
 where
     F: FnOnce(RunControl) -> Fut,
     Fut: std::future::Future<Output = Result<i32>>,
 {
+    use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let ctl = RunControl::default();
         let c2 = ctl.clone();
+        let (mut int, mut term, mut hup) = (
+            signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        );
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: finishing the current step, writing the bundle and removing the lab (Ctrl-C again to stop at once)");
-                c2.cancel.store(true, Ordering::SeqCst);
-            }
-            if tokio::signal::ctrl_c().await.is_ok() {
+            let mut first = true;
+            loop {
+                let (kind, name) = tokio::select! {
+                    Some(()) = int.recv() => (SignalKind::interrupt(), "Ctrl-C"),
+                    Some(()) = term.recv() => (SignalKind::terminate(), "SIGTERM"),
+                    Some(()) = hup.recv() => (SignalKind::hangup(), "SIGHUP"),
+                    else => return,
+                };
+                if first {
+                    first = false;
+                    eprintln!("\n{name}: finishing the current step, writing the bundle and removing the lab (again to stop at once)");
+                    c2.interrupt(name);
+                    continue;
+                }
                 let id = c2.lab_id.lock().ok().and_then(|g| g.clone());
                 if let Some(id) = id {
-                    let _ = harness::lab::topology::clean_all(Some(&id));
+                    let _ = harness::lab::topology::clean(&harness::lab::topology::CleanScope::Run(id));
                 }
-                std::process::exit(130);
+                std::process::exit(128 + kind.as_raw_value());
             }
         });
         job(ctl).await
@@ -415,19 +436,19 @@ fn real_main(cli: Cli) -> Result<i32> {
             kernel: common.kernel,
         }),
         Cmd::Lab {
-            cmd: LabCmd::Clean { run },
+            cmd: LabCmd::Clean { run, all },
         } => {
-            let r = harness::lab::topology::clean_all(run.as_deref())?;
-            for (pid, ns) in &r.killed {
-                println!("ended process {pid} (in {ns})");
+            use harness::lab::topology::{clean, CleanScope};
+            let scope = match (run, all) {
+                (Some(id), _) => CleanScope::Run(id),
+                (None, true) => CleanScope::All,
+                (None, false) => CleanScope::Abandoned,
+            };
+            let r = clean(&scope)?;
+            for line in r.lines() {
+                println!("{line}");
             }
-            for ns in &r.namespaces {
-                println!("removed namespace {ns}");
-            }
-            for d in &r.state_dirs {
-                println!("removed {}", d.display());
-            }
-            if r.killed.is_empty() && r.namespaces.is_empty() && r.state_dirs.is_empty() {
+            if r.is_empty() {
                 println!("nothing to clean");
             }
             Ok(0)

@@ -87,6 +87,32 @@ pub struct RunControl {
     pub cancel: Arc<AtomicBool>,
     /// The lab's id once it exists, so a second Ctrl-C can remove it.
     pub lab_id: Arc<Mutex<Option<String>>>,
+    /// What interrupted the run (`Ctrl-C`, `SIGTERM`, ...), for the bundle.
+    pub interrupted_by: Arc<Mutex<Option<String>>>,
+}
+
+impl RunControl {
+    /// Asks the run to stop after its current step, saying what asked.
+    pub fn interrupt(&self, by: &str) {
+        *self
+            .interrupted_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(by.to_string());
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Why the run was interrupted, as the bundle records it.
+    pub fn interruption(&self) -> String {
+        match self
+            .interrupted_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_deref()
+        {
+            Some(by) => format!("interrupted by {by}"),
+            None => "interrupted by the user".into(),
+        }
+    }
 }
 
 async fn sleep_unless_cancelled(d: Duration, cancel: &AtomicBool) {
@@ -129,6 +155,9 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     let agent = find_agent(opts.agent.as_deref())?;
     let started_ns = now_ns();
     let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
+    for line in lab.swept.lines() {
+        live.println(&format!("earlier runs: {line}"));
+    }
     *ctl.lab_id
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());
@@ -241,7 +270,7 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     )?;
     let interrupted = ctl.cancel.load(Ordering::SeqCst);
     let (run_status, error) = match &body {
-        Ok(()) if interrupted => ("incomplete", Some("interrupted by the user".to_string())),
+        Ok(()) if interrupted => ("incomplete", Some(ctl.interruption())),
         Ok(()) => ("complete", None),
         Err(e) if g.reps.is_empty() && !g.health_ok => ("failed", Some(format!("{e:#}"))),
         Err(e) => ("incomplete", Some(format!("{e:#}"))),

@@ -361,6 +361,26 @@ fn lab_clean_removes_what_a_crashed_run_left() {
     );
     assert!(harness::lab::netns::list().iter().all(|n| !n.contains(&id)));
     assert!(!Path::new("/run/lmig").join(&id).exists());
+
+    // A lab whose harness still runs (this test process) is left alone by
+    // a plain `lab clean`, which says so.
+    let lab = harness::lab::Lab::create(1).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["lab", "clean"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "left run {}: its harness is still running",
+            lab.id
+        )),
+        "{text}"
+    );
+    assert_eq!(lab_namespaces(&lab.id).len(), 4, "{text}");
+    let id = lab.id.clone();
+    drop(lab);
+    assert!(lab_namespaces(&id).is_empty());
 }
 
 #[test]
@@ -612,4 +632,174 @@ seconds = 4
     harness::rebuild::regenerate(&out.bundle).unwrap();
     assert!(written == std::fs::read(out.bundle.join("summary.json")).unwrap());
     assert_lab_gone(&out.bundle);
+}
+
+/// Starts `harness run` on a scenario of several repetitions and waits until
+/// it has recorded its first; returns the child, its bundle and its run id.
+fn start_cli_run_and_wait_for_a_repetition(
+    tag: &str,
+) -> (std::process::Child, PathBuf, String, PathBuf) {
+    let dir = temp_dir(tag);
+    let scenario = dir.join(format!("{tag}.toml"));
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"it-{tag}\"\nrepetitions = 6\npause_before_s = 0.3\npause_after_s = 0.5\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("output.txt");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--accel", "tcg", "--out"])
+        .arg(dir.join("results"))
+        .arg(&scenario)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let bundle = std::fs::read_dir(dir.join("results"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path());
+        if let Some(b) = bundle.filter(|b| b.join("reps/rep-001.json").exists()) {
+            let manifest: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(b.join("manifest.json")).unwrap())
+                    .unwrap();
+            let id = manifest["run_id"].as_str().unwrap().to_string();
+            return (child, b, id, dir);
+        }
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            // SIGTERM: the harness removes its lab before it exits.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+            panic!(
+                "the run recorded no repetition within 180 s: {}",
+                std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Waits up to 90 s for a child to exit; its exit code, or the signal as
+/// 128 + signal.
+fn wait_exit(child: &mut std::process::Child) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "harness did not exit within 90 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn lab_namespaces(id: &str) -> Vec<String> {
+    harness::lab::netns::list()
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("lmig-{id}-")))
+        .collect()
+}
+
+#[test]
+fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    require_lab();
+    let pid_of = |c: &std::process::Child| nix::unistd::Pid::from_raw(c.id() as i32);
+
+    // SIGTERM (what `timeout`, systemd or a CI runner sends): the run ends
+    // its step, keeps what it measured, and removes its lab.
+    let (mut child, bundle, _id, dir) = start_cli_run_and_wait_for_a_repetition("sigterm");
+    nix::sys::signal::kill(pid_of(&child), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let code = wait_exit(&mut child);
+    let err = std::fs::read_to_string(dir.join("stderr.txt")).unwrap();
+    let out = std::fs::read_to_string(dir.join("output.txt")).unwrap();
+    assert_eq!(code, 2, "an interrupted run exits 2:\n{out}\n{err}");
+    assert!(err.contains("SIGTERM: finishing the current step"), "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["run_status"], "incomplete", "{summary}");
+    assert!(
+        summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by SIGTERM"),
+        "{summary}"
+    );
+    let reps = summary["repetitions"].as_array().unwrap();
+    assert!(
+        (1..6).contains(&reps.len()),
+        "stopped part way: {} repetitions",
+        reps.len()
+    );
+    assert_eq!(reps[0]["status"], "completed", "{}", reps[0]);
+    assert!(reps[0]["client"]["max_gap_ms"].as_f64().unwrap() > 0.0);
+    assert!(bundle.join("probe/replies.csv").exists());
+    assert!(bundle.join("SHA256SUMS").exists());
+    assert_lab_gone(&bundle);
+
+    // SIGKILL: nothing of the harness runs any more, so its lab (and the
+    // guest's QEMU, in its own process group) is left behind...
+    let (mut child, bundle, id, _dir) = start_cli_run_and_wait_for_a_repetition("sigkill");
+    nix::sys::signal::kill(pid_of(&child), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert_eq!(wait_exit(&mut child), 128 + 9);
+    assert_eq!(
+        lab_namespaces(&id).len(),
+        4,
+        "the killed run's lab is still there"
+    );
+    let qemus: Vec<i32> = lab_namespaces(&id)
+        .iter()
+        .flat_map(|ns| harness::lab::netns::pids(ns))
+        .collect();
+    assert!(!qemus.is_empty(), "its QEMUs still run");
+    // ...and `harness lab clean`, with no argument, removes it: its owner
+    // has ended.
+    let clean = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["lab", "clean"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("removed namespace lmig-{id}-node-a")),
+        "{text}"
+    );
+    for pid in &qemus {
+        assert!(
+            text.contains(&format!("ended process {pid} ")),
+            "QEMU {pid} ended by its PID: {text}"
+        );
+    }
+    // Give the kernel a moment to reap the orphans (init adopts them).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_lab_gone(&bundle);
+    // What the killed run had written is still readable: its manifest
+    // still says "running", so it is reported as incomplete.
+    let report = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("report")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let rtext = format!(
+        "{}{}",
+        String::from_utf8_lossy(&report.stdout),
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("summary.json")).unwrap())
+            .unwrap_or_else(|e| panic!("harness report wrote no summary ({e}):\n{rtext}"));
+    assert_eq!(summary["run_status"], "incomplete", "{rtext}");
+    assert_eq!(summary["repetitions"][0]["status"], "completed", "{rtext}");
 }

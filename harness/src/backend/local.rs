@@ -547,7 +547,7 @@ impl LocalLab {
         }
         let mut msg = match (&rec.error, rec.status) {
             (Some(e), _) => e.clone(),
-            (None, RepStatus::Interrupted) => "interrupted by the user; migration cancelled".into(),
+            (None, RepStatus::Interrupted) => "interrupted; migration cancelled".into(),
             (None, _) => format!(
                 "migration {status}: {}",
                 last.error_desc.as_deref().unwrap_or("QEMU gave no reason")

@@ -77,6 +77,9 @@ pub struct Lab {
     pub addrs: LabAddrs,
     /// Per-run state folder under [`RUN_ROOT`].
     pub state_dir: PathBuf,
+    /// What building it removed of earlier runs that had ended without
+    /// removing their labs.
+    pub swept: CleanReport,
     created: Vec<String>,
     torn_down: bool,
 }
@@ -101,14 +104,26 @@ impl Lab {
 
     /// Builds a new lab with `vms` tap devices per node.
     pub fn create(vms: usize) -> Result<Lab> {
+        // Labs of runs that crashed or were killed still hold QEMUs that
+        // burn CPU and would skew this run's timings: remove them first.
+        let swept = clean(&CleanScope::Abandoned).context("removing labs of ended runs")?;
         let id = random_id();
         let state_dir = Path::new(RUN_ROOT).join(&id);
-        std::fs::create_dir_all(&state_dir)
+        // The folder appears with its owner file already in it (a rename),
+        // so a concurrent `lab clean` never sees it ownerless.
+        let staging = Path::new(RUN_ROOT).join(format!(".{id}"));
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        let owner = Owner::me().context("reading this process's start time")?;
+        std::fs::write(staging.join(OWNER_FILE), owner.to_line())
+            .with_context(|| format!("cannot write {}", staging.join(OWNER_FILE).display()))?;
+        std::fs::rename(&staging, &state_dir)
             .with_context(|| format!("cannot create {}", state_dir.display()))?;
         let mut lab = Lab {
             id,
             addrs: LabAddrs::default(),
             state_dir,
+            swept,
             created: Vec::new(),
             torn_down: false,
         };
@@ -220,7 +235,79 @@ fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// What `harness lab clean` removed.
+/// The file in a lab's state folder naming the process that built it.
+pub const OWNER_FILE: &str = "owner";
+
+/// The process that built a lab: its PID and its start time (in clock ticks
+/// since boot, field 22 of `/proc/PID/stat`), so that a PID reused by an
+/// unrelated process is not taken for the owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// The owner's PID.
+    pub pid: i32,
+    /// Its start time, in clock ticks since boot.
+    pub start_ticks: u64,
+}
+
+impl Owner {
+    /// This process.
+    pub fn me() -> Result<Owner> {
+        let pid = std::process::id() as i32;
+        let start_ticks = start_ticks(pid).context("cannot read /proc/self/stat")?;
+        Ok(Owner { pid, start_ticks })
+    }
+
+    /// `PID START_TICKS\n`.
+    pub fn to_line(self) -> String {
+        format!("{} {}\n", self.pid, self.start_ticks)
+    }
+
+    /// Parses [`Owner::to_line`]'s format.
+    pub fn parse(text: &str) -> Option<Owner> {
+        let mut it = text.split_whitespace();
+        let pid = it.next()?.parse().ok()?;
+        let start_ticks = it.next()?.parse().ok()?;
+        Some(Owner { pid, start_ticks })
+    }
+
+    /// Whether this very process still runs.
+    pub fn alive(self) -> bool {
+        start_ticks(self.pid) == Some(self.start_ticks)
+    }
+}
+
+/// Field 22 (`starttime`) of `/proc/PID/stat`.
+fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces, so
+    // count fields from the last ')'; starttime is the 20th after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the run `id`'s harness process still runs. A lab with no
+/// readable owner file (its state folder gone, or written before owners
+/// were recorded) counts as abandoned.
+pub fn owner_alive(id: &str) -> bool {
+    std::fs::read_to_string(Path::new(RUN_ROOT).join(id).join(OWNER_FILE))
+        .ok()
+        .and_then(|t| Owner::parse(&t))
+        .is_some_and(Owner::alive)
+}
+
+/// Which labs [`clean`] removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CleanScope {
+    /// Labs whose harness process has ended (crashed or killed): the
+    /// default, safe while other runs are going on.
+    Abandoned,
+    /// Every lab, running ones too.
+    All,
+    /// The lab of this run id, whether its harness still runs or not.
+    Run(String),
+}
+
+/// What `harness lab clean` removed, and what it left because it is in use.
 #[derive(Debug, Default)]
 pub struct CleanReport {
     /// Processes ended (by PID), with the namespace they were in.
@@ -229,40 +316,122 @@ pub struct CleanReport {
     pub namespaces: Vec<String>,
     /// State folders removed.
     pub state_dirs: Vec<PathBuf>,
+    /// Run ids left alone because their harness still runs.
+    pub in_use: Vec<String>,
 }
 
-/// Removes every trace of earlier runs: processes inside lab namespaces
-/// (only those: they can only be ours), the namespaces, and state folders.
-///
-/// `only` limits it to one run id.
-pub fn clean_all(only: Option<&str>) -> Result<CleanReport> {
-    let mut report = CleanReport::default();
-    let wanted = |name: &str| -> bool {
-        match only {
-            Some(id) => name.starts_with(&format!("{NS_PREFIX}{id}-")),
-            None => name.starts_with(NS_PREFIX),
+impl CleanReport {
+    /// Whether nothing was removed.
+    pub fn is_empty(&self) -> bool {
+        self.killed.is_empty() && self.namespaces.is_empty() && self.state_dirs.is_empty()
+    }
+
+    /// One line per thing removed or left, as `harness lab clean` prints.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (pid, ns) in &self.killed {
+            out.push(format!("ended process {pid} (in {ns})"));
         }
-    };
-    for ns in netns::list().into_iter().filter(|n| wanted(n)) {
+        for ns in &self.namespaces {
+            out.push(format!("removed namespace {ns}"));
+        }
+        for d in &self.state_dirs {
+            out.push(format!("removed {}", d.display()));
+        }
+        for id in &self.in_use {
+            out.push(format!(
+                "left run {id}: its harness is still running (--all removes it too)"
+            ));
+        }
+        out
+    }
+}
+
+/// The run id of a lab namespace (`lmig-<id>-<role>`) or state folder name.
+fn run_id_of_ns(name: &str) -> Option<&str> {
+    name.strip_prefix(NS_PREFIX)?.split('-').next()
+}
+
+/// Removes what runs left behind: processes inside lab namespaces (only
+/// those: they can only be ours), the namespaces, and state folders.
+pub fn clean(scope: &CleanScope) -> Result<CleanReport> {
+    let mut report = CleanReport::default();
+    let mut ids: Vec<String> = netns::list()
+        .iter()
+        .filter_map(|n| run_id_of_ns(n).map(str::to_string))
+        .collect();
+    if let Ok(dir) = std::fs::read_dir(RUN_ROOT) {
+        ids.extend(
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                // `.ID`: a lab being created right now.
+                .filter(|n| !n.starts_with('.')),
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    let wanted: Vec<String> = ids
+        .into_iter()
+        .filter(|id| match scope {
+            CleanScope::Run(only) => only == id,
+            CleanScope::All => true,
+            CleanScope::Abandoned => {
+                let alive = owner_alive(id);
+                if alive {
+                    report.in_use.push(id.clone());
+                }
+                !alive
+            }
+        })
+        .collect();
+    let ours = |ns: &str| run_id_of_ns(ns).is_some_and(|id| wanted.iter().any(|w| w == id));
+    for ns in netns::list().into_iter().filter(|n| ours(n)) {
         for pid in netns::pids(&ns) {
             if crate::qemu::process::kill_pid(pid) {
                 report.killed.push((pid, ns.clone()));
             }
         }
     }
-    for ns in netns::list().into_iter().filter(|n| wanted(n)) {
+    for ns in netns::list().into_iter().filter(|n| ours(n)) {
         ip(&["netns", "del", &ns])?;
         report.namespaces.push(ns);
     }
-    if let Ok(dir) = std::fs::read_dir(RUN_ROOT) {
-        for e in dir.filter_map(|e| e.ok()) {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if only.is_none_or(|id| id == name) {
-                std::fs::remove_dir_all(e.path())
-                    .with_context(|| format!("cannot remove {}", e.path().display()))?;
-                report.state_dirs.push(e.path());
-            }
+    for id in &wanted {
+        let dir = Path::new(RUN_ROOT).join(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
+            report.state_dirs.push(dir);
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_its_own_live_owner_and_a_changed_start_time_is_not() {
+        let me = Owner::me().unwrap();
+        assert_eq!(Owner::parse(&me.to_line()), Some(me));
+        assert!(me.alive());
+        let reused = Owner {
+            start_ticks: me.start_ticks + 1,
+            ..me
+        };
+        assert!(
+            !reused.alive(),
+            "a PID with another start time is not the owner"
+        );
+        assert_eq!(Owner::parse("12 x"), None);
+        assert_eq!(Owner::parse(""), None);
+    }
+
+    #[test]
+    fn run_ids_come_from_namespace_names() {
+        assert_eq!(run_id_of_ns("lmig-a1b2c3-node-a"), Some("a1b2c3"));
+        assert_eq!(run_id_of_ns("lmig-a1b2c3-client"), Some("a1b2c3"));
+        assert_eq!(run_id_of_ns("other-ns"), None);
+    }
 }
