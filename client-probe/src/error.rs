@@ -26,6 +26,10 @@ pub enum ProbeError {
     /// A probe thread panicked; its records are lost.
     #[error("the {0} thread panicked; its records are lost")]
     ThreadPanicked(&'static str),
+    /// A probe thread did not hand over its records in time for a
+    /// checkpoint (stalled, or ended).
+    #[error("the {0} thread did not hand over its records within {1:?}")]
+    Checkpoint(&'static str, std::time::Duration),
     /// A stored replies CSV is not in the format [`crate::write_replies_csv`] writes.
     #[error("replies CSV, line {line}: {reason}")]
     Csv {

@@ -35,6 +35,7 @@ pub mod error;
 pub mod export;
 pub mod gaps;
 pub mod guest_clock;
+mod handover;
 pub mod hdrlog;
 pub mod http_stream;
 pub mod jitter;
@@ -59,6 +60,8 @@ pub use http_stream::{ConnectionEvent, HttpCapture, HttpStream};
 pub use jitter::rfc3550_jitter_ns;
 pub use live::LiveStats;
 pub use playout::{playout, PlayoutParams, PlayoutSummary, Stall};
-pub use prober::{ProbeConfig, ProbeOptions, Prober, MAX_PAYLOAD_LEN, MAX_RATE_HZ, RECEIVE_LINGER};
+pub use prober::{
+    ProbeConfig, ProbeDelta, ProbeOptions, Prober, MAX_PAYLOAD_LEN, MAX_RATE_HZ, RECEIVE_LINGER,
+};
 pub use record::{ProbeRecord, ReplyRecord, SenderLate};
 pub use rtp_receiver::{write_rtp_pcap, RtpCapture, RtpLive, RtpReceiver};

@@ -12,9 +12,10 @@ use wire::probe::HEADER_LEN;
 
 use crate::clock::realtime_ns;
 use crate::error::ProbeError;
+use crate::handover::Handover;
 use crate::live::{LiveCounters, LiveStats};
 use crate::receiver::{self, ReceiverState};
-use crate::record::ProbeRecord;
+use crate::record::{ProbeRecord, ReplyRecord};
 use crate::sender::{Sender, SenderOutput, Spin};
 
 /// The highest probe rate accepted, per second.
@@ -26,6 +27,21 @@ pub const MAX_PAYLOAD_LEN: usize = 65_507;
 pub const RECEIVE_LINGER: Duration = Duration::from_millis(200);
 /// The receive timeout, so the receiver notices a stop request.
 const READ_TIMEOUT: Duration = Duration::from_millis(50);
+/// How long [`Prober::checkpoint`] waits for the threads (each serves a
+/// hand-over within one read timeout or one sleep, 50 ms, when well).
+const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the probe recorded since the previous [`Prober::checkpoint`] (or
+/// since it started): the new send times and replies, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeDelta {
+    /// The seq of `send_ns[0]`.
+    pub first_seq: u64,
+    /// Send times of probes `first_seq..`, ns (client clock).
+    pub send_ns: Vec<i64>,
+    /// Replies that arrived since the previous checkpoint, in arrival order.
+    pub replies: Vec<ReplyRecord>,
+}
 
 /// What to probe, and how.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +118,9 @@ pub struct Prober {
     sender: Option<JoinHandle<(SenderOutput, Result<(), String>)>>,
     receiver: Option<JoinHandle<(ReceiverState, Result<(), String>)>>,
     realtime_asked: bool,
+    sends: Arc<Handover<i64>>,
+    replies: Arc<Handover<ReplyRecord>>,
+    sends_handed: std::sync::atomic::AtomicU64,
 }
 
 /// Raises the calling probe thread's priority if asked; `Err` says why not.
@@ -145,16 +164,20 @@ impl Prober {
         let live = Arc::new(LiveCounters::new(realtime_ns()));
         let stop_send = Arc::new(AtomicBool::new(false));
         let stop_recv = Arc::new(AtomicBool::new(false));
+        let sends = Arc::new(Handover::default());
+        let replies = Arc::new(Handover::default());
 
         let receiver = {
             let (socket, live, stop) = (socket.clone(), live.clone(), stop_recv.clone());
             let state = ReceiverState::new(session, cfg.target);
             let opts = opts.clone();
+            let handover = replies.clone();
             std::thread::Builder::new()
                 .name("probe-receiver".into())
                 .spawn(move || {
                     let rt = prepare_thread(&opts);
-                    let state = receiver::run(&socket, state, &live, &stop, RECEIVE_LINGER);
+                    let state =
+                        receiver::run(&socket, state, &live, &stop, RECEIVE_LINGER, &handover);
                     (state, rt)
                 })
                 .map_err(|e| ProbeError::Spawn("receiver", e))?
@@ -167,6 +190,7 @@ impl Prober {
                 below_interval: opts.spin_below_interval,
             };
             let opts = opts.clone();
+            let handover = sends.clone();
             std::thread::Builder::new()
                 .name("probe-sender".into())
                 .spawn(move || {
@@ -180,6 +204,7 @@ impl Prober {
                         live: &live,
                         stop: &stop,
                         spin,
+                        handover: &handover,
                     }
                     .run();
                     (out, rt)
@@ -202,7 +227,49 @@ impl Prober {
             sender: Some(sender),
             receiver: Some(receiver),
             realtime_asked: opts.realtime_priority,
+            sends,
+            replies,
+            sends_handed: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Everything recorded since the previous checkpoint, while the probe
+    /// goes on: for saving records as a run goes, so that a run killed
+    /// outright keeps what it had measured. [`Prober::stop`] still returns
+    /// the whole record. Calls must not overlap (each hands over once).
+    pub fn checkpoint(&self) -> Result<ProbeDelta, ProbeError> {
+        let (ns, nr) = (self.sends.ask(), self.replies.ask());
+        let send_ns = self
+            .sends
+            .take(ns, CHECKPOINT_TIMEOUT)
+            .ok_or(ProbeError::Checkpoint("sender", CHECKPOINT_TIMEOUT))?;
+        let replies = self
+            .replies
+            .take(nr, CHECKPOINT_TIMEOUT)
+            .ok_or(ProbeError::Checkpoint("receiver", CHECKPOINT_TIMEOUT))?;
+        let first_seq = self
+            .sends_handed
+            .fetch_add(send_ns.len() as u64, Ordering::AcqRel);
+        Ok(ProbeDelta {
+            first_seq,
+            send_ns,
+            replies,
+        })
+    }
+
+    /// The record's fields other than the send times and replies, as they
+    /// stand now: what a checkpoint saves beside its [`ProbeDelta`]s. The
+    /// counters kept by the threads (late sends, malformed replies, ...) are
+    /// known only once [`Prober::stop`]ped, and read as zero here.
+    pub fn meta(&self) -> ProbeRecord {
+        ProbeRecord {
+            session: self.session,
+            rate_hz: self.cfg.rate_hz,
+            payload_len: self.cfg.payload_len,
+            target: self.cfg.target.to_string(),
+            realtime_priority: self.realtime_asked,
+            ..ProbeRecord::default()
+        }
     }
 
     /// The random session id carried by this run's probes.

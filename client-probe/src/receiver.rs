@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use wire::probe::{Kind, ProbePacket};
 
+use crate::handover::{Cursor, Handover};
 use crate::live::LiveCounters;
 use crate::record::ReplyRecord;
 use crate::socket::{self, normalize};
@@ -110,11 +111,14 @@ pub(crate) fn run(
     live: &LiveCounters,
     stop: &AtomicBool,
     linger: Duration,
+    handover: &Handover<ReplyRecord>,
 ) -> ReceiverState {
     let mut buf = vec![0u8; 65_536];
     let mut cmsg = socket::cmsg_buffer();
     let mut drain_until: Option<Instant> = None;
+    let mut handed = Cursor::default();
     loop {
+        handover.serve(&state.replies, &mut handed);
         match drain_until {
             None if stop.load(Ordering::Acquire) => drain_until = Some(Instant::now() + linger),
             Some(t) if Instant::now() >= t => break,

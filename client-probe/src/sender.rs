@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use wire::probe::ProbePacket;
 
 use crate::clock::realtime_ns;
+use crate::handover::{Cursor, Handover};
 use crate::live::LiveCounters;
 use crate::record::SenderLate;
 
@@ -130,6 +131,8 @@ pub(crate) struct Sender<'a> {
     pub live: &'a LiveCounters,
     pub stop: &'a AtomicBool,
     pub spin: Spin,
+    /// Where send times are handed over while it runs.
+    pub handover: &'a Handover<i64>,
 }
 
 fn since(start: Instant) -> i64 {
@@ -149,9 +152,11 @@ impl Sender<'_> {
         let start = Instant::now();
         let start_real = realtime_ns();
         let mut seq = 0u64;
+        let mut handed = Cursor::default();
         'probes: loop {
             let deadline = sched.deadline(seq);
             loop {
+                self.handover.serve(&out.send_ns, &mut handed);
                 if self.stop.load(Ordering::Acquire) {
                     break 'probes;
                 }

@@ -224,3 +224,33 @@ fn stop_is_prompt_at_a_low_rate() {
     let s = analyze(&rec, None, 5_000_000);
     assert_eq!((s.probes_sent, s.lost, s.max_gap), (1, 1, None));
 }
+
+#[test]
+fn checkpoints_hand_over_every_record_once_and_in_order_while_probing() {
+    let refl = Reflector::start(None, false);
+    let cfg = ProbeConfig {
+        target: refl.addr,
+        rate_hz: 1000,
+        payload_len: 64,
+    };
+    let prober = Prober::start(client(), cfg).unwrap();
+    let (mut sends, mut replies) = (Vec::new(), Vec::new());
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(80));
+        let d = prober.checkpoint().unwrap();
+        assert_eq!(d.first_seq, sends.len() as u64, "deltas follow each other");
+        sends.extend(d.send_ns);
+        replies.extend(d.replies);
+    }
+    assert!(sends.len() > 200, "{} sends handed over", sends.len());
+    assert!(replies.len() > 200, "{} replies handed over", replies.len());
+    assert_eq!(prober.meta().session, prober.session());
+    let rec = prober.stop().unwrap();
+    refl.stop();
+    assert_eq!(
+        sends[..],
+        rec.send_ns[..sends.len()],
+        "a prefix of the whole record"
+    );
+    assert_eq!(replies[..], rec.replies[..replies.len()]);
+}

@@ -18,6 +18,7 @@ pub mod guest;
 pub mod lab;
 pub mod live;
 pub mod manifest;
+pub mod probe_checkpoint;
 pub mod probe_handle;
 pub mod qemu;
 pub mod rebuild;

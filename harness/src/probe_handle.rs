@@ -134,6 +134,19 @@ impl ProbeHandle {
         }
     }
 
+    /// What the probe recorded since the previous checkpoint, with its
+    /// fields as they stand, for [`crate::probe_checkpoint::save`]; `None`
+    /// for a served probe, whose record comes only when it stops.
+    pub fn checkpoint(&self) -> Result<Option<(ProbeRecord, client_probe::ProbeDelta)>> {
+        match self {
+            Self::Local(p) => Ok(Some((
+                p.meta(),
+                p.checkpoint().context("checkpointing the probe")?,
+            ))),
+            Self::Served(_) => Ok(None),
+        }
+    }
+
     /// Stops the probe and returns its record on this host's clock, with
     /// the clock alignment for a served probe (`probe/clock.json`). The
     /// serve process is ended by its PID whatever happens.

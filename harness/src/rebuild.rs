@@ -61,40 +61,73 @@ fn json<T: serde::de::DeserializeOwned>(dir: &Path, rel: &str) -> Result<T> {
         .with_context(|| format!("{} is not a valid record", dir.join(rel).display()))
 }
 
-/// Reads the probe's files; `Ok(None)` when the run left none.
-fn load_probe(dir: &Path) -> Result<Option<ProbeRecord>> {
-    if !dir.join("probe/meta.json").is_file() {
+/// Reads the probe's files; `Ok(None)` when the run left none. A run
+/// killed before it could write them leaves the segments it saved after
+/// each repetition ([`crate::probe_checkpoint`]): those are read instead,
+/// with a note.
+fn load_probe(dir: &Path, notes: &mut Vec<String>) -> Result<Option<ProbeRecord>> {
+    if dir.join("probe/meta.json").is_file() {
+        let rec: ProbeRecord = json(dir, "probe/meta.json")?;
+        let parts = [(
+            "probe/sends.csv".to_string(),
+            "probe/replies.csv".to_string(),
+        )];
+        return read_probe_parts(dir, rec, &parts).map(Some);
+    }
+    let Some((rec, n)) = crate::probe_checkpoint::read_meta(dir)? else {
         return Ok(None);
-    }
-    let mut rec: ProbeRecord = json(dir, "probe/meta.json")?;
-    let sends = read(dir, "probe/sends.csv")?;
+    };
+    notes.push(format!(
+        "the probe's record comes from {n} checkpoint(s) saved after each repetition: the run ended before it could write the whole record, so what the probe saw after the last checkpoint is missing"
+    ));
+    let parts: Vec<(String, String)> = (1..=n)
+        .map(crate::probe_checkpoint::segment_names)
+        .collect();
+    read_probe_parts(dir, rec, &parts).map(Some)
+}
+
+/// Fills `rec`'s send times and replies from `(sends.csv, replies.csv)`
+/// pairs, in order; the seqs in the sends files must run on from file to
+/// file.
+fn read_probe_parts(
+    dir: &Path,
+    mut rec: ProbeRecord,
+    parts: &[(String, String)],
+) -> Result<ProbeRecord> {
     rec.send_ns.clear();
-    for (i, line) in sends.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
+    rec.replies.clear();
+    for (sends_rel, replies_rel) in parts {
+        let sends = read(dir, sends_rel)?;
+        for (i, line) in sends.lines().enumerate().skip(1) {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let bad = || {
+                format!(
+                    "{sends_rel} line {}: expected `seq,send_ns`, got {line:?}",
+                    i + 1
+                )
+            };
+            let (seq, t) = line.split_once(',').with_context(bad)?;
+            let seq: usize = seq.trim().parse().with_context(bad)?;
+            if seq != rec.send_ns.len() {
+                bail!(
+                    "{sends_rel} line {}: seq {seq} out of order (expected {})",
+                    i + 1,
+                    rec.send_ns.len()
+                );
+            }
+            rec.send_ns.push(t.trim().parse().with_context(bad)?);
         }
-        let bad = || {
-            format!(
-                "probe/sends.csv line {}: expected `seq,send_ns`, got {line:?}",
-                i + 1
-            )
-        };
-        let (seq, t) = line.split_once(',').with_context(bad)?;
-        let seq: usize = seq.trim().parse().with_context(bad)?;
-        if seq != rec.send_ns.len() {
-            bail!(
-                "probe/sends.csv line {}: seq {seq} out of order (expected {})",
-                i + 1,
-                rec.send_ns.len()
-            );
-        }
-        rec.send_ns.push(t.trim().parse().with_context(bad)?);
+        let path = dir.join(replies_rel);
+        let replies = std::fs::File::open(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        rec.replies.extend(
+            client_probe::read_replies_csv(replies)
+                .with_context(|| format!("reading {}", path.display()))?,
+        );
     }
-    let replies = std::fs::File::open(dir.join("probe/replies.csv"))
-        .with_context(|| format!("cannot read {}", dir.join("probe/replies.csv").display()))?;
-    rec.replies = client_probe::read_replies_csv(replies)
-        .with_context(|| format!("reading {}", dir.join("probe/replies.csv").display()))?;
-    Ok(Some(rec))
+    Ok(rec)
 }
 
 /// Reads a bundle's raw records.
@@ -135,7 +168,7 @@ pub fn load(dir: &Path) -> Result<BundleRecords> {
         reps.push(rep);
     }
     reps.sort_by_key(|r| r.repetition);
-    let probe = load_probe(dir)?;
+    let probe = load_probe(dir, &mut notes)?;
     if probe.is_none() {
         notes.push("no probe records (probe/meta.json missing): the client's view is empty".into());
     }

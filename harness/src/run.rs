@@ -133,6 +133,8 @@ struct Gathered {
     health_ok: bool,
     final_health: Option<bool>,
     trials: Vec<Trial>,
+    /// Probe checkpoint segments saved so far.
+    probe_segments: usize,
 }
 
 /// Runs a scenario and writes its bundle.
@@ -225,6 +227,9 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     };
     if let Some(p) = &probe_record {
         write_probe(&bundle, p)?;
+        // The whole record is written: the segments saved on the way are
+        // redundant now.
+        crate::probe_checkpoint::remove(&bundle)?;
     }
     if let Some(st) = g.streams.take() {
         if let Err(e) = st.finish(&local, &bundle, &live).await {
@@ -431,6 +436,14 @@ async fn run_body(
                 guest,
             };
             bundle.write_json(&format!("reps/rep-{rep:03}.json"), &rep_rec)?;
+            match prober.checkpoint() {
+                Ok(Some((meta, delta))) => {
+                    g.probe_segments += 1;
+                    crate::probe_checkpoint::save(bundle, g.probe_segments, &meta, &delta)?;
+                }
+                Ok(None) => {}
+                Err(e) => live.println(&format!("warning: {e:#}")),
+            }
             let m = &rep_rec.migration;
             let l = prober.live();
             live.println(&format!(
@@ -479,10 +492,7 @@ fn write_probe(bundle: &Bundle, p: &ProbeRecord) -> Result<()> {
     let mut replies = Vec::new();
     client_probe::write_replies_csv(p, &mut replies).context("writing probe replies")?;
     bundle.write("probe/replies.csv", &replies)?;
-    let mut sends = String::from("seq,send_ns\n");
-    for (i, t) in p.send_ns.iter().enumerate() {
-        sends.push_str(&format!("{i},{t}\n"));
-    }
+    let sends = crate::probe_checkpoint::sends_csv(0, &p.send_ns, true);
     bundle.write("probe/sends.csv", sends.as_bytes())?;
     // Everything but the two big arrays, which are in the CSVs.
     let meta = ProbeRecord {

@@ -746,6 +746,10 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
     assert_eq!(reps[0]["status"], "completed", "{}", reps[0]);
     assert!(reps[0]["client"]["max_gap_ms"].as_f64().unwrap() > 0.0);
     assert!(bundle.join("probe/replies.csv").exists());
+    assert!(
+        !bundle.join("probe/checkpoint").exists(),
+        "the whole record replaces the checkpoints"
+    );
     assert!(bundle.join("SHA256SUMS").exists());
     assert_lab_gone(&bundle);
 
@@ -802,4 +806,17 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
             .unwrap_or_else(|e| panic!("harness report wrote no summary ({e}):\n{rtext}"));
     assert_eq!(summary["run_status"], "incomplete", "{rtext}");
     assert_eq!(summary["repetitions"][0]["status"], "completed", "{rtext}");
+    // The probe's record, saved after each repetition, survived the kill:
+    // the client's view of the first migration is there.
+    assert!(
+        summary["repetitions"][0]["client"]["max_gap_ms"]
+            .as_f64()
+            .is_some_and(|g| g > 0.0),
+        "{}",
+        summary["repetitions"][0]
+    );
+    assert!(
+        rtext.contains("note: the probe's record comes from"),
+        "harness report says where the client's view came from:\n{rtext}"
+    );
 }

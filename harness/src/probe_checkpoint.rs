@@ -1,0 +1,89 @@
+//! The probe's records saved as a run goes: after every repetition, what the
+//! probe recorded since the last save is written as one more segment under
+//! `probe/checkpoint/`. A run that ends normally writes the whole record
+//! (`probe/meta.json`, `sends.csv`, `replies.csv`) and removes the
+//! segments; a run killed outright (SIGKILL, a power cut) leaves them, and
+//! `harness report` reads the client's view from them.
+//!
+//! Segments, not one file appended to: each is written whole and renamed
+//! into place, so a crash never leaves half a line to trip the reader.
+
+use crate::bundle::Bundle;
+use anyhow::{Context, Result};
+use client_probe::{ProbeDelta, ProbeRecord};
+use std::path::Path;
+
+/// Folder of the segments, inside a bundle.
+pub const DIR: &str = "probe/checkpoint";
+
+/// The `seq,send_ns` rows of `probe/sends.csv` for send times starting at
+/// probe `first_seq`, with the header when `header`.
+pub fn sends_csv(first_seq: u64, send_ns: &[i64], header: bool) -> String {
+    let mut out = String::with_capacity(24 * send_ns.len() + 16);
+    if header {
+        out.push_str("seq,send_ns\n");
+    }
+    for (seq, t) in (first_seq..).zip(send_ns) {
+        out.push_str(&format!("{seq},{t}\n"));
+    }
+    out
+}
+
+/// Saves segment `n` (1-based): the probe's fields as they stand (`meta`)
+/// and what it recorded since segment `n - 1`.
+pub fn save(bundle: &Bundle, n: usize, meta: &ProbeRecord, delta: &ProbeDelta) -> Result<()> {
+    let (sends, replies) = segment_names(n);
+    bundle.write(
+        &sends,
+        sends_csv(delta.first_seq, &delta.send_ns, true).as_bytes(),
+    )?;
+    let seg = ProbeRecord {
+        replies: delta.replies.clone(),
+        ..ProbeRecord::default()
+    };
+    let mut rows = Vec::new();
+    client_probe::write_replies_csv(&seg, &mut rows).context("writing a probe checkpoint")?;
+    bundle.write(&replies, &rows)?;
+    // Last: a segment counts once the meta file names it.
+    let meta = serde_json::json!({ "record": meta, "segments": n });
+    bundle.write_json(&format!("{DIR}/meta.json"), &meta)?;
+    Ok(())
+}
+
+/// The sends and replies file of segment `n`, relative to the bundle.
+pub fn segment_names(n: usize) -> (String, String) {
+    (
+        format!("{DIR}/sends-{n:03}.csv"),
+        format!("{DIR}/replies-{n:03}.csv"),
+    )
+}
+
+/// The saved fields and the number of complete segments of a bundle's
+/// checkpoint, if it has one.
+pub fn read_meta(dir: &Path) -> Result<Option<(ProbeRecord, usize)>> {
+    let p = dir.join(DIR).join("meta.json");
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        record: ProbeRecord,
+        segments: usize,
+    }
+    let m: Meta = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a probe checkpoint record", p.display()))?;
+    Ok(Some((m.record, m.segments)))
+}
+
+/// Removes the segments once the whole record is written.
+pub fn remove(bundle: &Bundle) -> Result<()> {
+    let d = bundle.dir.join(DIR);
+    match std::fs::remove_dir_all(&d) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", d.display()))
+        }
+        _ => Ok(()),
+    }
+}
