@@ -53,10 +53,24 @@ pub fn run_checks() -> Vec<Check> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .map_err(|_| "install it: apt-get install iproute2".into()),
     ));
+    let qemu = qemu_version();
     out.push(check(
         "QEMU",
-        qemu_version().ok_or_else(|| "install it: apt-get install qemu-system-x86".into()),
+        qemu.clone()
+            .ok_or_else(|| "install it: apt-get install qemu-system-x86".into()),
     ));
+    if let Some(major) = qemu.as_deref().and_then(qemu_major) {
+        out.push(Check {
+            what: "QEMU version",
+            ok: major >= 10,
+            optional: true,
+            detail: if major >= 10 {
+                format!("{major}: migrates TCG guests cleanly here")
+            } else {
+                format!("{major}: QEMU 7.2's TCG live migration corrupted guests' memory on machines like this (docs/findings.md); install 10 from bookworm-backports (scripts/install-deps.sh does)")
+            },
+        });
+    }
     out.push(check(
         "guest kernel",
         find_kernel("auto")
@@ -85,6 +99,21 @@ pub fn run_checks() -> Vec<Check> {
             .map(|_| "can create and remove them".into())
             .map_err(|e| format!("{e:#}")),
     ));
+    let leftovers = crate::lab::topology::abandoned_labs();
+    out.push(Check {
+        what: "labs of ended runs",
+        ok: leftovers.is_empty(),
+        optional: true,
+        detail: if leftovers.is_empty() {
+            "none left behind".into()
+        } else {
+            format!(
+                "{} left by runs that were killed ({}): `harness lab clean` removes them (the next run does too)",
+                leftovers.len(),
+                leftovers.join(", ")
+            )
+        },
+    });
     let kvm = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -99,4 +128,31 @@ pub fn run_checks() -> Vec<Check> {
         },
     });
     out
+}
+
+/// The major version in `QEMU emulator version 10.0.2 (...)`.
+fn qemu_major(line: &str) -> Option<u32> {
+    line.strip_prefix("QEMU emulator version ")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn qemu_major_reads_the_version_line() {
+        assert_eq!(
+            super::qemu_major(
+                "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)"
+            ),
+            Some(10)
+        );
+        assert_eq!(
+            super::qemu_major("QEMU emulator version 7.2.15 (Debian 1:7.2+dfsg-7+deb12u13)"),
+            Some(7)
+        );
+        assert_eq!(super::qemu_major("something else"), None);
+    }
 }

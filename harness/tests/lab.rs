@@ -768,6 +768,20 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
         .flat_map(|ns| harness::lab::netns::pids(ns))
         .collect();
     assert!(!qemus.is_empty(), "its QEMUs still run");
+    // `harness doctor` points at it...
+    let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let dtext = String::from_utf8_lossy(&doctor.stdout);
+    let line = dtext
+        .lines()
+        .find(|l| l.contains("labs of ended runs"))
+        .unwrap_or_else(|| panic!("{dtext}"));
+    assert!(
+        line.contains(&id) && line.contains("harness lab clean"),
+        "{line}"
+    );
     // ...and `harness lab clean`, with no argument, removes it: its owner
     // has ended.
     let clean = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))

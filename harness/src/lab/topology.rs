@@ -295,6 +295,32 @@ pub fn owner_alive(id: &str) -> bool {
         .is_some_and(Owner::alive)
 }
 
+/// Run ids of labs whose harness has ended without removing them.
+pub fn abandoned_labs() -> Vec<String> {
+    let mut ids = lab_ids();
+    ids.retain(|id| !owner_alive(id));
+    ids
+}
+
+/// Run ids of every lab that exists: from namespace names and state folders.
+fn lab_ids() -> Vec<String> {
+    let mut ids: Vec<String> = netns::list()
+        .iter()
+        .filter_map(|n| run_id_of_ns(n).map(str::to_string))
+        .collect();
+    if let Ok(dir) = std::fs::read_dir(RUN_ROOT) {
+        ids.extend(
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                // `.ID`: a lab being created right now.
+                .filter(|n| !n.starts_with('.')),
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// Which labs [`clean`] removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CleanScope {
@@ -356,21 +382,7 @@ fn run_id_of_ns(name: &str) -> Option<&str> {
 /// those: they can only be ours), the namespaces, and state folders.
 pub fn clean(scope: &CleanScope) -> Result<CleanReport> {
     let mut report = CleanReport::default();
-    let mut ids: Vec<String> = netns::list()
-        .iter()
-        .filter_map(|n| run_id_of_ns(n).map(str::to_string))
-        .collect();
-    if let Ok(dir) = std::fs::read_dir(RUN_ROOT) {
-        ids.extend(
-            dir.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                // `.ID`: a lab being created right now.
-                .filter(|n| !n.starts_with('.')),
-        );
-    }
-    ids.sort();
-    ids.dedup();
-    let wanted: Vec<String> = ids
+    let wanted: Vec<String> = lab_ids()
         .into_iter()
         .filter(|id| match scope {
             CleanScope::Run(only) => only == id,
