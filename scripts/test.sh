@@ -7,13 +7,21 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --release --locked --target x86_64-unknown-linux-gnu -p guest-agent
+# The lab's QEMUs are named `-name lmig-<run id>-...`; pgrep only looks.
+lab_qemus() { pgrep -f -- 'qemu-system-x86_64 -name lmig-' || true; }
 before_ns=$(ip netns list | awk '{print $1}' | grep -c '^lmig-' || true)
+before_qemu=$(lab_qemus | grep -c . || true)
 status=0
 cargo test --workspace --locked --no-fail-fast || status=$?
 left=$(ip netns list | awk '{print $1}' | grep '^lmig-' || true)
 after_ns=$(printf '%s' "$left" | grep -c . || true)
 if [ "$after_ns" -gt "$before_ns" ]; then
   echo "test.sh: the tests left lab namespaces behind:" $left >&2
+  status=1
+fi
+qemus=$(lab_qemus)
+if [ "$(printf '%s' "$qemus" | grep -c . || true)" -gt "$before_qemu" ]; then
+  echo "test.sh: the tests left lab QEMU processes behind (PIDs):" $qemus >&2
   status=1
 fi
 exit $status
