@@ -7,6 +7,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 packages=(
   ca-certificates     # cargo fetches crates over HTTPS
+  git                 # the bundle's manifest records `git describe` of this tree
   linux-image-amd64   # the guest kernel (/boot/vmlinuz-*) and its NIC modules
   iproute2            # namespaces, bridges, veths, taps
   gcc libc6-dev       # linking; libc.a for the statically linked guest agent
