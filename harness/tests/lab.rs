@@ -231,10 +231,23 @@ fn harness_cli_run(text: &str, tag: &str) -> (i32, String, PathBuf) {
     let dir = temp_dir(tag);
     let scenario = dir.join(format!("{tag}.toml"));
     std::fs::write(&scenario, text).unwrap();
+    let results = dir.join("results");
+    let (code, text) = harness_cli(&[
+        "run".as_ref(),
+        "--accel".as_ref(),
+        "tcg".as_ref(),
+        "--out".as_ref(),
+        results.as_os_str(),
+        scenario.as_os_str(),
+    ]);
+    (code, text, dir)
+}
+
+/// Runs the `harness` binary to its end; its exit code (-1 if killed by a
+/// signal) and its stdout followed by its stderr.
+fn harness_cli(args: &[&std::ffi::OsStr]) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["run", "--accel", "tcg", "--out"])
-        .arg(dir.join("results"))
-        .arg(&scenario)
+        .args(args)
         .output()
         .unwrap();
     let text = format!(
@@ -242,7 +255,7 @@ fn harness_cli_run(text: &str, tag: &str) -> (i32, String, PathBuf) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.code().unwrap_or(-1), text, dir)
+    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]
@@ -349,12 +362,13 @@ fn lab_clean_removes_what_a_crashed_run_left() {
             .count(),
         4
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["lab", "clean", "--run", &id])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (code, text) = harness_cli(&[
+        "lab".as_ref(),
+        "clean".as_ref(),
+        "--run".as_ref(),
+        id.as_ref(),
+    ]);
+    assert_eq!(code, 0, "{text}");
     assert!(
         text.contains(&format!("removed namespace lmig-{id}-client")),
         "{text}"
@@ -365,11 +379,7 @@ fn lab_clean_removes_what_a_crashed_run_left() {
     // A lab whose harness still runs (this test process) is left alone by
     // a plain `lab clean`, which says so.
     let lab = harness::lab::Lab::create(1).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["lab", "clean"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = harness_cli(&["lab".as_ref(), "clean".as_ref()]);
     assert!(
         text.contains(&format!(
             "left run {}: its harness is still running",
@@ -769,11 +779,7 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
         .collect();
     assert!(!qemus.is_empty(), "its QEMUs still run");
     // `harness doctor` points at it...
-    let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .arg("doctor")
-        .output()
-        .unwrap();
-    let dtext = String::from_utf8_lossy(&doctor.stdout);
+    let (_, dtext) = harness_cli(&["doctor".as_ref()]);
     let line = dtext
         .lines()
         .find(|l| l.contains("labs of ended runs"))
@@ -784,12 +790,8 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
     );
     // ...and `harness lab clean`, with no argument, removes it: its owner
     // has ended.
-    let clean = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["lab", "clean"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&clean.stdout);
-    assert!(clean.status.success(), "{text}");
+    let (code, text) = harness_cli(&["lab".as_ref(), "clean".as_ref()]);
+    assert_eq!(code, 0, "{text}");
     assert!(
         text.contains(&format!("removed namespace lmig-{id}-node-a")),
         "{text}"
@@ -805,16 +807,7 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
     assert_lab_gone(&bundle);
     // What the killed run had written is still readable: its manifest
     // still says "running", so it is reported as incomplete.
-    let report = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .arg("report")
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    let rtext = format!(
-        "{}{}",
-        String::from_utf8_lossy(&report.stdout),
-        String::from_utf8_lossy(&report.stderr)
-    );
+    let (_, rtext) = harness_cli(&["report".as_ref(), bundle.as_os_str()]);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(bundle.join("summary.json")).unwrap())
             .unwrap_or_else(|e| panic!("harness report wrote no summary ({e}):\n{rtext}"));
