@@ -66,6 +66,9 @@ fn random_token() -> String {
 fn tail_of(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let v: Vec<&str> = text.lines().rev().take(lines).collect();
+    if v.is_empty() {
+        return "(the guest wrote nothing to its console)".into();
+    }
     v.into_iter().rev().collect::<Vec<_>>().join("\n    ")
 }
 
@@ -248,7 +251,9 @@ impl LocalLab {
                             h
                         }
                         Err(e) => {
-                            let first = e.to_string();
+                            // The whole chain (the cause is innermost), on one line.
+                            let first =
+                                format!("{e:#}").replace("\n    ", " | ").replace('\n', " ");
                             self.accel_note = format!(
                                 "auto: /dev/kvm exists but the guest did not come up under kvm ({first}); fell back to tcg"
                             );
