@@ -312,8 +312,8 @@ fn lab_ids() -> Vec<String> {
         ids.extend(
             dir.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                // `.ID`: a lab being created right now.
-                .filter(|n| !n.starts_with('.')),
+                // Not `.ID`: a lab being created right now.
+                .filter(|n| is_run_id(n)),
         );
     }
     ids.sort();
@@ -373,9 +373,21 @@ impl CleanReport {
     }
 }
 
-/// The run id of a lab namespace (`lmig-<id>-<role>`) or state folder name.
+/// Whether `s` has the form of a run id ([`random_id`]: six hex digits), so
+/// that namespaces others named `lmig-...` (tests, `harness doctor`'s
+/// probe) are never taken for a lab.
+fn is_run_id(s: &str) -> bool {
+    s.len() == 6
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The run id of a lab namespace (`lmig-<id>-<role>`).
 fn run_id_of_ns(name: &str) -> Option<&str> {
-    name.strip_prefix(NS_PREFIX)?.split('-').next()
+    name.strip_prefix(NS_PREFIX)?
+        .split('-')
+        .next()
+        .filter(|id| is_run_id(id))
 }
 
 /// Removes what runs left behind: processes inside lab namespaces (only
@@ -445,5 +457,10 @@ mod owner_tests {
         assert_eq!(run_id_of_ns("lmig-a1b2c3-node-a"), Some("a1b2c3"));
         assert_eq!(run_id_of_ns("lmig-a1b2c3-client"), Some("a1b2c3"));
         assert_eq!(run_id_of_ns("other-ns"), None);
+        // Others' namespaces that share the prefix are not labs.
+        assert_eq!(run_id_of_ns("lmig-doctor-1234"), None);
+        assert_eq!(run_id_of_ns("lmig-t-ann-99a"), None);
+        assert!(is_run_id(&random_id()));
+        assert!(!is_run_id(".a1b2c3"));
     }
 }
