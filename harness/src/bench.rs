@@ -795,7 +795,12 @@ async fn bench_body(
 ) -> Result<()> {
     let t_boot = Instant::now();
     live.println("booting the guest...");
-    let health = local.boot(opts.accel, live).await?;
+    let health = crate::run::unless_cancelled(
+        local.boot(opts.accel, live),
+        &ctl.cancel,
+        "the guest booted",
+    )
+    .await?;
     g.booted = true;
     live.println(&format!(
         "guest up under {} in {:.1} s: agent {} on kernel {} ({})",

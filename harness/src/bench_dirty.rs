@@ -916,7 +916,12 @@ async fn bench_body(
     }
     let t_boot = Instant::now();
     live.println("booting the guest...");
-    let health = local.boot(opts.accel, live).await?;
+    let health = crate::run::unless_cancelled(
+        local.boot(opts.accel, live),
+        &ctl.cancel,
+        "the guest booted",
+    )
+    .await?;
     g.booted = true;
     g.agent_version = Some(health.agent_version.clone());
     live.println(&format!(

@@ -115,6 +115,26 @@ impl RunControl {
     }
 }
 
+/// Runs `fut` unless the run is cancelled first (checked every 25 ms); a
+/// cancellation drops `fut` and fails with "interrupted while {what}".
+/// For long steps that have no cancellation of their own, such as booting
+/// (up to 12 s of proving KVM, then the TCG boot).
+pub async fn unless_cancelled<T>(
+    fut: impl std::future::Future<Output = Result<T>>,
+    cancel: &AtomicBool,
+    what: &str,
+) -> Result<T> {
+    let watch = async {
+        while !cancel.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    tokio::select! {
+        r = fut => r,
+        () = watch => anyhow::bail!("interrupted while {what}"),
+    }
+}
+
 async fn sleep_unless_cancelled(d: Duration, cancel: &AtomicBool) {
     let end = tokio::time::Instant::now() + d;
     while tokio::time::Instant::now() < end && !cancel.load(Ordering::SeqCst) {
@@ -277,6 +297,7 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     let (run_status, error) = match &body {
         Ok(()) if interrupted => ("incomplete", Some(ctl.interruption())),
         Ok(()) => ("complete", None),
+        Err(e) if interrupted => ("incomplete", Some(format!("{}: {e:#}", ctl.interruption()))),
         Err(e) if g.reps.is_empty() && !g.health_ok => ("failed", Some(format!("{e:#}"))),
         Err(e) => ("incomplete", Some(format!("{e:#}"))),
     };
@@ -323,7 +344,12 @@ async fn run_body(
         "booting the guest ({} MiB, {} vCPU)...",
         scenario.vm.memory_mib, scenario.vm.vcpus
     ));
-    let health = local.boot(scenario.acceleration, live).await?;
+    let health = unless_cancelled(
+        local.boot(scenario.acceleration, live),
+        &ctl.cancel,
+        "the guest booted",
+    )
+    .await?;
     g.health_ok = true;
     live.println(&format!(
         "guest up under {} in {:.1} s: agent {} on kernel {} ({})",

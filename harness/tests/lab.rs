@@ -649,6 +649,16 @@ seconds = 4
 fn start_cli_run_and_wait_for_a_repetition(
     tag: &str,
 ) -> (std::process::Child, PathBuf, String, PathBuf) {
+    start_cli_run_and_wait_for(tag, |b, _| b.join("reps/rep-001.json").exists())
+}
+
+/// Starts `harness run` on a scenario of several repetitions and waits until
+/// `ready(bundle, output so far)`; returns the child, its bundle, its run id
+/// and the test's folder (with `output.txt` and `stderr.txt`).
+fn start_cli_run_and_wait_for(
+    tag: &str,
+    ready: impl Fn(&Path, &str) -> bool,
+) -> (std::process::Child, PathBuf, String, PathBuf) {
     let dir = temp_dir(tag);
     let scenario = dir.join(format!("{tag}.toml"));
     std::fs::write(
@@ -674,7 +684,10 @@ fn start_cli_run_and_wait_for_a_repetition(
             .and_then(|mut d| d.next())
             .and_then(|e| e.ok())
             .map(|e| e.path());
-        if let Some(b) = bundle.filter(|b| b.join("reps/rep-001.json").exists()) {
+        // The live lines go to stderr, the table to stdout.
+        let output = std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default()
+            + &std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(b) = bundle.filter(|b| b.join("manifest.json").exists() && ready(b, &output)) {
             let manifest: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(b.join("manifest.json")).unwrap())
                     .unwrap();
@@ -689,7 +702,7 @@ fn start_cli_run_and_wait_for_a_repetition(
             );
             let _ = child.wait();
             panic!(
-                "the run recorded no repetition within 180 s: {}",
+                "the run did not get where the test waits for within 180 s: {}",
                 std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default()
             );
         }
@@ -726,6 +739,31 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_lab();
     let pid_of = |c: &std::process::Child| nix::unistd::Pid::from_raw(c.id() as i32);
+
+    // SIGTERM while the guest boots: the run does not wait for the boot.
+    let (mut child, bundle, _id, dir) =
+        start_cli_run_and_wait_for("sigterm-boot", |_, out| out.contains("booting the guest"));
+    nix::sys::signal::kill(pid_of(&child), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let code = wait_exit(&mut child);
+    let out = std::fs::read_to_string(dir.join("stderr.txt")).unwrap()
+        + &std::fs::read_to_string(dir.join("output.txt")).unwrap();
+    assert_eq!(code, 2, "an interrupted run exits 2:\n{out}");
+    assert!(
+        !out.contains("guest up under"),
+        "the boot was cut short:\n{out}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["status"], "incomplete", "{manifest}");
+    assert!(
+        manifest["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by SIGTERM: interrupted while the guest booted"),
+        "{manifest}"
+    );
+    assert_lab_gone(&bundle);
 
     // SIGTERM (what `timeout`, systemd or a CI runner sends): the run ends
     // its step, keeps what it measured, and removes its lab.
