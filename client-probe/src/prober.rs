@@ -33,7 +33,7 @@ const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the probe recorded since the previous [`Prober::checkpoint`] (or
 /// since it started): the new send times and replies, in order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeDelta {
     /// The seq of `send_ns[0]`.
     pub first_seq: u64,

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `POST /v1/probe/start` | [`StartRequest`] | 200 [`StartReply`]; 409 if a probe runs; 400 on a bad body or configuration |
 //! | `GET /v1/probe/status` | | 200 [`LiveStats`](crate::LiveStats); 409 if no probe runs |
+//! | `POST /v1/probe/checkpoint` | | 200 [`CheckpointReply`]: what was recorded since the previous checkpoint; 409 if no probe runs |
 //! | `POST /v1/probe/stop` | | 200 the full [`ProbeRecord`]; 409 if no probe runs |
 //! | `GET /v1/time` | | 200 [`TimeReply`] |
 //! | `GET /v1/health` | | 200 [`HealthReply`] |
@@ -37,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::realtime_ns;
 use crate::error::ProbeError;
-use crate::prober::{ProbeConfig, ProbeOptions, Prober};
+use crate::prober::{ProbeConfig, ProbeDelta, ProbeOptions, Prober};
 use crate::record::ProbeRecord;
 
 /// The largest request body accepted, bytes.
@@ -93,6 +94,18 @@ pub struct HealthReply {
     /// Whether a probe is running now (e.g. one a previous controller
     /// never stopped).
     pub probe_running: bool,
+}
+
+/// `POST /v1/probe/checkpoint`: the probe's fields as they stand and what
+/// it recorded since the previous checkpoint (each record is handed over
+/// once), so a controller can save the record as it goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointReply {
+    /// The record's fields other than send times and replies
+    /// ([`Prober::meta`]).
+    pub meta: ProbeRecord,
+    /// The new send times and replies ([`Prober::checkpoint`]).
+    pub delta: ProbeDelta,
 }
 
 /// The body of every error answer.
@@ -230,9 +243,15 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             None => error(StatusCode::CONFLICT, "no probe is running"),
         },
         (Method::POST, "/v1/probe/stop") => stop(shared).await,
+        (Method::POST, "/v1/probe/checkpoint") => checkpoint(shared),
         (
             _,
-            "/v1/time" | "/v1/health" | "/v1/probe/start" | "/v1/probe/status" | "/v1/probe/stop",
+            "/v1/time"
+            | "/v1/health"
+            | "/v1/probe/start"
+            | "/v1/probe/status"
+            | "/v1/probe/stop"
+            | "/v1/probe/checkpoint",
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} is not allowed on {path}", req.method()),
@@ -308,6 +327,27 @@ async fn start(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot start the prober: {e}"),
         ),
+    }
+}
+
+/// Hands over what the probe recorded since the previous checkpoint. The
+/// threads serve it within one read timeout or sleep (50 ms) when well, so
+/// this runs on the async worker with the prober's lock held; two calls
+/// cannot overlap.
+fn checkpoint(shared: &Shared) -> Response<Full<Bytes>> {
+    let slot = shared.prober();
+    let Some(p) = slot.as_ref() else {
+        return error(StatusCode::CONFLICT, "no probe is running");
+    };
+    match p.checkpoint() {
+        Ok(delta) => json(
+            StatusCode::OK,
+            &CheckpointReply {
+                meta: p.meta(),
+                delta,
+            },
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

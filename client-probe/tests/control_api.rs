@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use client_probe::serve::{ErrorReply, StartReply, TimeReply};
+use client_probe::serve::{CheckpointReply, ErrorReply, StartReply, TimeReply};
 use client_probe::{analyze, LiveStats, ProbeRecord};
 use guest_agent::reflector::Reflector;
 use http_body_util::{BodyExt, Full};
@@ -168,11 +168,31 @@ async fn control_api_end_to_end_on_loopback() {
     assert!(live.replies >= 20, "{live:?}");
     assert!(live.sent >= live.replies);
 
+    // A checkpoint hands over what was recorded so far, once.
+    let (st, body) = c
+        .call(Method::POST, "/v1/probe/checkpoint", Some(TOKEN), "")
+        .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let cp: CheckpointReply = serde_json::from_slice(&body).unwrap();
+    assert_eq!(cp.meta.session, started.session);
+    assert_eq!(cp.delta.first_seq, 0);
+    assert!(cp.delta.replies.len() >= 20, "{}", cp.delta.replies.len());
+    let (st, _) = c
+        .call(Method::GET, "/v1/probe/checkpoint", Some(TOKEN), "")
+        .await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+
     let (st, body) = c
         .call(Method::POST, "/v1/probe/stop", Some(TOKEN), "")
         .await;
     assert_eq!(st, StatusCode::OK);
     let rec: ProbeRecord = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        rec.replies[..cp.delta.replies.len()],
+        cp.delta.replies[..],
+        "the checkpoint was a prefix of the whole record"
+    );
+    assert_eq!(rec.send_ns[..cp.delta.send_ns.len()], cp.delta.send_ns[..]);
     let target = refl.local_addr();
     refl.stop();
     assert_eq!(rec.session, started.session);
@@ -186,6 +206,10 @@ async fn control_api_end_to_end_on_loopback() {
         .call(Method::POST, "/v1/probe/stop", Some(TOKEN), "")
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "already stopped");
+    let (st, _) = c
+        .call(Method::POST, "/v1/probe/checkpoint", Some(TOKEN), "")
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "no probe to checkpoint");
 
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server)

@@ -135,15 +135,16 @@ impl ProbeHandle {
     }
 
     /// What the probe recorded since the previous checkpoint, with its
-    /// fields as they stand, for [`crate::probe_checkpoint::save`]; `None`
-    /// for a served probe, whose record comes only when it stops.
-    pub fn checkpoint(&self) -> Result<Option<(ProbeRecord, client_probe::ProbeDelta)>> {
+    /// fields as they stand, on this host's clock, for
+    /// [`crate::probe_checkpoint::save`].
+    pub async fn checkpoint(&self) -> Result<(ProbeRecord, client_probe::ProbeDelta)> {
         match self {
-            Self::Local(p) => Ok(Some((
-                p.meta(),
-                p.checkpoint().context("checkpointing the probe")?,
-            ))),
-            Self::Served(_) => Ok(None),
+            Self::Local(p) => Ok((p.meta(), p.checkpoint().context("checkpointing the probe")?)),
+            Self::Served(s) => s
+                .remote
+                .checkpoint(&s.before)
+                .await
+                .context("checkpointing the served probe"),
         }
     }
 

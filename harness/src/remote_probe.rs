@@ -45,7 +45,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
-use client_probe::serve::{ErrorReply, HealthReply, StartReply, StartRequest, TimeReply};
+use client_probe::serve::{
+    CheckpointReply, ErrorReply, HealthReply, StartReply, StartRequest, TimeReply,
+};
 use client_probe::{LiveStats, ProbeRecord};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
@@ -77,11 +79,13 @@ const MAX_RECORD_ANSWER: usize = 2 << 30;
 pub struct Timeouts {
     /// Opening the TCP connection. Default 3 s.
     pub connect: Duration,
-    /// Any request but `stop`, and each time exchange. Default 5 s.
+    /// Any request but `stop` and `checkpoint`, and each time exchange.
+    /// Default 5 s.
     pub request: Duration,
     /// `POST /v1/probe/stop`: the remote waits 200 ms for late replies,
     /// then sends the whole record (tens of MB for a long run over a slow
-    /// link). Default 120 s.
+    /// link); also `POST /v1/probe/checkpoint`, which sends a
+    /// repetition's share of it. Default 120 s.
     pub stop: Duration,
 }
 
@@ -518,6 +522,39 @@ impl RemoteProbe {
             MAX_SMALL_ANSWER,
         )
         .await
+    }
+
+    /// What the probe recorded since the previous checkpoint, with its
+    /// fields as they stand, every time converted to OUR clock with
+    /// `offset`, as [`RemoteProbe::stop_and_collect`] converts the whole
+    /// record.
+    pub async fn checkpoint(
+        &self,
+        offset: &ClockOffsetRecord,
+    ) -> Result<(ProbeRecord, client_probe::ProbeDelta)> {
+        let reply: CheckpointReply = self
+            .checked(
+                Method::POST,
+                "/v1/probe/checkpoint",
+                None,
+                self.timeouts.stop,
+                MAX_RECORD_ANSWER,
+            )
+            .await?;
+        let mut part = ProbeRecord {
+            send_ns: reply.delta.send_ns,
+            replies: reply.delta.replies,
+            ..ProbeRecord::default()
+        };
+        to_our_clock(&mut part, offset.offset_ns);
+        Ok((
+            reply.meta,
+            client_probe::ProbeDelta {
+                first_seq: reply.delta.first_seq,
+                send_ns: part.send_ns,
+                replies: part.replies,
+            },
+        ))
     }
 
     /// Stops the probe, fetches its whole [`ProbeRecord`], converts every

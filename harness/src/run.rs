@@ -462,12 +462,11 @@ async fn run_body(
                 guest,
             };
             bundle.write_json(&format!("reps/rep-{rep:03}.json"), &rep_rec)?;
-            match prober.checkpoint() {
-                Ok(Some((meta, delta))) => {
+            match prober.checkpoint().await {
+                Ok((meta, delta)) => {
                     g.probe_segments += 1;
                     crate::probe_checkpoint::save(bundle, g.probe_segments, &meta, &delta)?;
                 }
-                Ok(None) => {}
                 Err(e) => live.println(&format!("warning: {e:#}")),
             }
             let m = &rep_rec.migration;

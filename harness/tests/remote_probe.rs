@@ -256,6 +256,12 @@ fn remote_probe_start_stop_collect_and_failures_in_a_namespace() {
             eprintln!("live: {}", live.line());
             assert!(live.replies >= 100 && live.sent >= live.replies, "{live:?}");
 
+            // A checkpoint: what was recorded so far, on our clock.
+            let (meta, delta) = probe.checkpoint(&before).await.unwrap();
+            assert_eq!(meta.session, started.session);
+            assert_eq!(delta.first_seq, 0);
+            assert!(delta.replies.len() >= 100, "{}", delta.replies.len());
+
             let ran = Duration::from_nanos((now_ns() - t_start) as u64);
             tokio::time::sleep(Duration::from_secs(1).saturating_sub(ran)).await;
             let collected = probe.stop_and_collect(&before).await.unwrap();
@@ -273,6 +279,9 @@ fn remote_probe_start_stop_collect_and_failures_in_a_namespace() {
             assert_eq!(s.lost, 0, "{s:?}");
             assert_eq!(s.replies, s.probes_sent);
             assert!(rec.replies.iter().all(|r| r.kernel_ts));
+            // The checkpoint, converted the same way, is a prefix of it.
+            assert_eq!(rec.send_ns[..delta.send_ns.len()], delta.send_ns[..]);
+            assert_eq!(rec.replies[..delta.replies.len()], delta.replies[..]);
 
             // Converted with the offset measured before, and it says so.
             let clock: &ClockAlignment = &collected.clock;
