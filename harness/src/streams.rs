@@ -14,11 +14,30 @@ use client_probe::rtp_analysis::{
 };
 use std::collections::BTreeMap;
 
-/// The arrivals received in `[from, to]`.
+/// The arrivals of a window `[from, to]`, whole frames at a time: a frame
+/// (an SSRC's RTP timestamp) belongs to the window its last packet arrived
+/// in, with all its packets, as [`rtp_view`] counts the decoder's frames.
+/// Cutting at packets instead would make a frame that straddles the
+/// window's start "incomplete" in the analysis while the decoder, which saw
+/// all of it, accepted it. Datagrams that are not RTP count by their own
+/// arrival.
 pub fn in_window(arrivals: &[RtpArrival], from: i64, to: i64) -> Vec<RtpArrival> {
+    // The 32-bit timestamp as the key: it recurs only after 13 h at 90 kHz.
+    let mut last: std::collections::HashMap<(u32, u32), i64> = std::collections::HashMap::new();
+    for a in arrivals {
+        if let Some(p) = parse_rtp(&a.bytes) {
+            let t = last.entry((p.ssrc, p.timestamp)).or_insert(a.rx_ns);
+            *t = (*t).max(a.rx_ns);
+        }
+    }
     arrivals
         .iter()
-        .filter(|a| a.rx_ns >= from && a.rx_ns <= to)
+        .filter(|a| {
+            let t = parse_rtp(&a.bytes)
+                .and_then(|p| last.get(&(p.ssrc, p.timestamp)).copied())
+                .unwrap_or(a.rx_ns);
+            t >= from && t <= to
+        })
         .cloned()
         .collect()
 }
@@ -253,4 +272,47 @@ pub fn http_stalls(
         .iter()
         .map(|s| (s.start_ns, s.end_ns))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An RTP packet of SSRC 7: `seq`, `ts`, marker on a frame's last.
+    fn pkt(rx_ns: i64, seq: u16, ts: u32, marker: bool) -> RtpArrival {
+        let mut b = vec![0x80, 96 | (u8::from(marker) << 7)];
+        b.extend_from_slice(&seq.to_be_bytes());
+        b.extend_from_slice(&ts.to_be_bytes());
+        b.extend_from_slice(&7u32.to_be_bytes());
+        b.extend_from_slice(&[0x65, 0x88]);
+        RtpArrival {
+            rx_ns,
+            kernel_ts: true,
+            bytes: b,
+        }
+    }
+
+    #[test]
+    fn a_window_takes_whole_frames_by_their_last_packet() {
+        let arrivals = vec![
+            // Frame 1000 straddles the start (100): its last packet is in,
+            // so all of it is.
+            pkt(90, 1, 1000, false),
+            pkt(95, 2, 1000, false),
+            pkt(105, 3, 1000, true),
+            pkt(150, 4, 4000, true),
+            // Frame 7000 straddles the end (200): its last packet is out.
+            pkt(195, 5, 7000, false),
+            pkt(205, 6, 7000, true),
+            // Not RTP: counts by its own arrival.
+            RtpArrival {
+                rx_ns: 120,
+                kernel_ts: true,
+                bytes: vec![1, 2, 3],
+            },
+        ];
+        let w = in_window(&arrivals, 100, 200);
+        let got: Vec<i64> = w.iter().map(|a| a.rx_ns).collect();
+        assert_eq!(got, vec![90, 95, 105, 150, 120], "in arrival-list order");
+    }
 }
