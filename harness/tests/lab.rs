@@ -34,6 +34,12 @@ fn require_lab() {
     );
 }
 
+/// A JSON file of a bundle, parsed.
+fn json_file(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lmig-test-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -63,9 +69,7 @@ fn processes_of_run(id: &str) -> Vec<String> {
 }
 
 fn assert_lab_gone(bundle: &Path) {
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap())
-            .unwrap();
+    let manifest: serde_json::Value = json_file(&bundle.join("manifest.json"));
     let id = manifest["run_id"].as_str().unwrap().to_string();
     let left: Vec<String> = harness::lab::netns::list()
         .into_iter()
@@ -688,9 +692,7 @@ fn start_cli_run_and_wait_for(
         let output = std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default()
             + &std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(b) = bundle.filter(|b| b.join("manifest.json").exists() && ready(b, &output)) {
-            let manifest: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(b.join("manifest.json")).unwrap())
-                    .unwrap();
+            let manifest: serde_json::Value = json_file(&b.join("manifest.json"));
             let id = manifest["run_id"].as_str().unwrap().to_string();
             return (child, b, id, dir);
         }
@@ -752,9 +754,7 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
         !out.contains("guest up under"),
         "the boot was cut short:\n{out}"
     );
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap())
-            .unwrap();
+    let manifest: serde_json::Value = json_file(&bundle.join("manifest.json"));
     assert_eq!(manifest["status"], "incomplete", "{manifest}");
     assert!(
         manifest["error"]
@@ -774,9 +774,7 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
     let out = std::fs::read_to_string(dir.join("output.txt")).unwrap();
     assert_eq!(code, 2, "an interrupted run exits 2:\n{out}\n{err}");
     assert!(err.contains("SIGTERM: finishing the current step"), "{err}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(bundle.join("summary.json")).unwrap())
-            .unwrap();
+    let summary: serde_json::Value = json_file(&bundle.join("summary.json"));
     assert_eq!(summary["run_status"], "incomplete", "{summary}");
     assert!(
         summary["error"]
