@@ -927,8 +927,8 @@ pub(crate) fn prepare_bench_lab(
     }
     let started_ns = now_ns();
     let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
-    for line in lab.swept.lines() {
-        live.println(&format!("earlier runs: {line}"));
+    for line in lab.swept.sweep_lines() {
+        live.println(&line);
     }
     *ctl.lab_id
         .lock()

@@ -177,8 +177,8 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     let agent = find_agent(opts.agent.as_deref())?;
     let started_ns = now_ns();
     let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
-    for line in lab.swept.lines() {
-        live.println(&format!("earlier runs: {line}"));
+    for line in lab.swept.sweep_lines() {
+        live.println(&line);
     }
     *ctl.lab_id
         .lock()

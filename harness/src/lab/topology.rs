@@ -354,6 +354,31 @@ impl CleanReport {
 
     /// One line per thing removed or left, as `harness lab clean` prints.
     pub fn lines(&self) -> Vec<String> {
+        let mut out = self.removed_lines();
+        for id in &self.in_use {
+            out.push(format!(
+                "left run {id}: its harness is still running (--all removes it too)"
+            ));
+        }
+        out
+    }
+
+    /// What a run prints about the sweep before it builds its own lab.
+    pub fn sweep_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .removed_lines()
+            .into_iter()
+            .map(|l| format!("a killed run's lab: {l}"))
+            .collect();
+        for id in &self.in_use {
+            out.push(format!(
+                "note: run {id} is going on beside this one; the two share this machine's CPUs, so both measure more noise"
+            ));
+        }
+        out
+    }
+
+    fn removed_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (pid, ns) in &self.killed {
             out.push(format!("ended process {pid} (in {ns})"));
@@ -363,11 +388,6 @@ impl CleanReport {
         }
         for d in &self.state_dirs {
             out.push(format!("removed {}", d.display()));
-        }
-        for id in &self.in_use {
-            out.push(format!(
-                "left run {id}: its harness is still running (--all removes it too)"
-            ));
         }
         out
     }
