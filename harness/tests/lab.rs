@@ -802,8 +802,31 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
     // SIGKILL: nothing of the harness runs any more, so its lab (and the
     // guest's QEMU, in its own process group) is left behind...
     let (mut child, bundle, id, _dir) = start_cli_run_and_wait_for_a_repetition("sigkill");
+    // If an assertion below fails, the killed run's lab goes all the same.
+    struct RemoveLabOnDrop(String);
+    impl Drop for RemoveLabOnDrop {
+        fn drop(&mut self) {
+            let _ = harness::lab::topology::clean(&harness::lab::topology::CleanScope::Run(
+                self.0.clone(),
+            ));
+        }
+    }
+    let _remove = RemoveLabOnDrop(id.clone());
     nix::sys::signal::kill(pid_of(&child), nix::sys::signal::Signal::SIGKILL).unwrap();
-    assert_eq!(wait_exit(&mut child), 128 + 9);
+    // Not reaped yet: a zombie, as a killed harness is until its parent
+    // (here this test) waits for it. It has ended all the same.
+    let stat = format!("/proc/{}/stat", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&stat)
+        .unwrap_or_default()
+        .contains(") Z ")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the harness did not die"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(
         lab_namespaces(&id).len(),
         4,
@@ -838,6 +861,7 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
             "QEMU {pid} ended by its PID: {text}"
         );
     }
+    assert_eq!(wait_exit(&mut child), 128 + 9);
     // Give the kernel a moment to reap the orphans (init adopts them).
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_lab_gone(&bundle);

@@ -270,19 +270,34 @@ impl Owner {
         Some(Owner { pid, start_ticks })
     }
 
-    /// Whether this very process still runs.
+    /// Whether this very process still runs. A killed process that its
+    /// parent has not reaped yet (a zombie) has ended.
     pub fn alive(self) -> bool {
-        start_ticks(self.pid) == Some(self.start_ticks)
+        proc_stat(self.pid).is_some_and(|(state, ticks)| {
+            ticks == self.start_ticks && !matches!(state, 'Z' | 'X' | 'x')
+        })
     }
 }
 
 /// Field 22 (`starttime`) of `/proc/PID/stat`.
 fn start_ticks(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|(_, ticks)| ticks)
+}
+
+/// Fields 3 (`state`) and 22 (`starttime`) of `/proc/PID/stat`.
+fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+fn parse_stat(stat: &str) -> Option<(char, u64)> {
     // The command name (field 2) is in parentheses and may hold spaces, so
-    // count fields from the last ')'; starttime is the 20th after it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    // count fields from the last ')': state is the 1st after it, starttime
+    // the 20th.
+    let mut rest = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ticks = rest.nth(18)?.parse().ok()?;
+    Some((state, ticks))
 }
 
 /// Whether the run `id`'s harness process still runs. A lab with no
@@ -469,6 +484,12 @@ mod owner_tests {
             "a PID with another start time is not the owner"
         );
         assert_eq!(Owner::parse("12 x"), None);
+        // A zombie (killed, not yet reaped) has ended; a name with spaces
+        // and parentheses does not shift the fields.
+        let stat = "42 (a) b) Z 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
+        assert_eq!(parse_stat(stat), Some(('Z', 777)));
+        assert_eq!(parse_stat(&stat.replace(" Z ", " S ")), Some(('S', 777)));
+        assert_eq!(parse_stat("garbage"), None);
         assert_eq!(Owner::parse(""), None);
     }
 
