@@ -327,32 +327,39 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Response<
     }
 }
 
+/// Reads a request's body of at most `limit` bytes; the error answer (413
+/// naming `what` and the limit, or 400) otherwise.
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    what: &str,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{what} larger than {limit} bytes"),
+            ))
+        }
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the body: {e}"),
+        )),
+    }
+}
+
 async fn put_file(
     state: Arc<AgentState>,
     name: String,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let body = match Limited::new(req.into_body(), MAX_CLIP_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("file larger than {MAX_CLIP_BYTES} bytes"),
-                )
-            } else {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot read the body: {e}"),
-                )
-            };
-        }
+    let body = match read_body(req, MAX_CLIP_BYTES, "file").await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let info = FileInfo {
         name: name.clone(),
@@ -371,24 +378,9 @@ async fn put_workload(
     name: String,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("body larger than {MAX_BODY} bytes"),
-                )
-            } else {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot read the body: {e}"),
-                )
-            };
-        }
+    let body = match read_body(req, MAX_BODY, "body").await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let spec: WorkloadSpec = match serde_json::from_slice(&body) {
         Ok(s) => s,
