@@ -10,7 +10,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use client_probe::{analyze, ProbeConfig, ProbeOptions, ProbeRecord, Prober};
+use client_probe::{ProbeConfig, ProbeOptions, Prober};
+use measure::probe::gaps::analyze;
+use measure::probe::record::ProbeRecord;
 use nix::sys::resource::{getrusage, UsageWho};
 use wire::probe::{Kind, ProbePacket};
 

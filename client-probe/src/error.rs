@@ -30,14 +30,6 @@ pub enum ProbeError {
     /// checkpoint (stalled, or ended).
     #[error("the {0} thread did not hand over its records within {1:?}")]
     Checkpoint(&'static str, std::time::Duration),
-    /// A stored replies CSV is not in the format [`crate::write_replies_csv`] writes.
-    #[error("replies CSV, line {line}: {reason}")]
-    Csv {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// An HdrHistogram could not be made or written.
     #[error("cannot write the RTT histogram log: {0}")]
     Histogram(String),

@@ -23,7 +23,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use crate::error::ProbeError;
-use crate::record::ProbeRecord;
+use measure::probe::record::ProbeRecord;
 
 /// Lowest RTT tracked, µs.
 pub const LOWEST_US: u64 = 1;
@@ -128,9 +128,9 @@ pub fn write_rtt_hdr_log(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ReplyRecord;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
+    use measure::probe::record::ReplyRecord;
 
     const T0: i64 = 1_700_000_000_000_000_000;
     const MS: i64 = 1_000_000;

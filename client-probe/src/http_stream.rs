@@ -43,9 +43,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 
 use crate::clock::realtime_ns;
+pub use measure::stream::record::{ConnectionEvent, HttpCapture};
 
 /// Wait between a break (or a failed attempt) and the next attempt.
 pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
@@ -53,49 +53,6 @@ pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 const READ_TIMEOUT: Duration = Duration::from_millis(50);
 /// Largest response head accepted, bytes.
 const MAX_HEAD: usize = 64 * 1024;
-
-/// A connection that broke, as defined in the [module
-/// documentation](self).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnectionEvent {
-    /// When the client noticed the break, ns (CLOCK_REALTIME).
-    pub broke_ns: i64,
-    /// What happened ("EOF after N of M body bytes", the OS error...).
-    pub error: String,
-    /// When the resumed download got its first body byte, ns; `None` if it
-    /// had not by the time the download was stopped.
-    pub reconnected_ns: Option<i64>,
-}
-
-/// What an [`HttpStream`] recorded.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct HttpCapture {
-    /// `(rx_ns, bytes)` per read that returned body bytes, in time order.
-    pub samples: Vec<(i64, u64)>,
-    /// Every break of the connection, in time order.
-    pub events: Vec<ConnectionEvent>,
-    /// Body bytes received in all (the sum of `samples`).
-    pub bytes: u64,
-    /// The first response's status (200 expected), if one came.
-    pub status: Option<u16>,
-    /// Connections whose response (200 or 206) was accepted.
-    pub connections: u32,
-    /// The whole body was received (`Content-Length` reached, or EOF on a
-    /// response without one).
-    pub complete: bool,
-    /// Attempts that failed before a response was accepted (connect
-    /// errors, bad responses).
-    pub failed_attempts: u64,
-    /// The last error seen, if any.
-    pub last_error: Option<String>,
-}
-
-impl HttpCapture {
-    /// The TCP connection lasted the whole download: no break.
-    pub fn connection_survived(&self) -> bool {
-        self.events.is_empty()
-    }
-}
 
 /// A running download on a background thread. [`HttpStream::stop`]
 /// returns what it recorded; dropping it stops the thread too.

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use client_probe::{
-    analyze, write_gaps_jsonl, write_replies_csv, write_rtt_hdr_log, GapSummary, ProbeConfig,
-    ProbeRecord, Prober,
-};
+use client_probe::{write_rtt_hdr_log, ProbeConfig, Prober};
+use measure::probe::csv::{write_gaps_jsonl, write_replies_csv};
+use measure::probe::gaps::{analyze, GapSummary};
+use measure::probe::record::ProbeRecord;
 
 mod bench;
 
@@ -424,7 +424,7 @@ mod tests {
             send_ns: (0..4).map(|i| i * 1_000_000).collect(),
             replies: [0u64, 3]
                 .iter()
-                .map(|&seq| client_probe::ReplyRecord {
+                .map(|&seq| measure::probe::record::ReplyRecord {
                     seq,
                     send_ns: seq as i64 * 1_000_000,
                     rx_ns: seq as i64 * 1_000_000 + 100_000,

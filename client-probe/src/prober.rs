@@ -15,8 +15,8 @@ use crate::error::ProbeError;
 use crate::handover::Handover;
 use crate::live::{LiveCounters, LiveStats};
 use crate::receiver::{self, ReceiverState};
-use crate::record::{ProbeRecord, ReplyRecord};
 use crate::sender::{Sender, SenderOutput, Spin};
+use measure::probe::record::{ProbeRecord, ReplyRecord};
 
 /// The highest probe rate accepted, per second.
 pub const MAX_RATE_HZ: u32 = 100_000;

@@ -14,8 +14,8 @@ use wire::probe::{Kind, ProbePacket};
 
 use crate::handover::{Cursor, Handover};
 use crate::live::LiveCounters;
-use crate::record::ReplyRecord;
 use crate::socket::{self, normalize};
+use measure::probe::record::ReplyRecord;
 
 /// What became of one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

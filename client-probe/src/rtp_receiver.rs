@@ -3,7 +3,7 @@
 //! the client's network namespace) on a background thread, with the
 //! kernel's receive timestamp (`SO_TIMESTAMPNS` via `recvmsg`, see
 //! [`crate::socket`]), and keeps each one as an [`RtpArrival`] for the pure
-//! analysis ([`crate::rtp_analysis::analyze_rtp`]).
+//! analysis ([`measure::stream::rtp::analyze_rtp`]).
 //!
 //! Nothing is parsed here: every datagram is kept, whatever it holds and
 //! whoever sent it, cut to [`MAX_DATAGRAM_BYTES`] (the cut ones are
@@ -22,8 +22,8 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::realtime_ns;
-use crate::rtp_analysis::RtpArrival;
 use crate::socket;
+use measure::stream::rtp::RtpArrival;
 
 /// Bytes kept of each datagram; longer ones are cut and counted in
 /// [`RtpCapture::truncated`]. An RTP packet of a 1500-byte MTU fits.

@@ -21,7 +21,7 @@ use wire::probe::ProbePacket;
 use crate::clock::realtime_ns;
 use crate::handover::{Cursor, Handover};
 use crate::live::LiveCounters;
-use crate::record::SenderLate;
+use measure::probe::record::SenderLate;
 
 /// The longest single sleep, so a stop request is seen promptly even at
 /// low rates.

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::realtime_ns;
 use crate::error::ProbeError;
 use crate::prober::{ProbeConfig, ProbeDelta, ProbeOptions, Prober};
-use crate::record::ProbeRecord;
+use measure::probe::record::ProbeRecord;
 
 /// The largest request body accepted, bytes.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use client_probe::serve::{CheckpointReply, ErrorReply, StartReply, TimeReply};
-use client_probe::{analyze, LiveStats, ProbeRecord};
+use client_probe::LiveStats;
 use guest_agent::reflector::Reflector;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use measure::probe::gaps::analyze;
+use measure::probe::record::ProbeRecord;
 use tokio::net::TcpStream;
 use wire::clocksync::{estimate_offset, TimeSample};
 

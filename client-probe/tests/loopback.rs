@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use client_probe::{analyze, ProbeConfig, Prober};
+use client_probe::{ProbeConfig, Prober};
+use measure::probe::gaps::analyze;
 use wire::probe::{Kind, ProbePacket, HEADER_LEN};
 
 fn now_ns() -> i64 {

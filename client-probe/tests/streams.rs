@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use client_probe::http_stream::HttpStream;
-use client_probe::playout::{playout, PlayoutParams};
-use client_probe::rtp_analysis::testing::StreamBuilder;
-use client_probe::rtp_analysis::{analyze_rtp, RtpAnalysisOptions, RtpArrival};
 use client_probe::rtp_receiver::{write_rtp_pcap, RtpCapture, RtpReceiver};
+use measure::stream::playout::{playout, PlayoutParams};
+use measure::stream::rtp::testing::StreamBuilder;
+use measure::stream::rtp::{analyze_rtp, RtpAnalysisOptions, RtpArrival};
 
 const MS: i64 = 1_000_000;
 const SSRC: u32 = 0x4c4d_4947;

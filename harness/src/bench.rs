@@ -622,7 +622,7 @@ async fn run_probe(local: &LocalLab, rate_hz: u32, seconds: f64) -> Result<ToolR
         .context("the probe's stop task failed")?
         .context("stopping the probe")?;
     let cpu_s = cpu_seconds(UsageWho::RUSAGE_SELF) - cpu0;
-    let s = client_probe::analyze(&rec, None, 5_000_000);
+    let s = measure::probe::gaps::analyze(&rec, None, 5_000_000);
     let span_ns = match (rec.send_ns.first(), rec.send_ns.last()) {
         (Some(f), Some(l)) => l - f + 1_000_000_000 / i64::from(rate_hz.max(1)),
         _ => 0,

@@ -2,9 +2,9 @@
 //! spread?
 //!
 //! Reads the `summary.json` of two bundles as JSON values (not as
-//! [`crate::summary::Summary`]), so that fields added later compare too and
+//! [`measure::summary::Summary`]), so that fields added later compare too and
 //! unknown ones are harmless; only the `schema` must be the same,
-//! [`crate::summary::SCHEMA`]. Only repetitions with `status ==
+//! [`measure::summary::SCHEMA`]. Only repetitions with `status ==
 //! "completed"` count. For each metric (a dotted path inside a repetition,
 //! e.g. `qemu.downtime_ms`) and bundle it gives n, mean, sample standard
 //! deviation, min, max and the nearest-rank 95th percentile; then B − A,
@@ -361,12 +361,12 @@ fn load(p: &Path) -> Result<Loaded> {
     let v: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", path.display()))?;
     let schema = v.get("schema").and_then(Value::as_str);
-    if schema != Some(crate::summary::SCHEMA) {
+    if schema != Some(measure::summary::SCHEMA) {
         bail!(
             "{} has schema {}, expected {:?} (is it a bundle's summary.json?)",
             path.display(),
             schema.map_or("(none)".to_string(), |s| format!("{s:?}")),
-            crate::summary::SCHEMA
+            measure::summary::SCHEMA
         );
     }
     let Some(all) = v.get("repetitions").and_then(Value::as_array) else {
@@ -429,7 +429,7 @@ fn leaves_of(reps: &[Value]) -> std::collections::BTreeSet<String> {
 
 /// Compares bundle B against bundle A. Each argument is a bundle folder or
 /// its `summary.json`. Errors name the file when it is missing, not JSON,
-/// or not of schema [`crate::summary::SCHEMA`].
+/// or not of schema [`measure::summary::SCHEMA`].
 pub fn compare(a: &Path, b: &Path) -> Result<Comparison> {
     let la = load(a)?;
     let lb = load(b)?;

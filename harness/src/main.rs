@@ -3,9 +3,9 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use harness::bench::BenchOptions;
-use harness::calibrate::CalibrationPlan;
 use harness::run::{run, Job, RunControl, RunOptions, ScenarioSource};
 use harness::scenario::{Acceleration, Nic, Scenario};
+use measure::calibration::CalibrationPlan;
 use std::path::PathBuf;
 
 /// Measure what a VM's live migration does to the people using the VM.
@@ -295,10 +295,10 @@ fn execute(opts: RunOptions) -> Result<i32> {
         let s = &outcome.summary;
         let mut ok = s.run_status == "complete" && s.failed == 0;
         if let Some(c) = &outcome.calibration {
-            println!("{}", harness::calibrate::to_table(c));
+            println!("{}", measure::calibration::to_table(c));
             ok &= c.all_within;
         } else {
-            println!("{}", harness::summary::to_table(s));
+            println!("{}", measure::summary::to_table(s));
         }
         println!(
             "run {} in {:.1} s: {} completed, {} failed; bundle {}",
@@ -316,7 +316,7 @@ fn execute(opts: RunOptions) -> Result<i32> {
 }
 
 /// Prints the verdict, if the scenario has one; `Some(3)` when it failed.
-fn verdict_code(s: &harness::summary::Summary) -> Option<i32> {
+fn verdict_code(s: &measure::summary::Summary) -> Option<i32> {
     let v = s.verdict.as_ref()?;
     print!("{v}");
     (!v.passed).then_some(3)
@@ -499,7 +499,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             for n in &rec.notes {
                 println!("note: {n}");
             }
-            println!("{}", harness::summary::to_table(&s));
+            println!("{}", measure::summary::to_table(&s));
             println!(
                 "run {}: {} completed, {} failed; rewrote summary.json, summary.csv, timeline/ and report.html in {}",
                 s.run_status,

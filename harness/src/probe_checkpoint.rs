@@ -10,7 +10,8 @@
 
 use crate::bundle::Bundle;
 use anyhow::{Context, Result};
-use client_probe::{ProbeDelta, ProbeRecord};
+use client_probe::ProbeDelta;
+use measure::probe::record::ProbeRecord;
 use std::path::Path;
 
 /// Folder of the segments, inside a bundle.
@@ -42,7 +43,8 @@ pub fn save(bundle: &Bundle, n: usize, meta: &ProbeRecord, delta: &ProbeDelta) -
         ..ProbeRecord::default()
     };
     let mut rows = Vec::new();
-    client_probe::write_replies_csv(&seg, &mut rows).context("writing a probe checkpoint")?;
+    measure::probe::csv::write_replies_csv(&seg, &mut rows)
+        .context("writing a probe checkpoint")?;
     bundle.write(&replies, &rows)?;
     // Last: a segment counts once the meta file names it.
     let meta = serde_json::json!({ "record": meta, "segments": n });

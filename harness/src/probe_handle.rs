@@ -7,7 +7,8 @@
 use crate::lab::netns::in_netns;
 use crate::remote_probe::{ClockAlignment, ClockOffsetRecord, RemoteProbe, ServeProcess};
 use anyhow::{Context, Result};
-use client_probe::{LiveStats, ProbeConfig, ProbeOptions, ProbeRecord, Prober};
+use client_probe::{LiveStats, ProbeConfig, ProbeOptions, Prober};
+use measure::probe::record::ProbeRecord;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

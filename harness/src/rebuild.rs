@@ -9,19 +9,20 @@
 //! crashed run has some of them; what is missing is said, never invented.
 
 use crate::bundle::Bundle;
-use crate::record::RepRecord;
+use crate::decode::decode_stream;
 use crate::report_html::{render_html, ReportInput};
 use crate::scenario::Scenario;
-use crate::stream_run::{HttpMeta, RtpMeta};
-use crate::streams::{
-    decode_stream, http_stalls, http_view, in_window, read_rtp_pcap, rtp_view, Break,
-};
-use crate::summary::StreamView;
-use crate::summary::{summarize, to_csv, RunRecords, Summary};
-use crate::timeline::{rep_timelines, RepTimeline};
 use anyhow::{bail, Context, Result};
-use client_probe::rtp_analysis::{RtpAnalysisOptions, RtpArrival};
-use client_probe::{analyze, ProbeRecord};
+use measure::migration::record::RepRecord;
+use measure::probe::gaps::analyze;
+use measure::probe::record::ProbeRecord;
+use measure::stream::pcap::read_rtp_pcap;
+use measure::stream::record::{HttpMeta, RtpMeta};
+use measure::stream::rtp::{RtpAnalysisOptions, RtpArrival};
+use measure::stream::views::{http_stalls, http_view, in_window, rtp_view, Break};
+use measure::summary::StreamView;
+use measure::summary::{summarize, to_csv, RunRecords, Summary};
+use measure::timeline::{rep_timelines, RepTimeline};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -123,7 +124,7 @@ fn read_probe_parts(
         let replies = std::fs::File::open(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         rec.replies.extend(
-            client_probe::read_replies_csv(replies)
+            measure::probe::csv::read_replies_csv(replies)
                 .with_context(|| format!("reading {}", path.display()))?,
         );
     }
@@ -333,7 +334,7 @@ impl BundleRecords {
             .scenario
             .asserts
             .as_ref()
-            .map(|a| crate::verdict::evaluate(a, &summary.repetitions));
+            .map(|a| measure::verdict::evaluate(a, &summary.repetitions));
         let timelines = rep_timelines(&self.reps, self.probe.as_ref(), &self.announces, threshold);
         Analysis { summary, timelines }
     }
@@ -365,7 +366,8 @@ pub fn regenerate(dir: &Path) -> Result<(Summary, BundleRecords)> {
         let threshold = (rec.scenario.probe.gap_threshold_ms * 1e6) as i64;
         let all = analyze(p, None, threshold);
         let mut gaps = Vec::new();
-        client_probe::write_gaps_jsonl(&all.gaps, &mut gaps).context("writing probe/gaps.jsonl")?;
+        measure::probe::csv::write_gaps_jsonl(&all.gaps, &mut gaps)
+            .context("writing probe/gaps.jsonl")?;
         bundle.write("probe/gaps.jsonl", &gaps)?;
     }
     Ok((a.summary, rec))

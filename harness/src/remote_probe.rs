@@ -48,11 +48,12 @@ use bytes::Bytes;
 use client_probe::serve::{
     CheckpointReply, ErrorReply, HealthReply, StartReply, StartRequest, TimeReply,
 };
-use client_probe::{LiveStats, ProbeRecord};
+use client_probe::LiveStats;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
+use measure::probe::record::ProbeRecord;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wire::clocksync::{estimate_offset, TimeSample};
@@ -988,7 +989,7 @@ impl Drop for ServeProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use client_probe::{ReplyRecord, SenderLate};
+    use measure::probe::record::{ReplyRecord, SenderLate};
 
     const T: i64 = 1_700_000_000_000_000_000;
 

@@ -8,7 +8,6 @@
 use crate::backend::local::LocalLab;
 use crate::backend::{Backend, MigrationRequest};
 use crate::bundle::Bundle;
-use crate::calibrate::{evaluate, Calibration, CalibrationPlan, Trial, TrialKind};
 use crate::clock::{compact_stamp, now_ns, rfc3339};
 use crate::guest::{build_image, find_agent, find_kernel};
 use crate::lab::netns::in_netns;
@@ -17,12 +16,14 @@ use crate::live::Live;
 use crate::manifest::{git_describe, HostFacts, Manifest, SCHEMA};
 use crate::probe_handle::ProbeHandle;
 use crate::rebuild::regenerate;
-use crate::record::{GuestRecord, RepRecord};
 use crate::scenario::{Acceleration, ProbeControl, Scenario};
 use crate::stream_run::Streams;
-use crate::summary::Summary;
 use anyhow::{Context, Result};
-use client_probe::{AnnounceWatch, ProbeRecord};
+use client_probe::AnnounceWatch;
+use measure::calibration::{evaluate, Calibration, CalibrationPlan, Trial, TrialKind};
+use measure::migration::record::{GuestRecord, RepRecord};
+use measure::probe::record::ProbeRecord;
+use measure::summary::Summary;
 
 /// The client namespace's interface on the guest's LAN.
 const CLIENT_IF: &str = "eth0";
@@ -515,7 +516,7 @@ async fn run_body(
 
 fn write_probe(bundle: &Bundle, p: &ProbeRecord) -> Result<()> {
     let mut replies = Vec::new();
-    client_probe::write_replies_csv(p, &mut replies).context("writing probe replies")?;
+    measure::probe::csv::write_replies_csv(p, &mut replies).context("writing probe replies")?;
     bundle.write("probe/replies.csv", &replies)?;
     let sends = crate::probe_checkpoint::sends_csv(0, &p.send_ns, true);
     bundle.write("probe/sends.csv", sends.as_bytes())?;

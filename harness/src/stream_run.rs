@@ -18,9 +18,9 @@ use crate::lab::netns::in_netns;
 use crate::live::Live;
 use crate::scenario::{ClipParams, Scenario};
 use anyhow::{Context, Result};
-use client_probe::http_stream::{HttpCapture, HttpStream};
+use client_probe::http_stream::HttpStream;
 use client_probe::rtp_receiver::{write_rtp_pcap, RtpReceiver};
-use serde::{Deserialize, Serialize};
+use measure::stream::record::{HttpMeta, RtpMeta};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -29,46 +29,6 @@ pub const SSRC: u32 = 0x4c4d_4947;
 /// Workload names in the agent.
 const RTP: &str = "rtp";
 const HTTP: &str = "http";
-
-/// `stream/rtp.json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct RtpMeta {
-    /// Where the client received, in the client namespace.
-    pub local_addr: String,
-    /// The SSRC the guest sent with.
-    pub ssrc: u32,
-    /// Datagrams received.
-    pub datagrams: u64,
-    /// Of those, received without a kernel timestamp.
-    pub without_kernel_ts: u64,
-    /// Datagrams cut to the capture size.
-    pub truncated: u64,
-    /// Receive errors.
-    pub read_errors: u64,
-    /// The receiver model's playout delay, ms.
-    pub playout_delay_ms: f64,
-    /// Gap threshold, ms.
-    pub gap_threshold_ms: f64,
-    /// The guest agent's final report of the workload, if it answered.
-    pub sender: Option<wire::control::WorkloadReport>,
-}
-
-/// `stream/http.json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct HttpMeta {
-    /// The URL downloaded.
-    pub url: String,
-    /// Media bytes per second (the MPEG-TS file's size over its duration).
-    pub byte_rate: f64,
-    /// Player start threshold, s of media.
-    pub start_s: f64,
-    /// Player resume threshold, s of media.
-    pub resume_s: f64,
-    /// What the downloader recorded, without its samples (in http.csv).
-    pub capture: Option<HttpCapture>,
-    /// The guest agent's final report of the workload, if it answered.
-    pub sender: Option<wire::control::WorkloadReport>,
-}
 
 /// Streams running during a run.
 #[derive(Default)]

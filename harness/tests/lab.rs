@@ -7,9 +7,9 @@
     reason = "tests: a panic with its message is the failure report"
 )]
 
-use harness::record::RepStatus;
 use harness::run::{run, Job, RunControl, RunOptions, ScenarioSource};
 use harness::scenario::Acceleration;
+use measure::migration::record::RepStatus;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -407,7 +407,7 @@ fn calibration_pauses_and_cuts_are_seen_where_the_host_timed_them() {
             name: "it-calibrate".into(),
             ..Default::default()
         })),
-        job: Job::Calibrate(harness::calibrate::CalibrationPlan {
+        job: Job::Calibrate(measure::calibration::CalibrationPlan {
             pauses_ms: vec![20, 100, 500],
             cuts_ms: vec![100],
             settle_ms: 500,
@@ -422,7 +422,7 @@ fn calibration_pauses_and_cuts_are_seen_where_the_host_timed_them() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let out = rt.block_on(run(&opts, &RunControl::default())).unwrap();
     let c = out.calibration.expect("a calibration result");
-    eprintln!("{}", harness::calibrate::to_table(&c));
+    eprintln!("{}", measure::calibration::to_table(&c));
     assert_eq!(c.trials.len(), 4);
     for t in &c.trials {
         let onset = t.onset_error_ms.unwrap();
@@ -454,7 +454,7 @@ fn calibration_pauses_and_cuts_are_seen_where_the_host_timed_them() {
     let cut = c
         .trials
         .iter()
-        .find(|t| t.kind == harness::calibrate::TrialKind::Cut)
+        .find(|t| t.kind == measure::calibration::TrialKind::Cut)
         .unwrap();
     assert!(
         cut.host_uncertainty_ms < 1.0,

@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client_probe::analyze;
 use harness::lab::netns::{in_netns, ip, ip_in};
 use harness::remote_probe::{
     to_remote_clock, ClockAlignment, RemoteProbe, ServeProcess, Timeouts, DEFAULT_EXCHANGES,
 };
+use measure::probe::gaps::analyze;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wire::probe::{Kind, ProbePacket};
 

@@ -11,12 +11,12 @@
 // Helpers outside #[test] fns panic on a broken fixture: a test failure.
 #![allow(clippy::unwrap_used)]
 
-use client_probe::{ProbeRecord, ReplyRecord, SenderLate};
-use harness::record::{RepRecord, RepStatus};
 use harness::report_html::{render_html, rep_timelines, ReportInput};
-use harness::summary::{summarize, RunRecords, Summary};
-use harness::timeline::RepTimeline;
-use harness::verdict::AssertSpec;
+use measure::migration::record::{RepRecord, RepStatus};
+use measure::probe::record::{ProbeRecord, ReplyRecord, SenderLate};
+use measure::summary::{summarize, RunRecords, Summary};
+use measure::timeline::RepTimeline;
+use measure::verdict::AssertSpec;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -58,9 +58,10 @@ fn load(dir: &Path) -> Bundle {
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.split_once(',').unwrap().1.trim().parse().unwrap())
         .collect();
-    let replies =
-        client_probe::read_replies_csv(std::fs::File::open(dir.join("probe/replies.csv")).unwrap())
-            .unwrap();
+    let replies = measure::probe::csv::read_replies_csv(
+        std::fs::File::open(dir.join("probe/replies.csv")).unwrap(),
+    )
+    .unwrap();
     let sender_late: Vec<SenderLate> =
         serde_json::from_value(meta["sender_late"].clone()).unwrap_or_default();
     let probe = ProbeRecord {

@@ -6,8 +6,8 @@
 )]
 
 use harness::compare::{compare, Verdict};
-use harness::summary::{RepSummary, Summary};
 use harness::verify::{verify_bundle, write_checksums, CHECKSUM_FILE};
+use measure::summary::{RepSummary, Summary};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -259,7 +259,7 @@ fn rep(n: u32, downtime: f64, outage: f64, lost: u64) -> RepSummary {
 
 fn summary(scenario: &str, run_status: &str, reps: Vec<RepSummary>) -> Summary {
     let mut s: Summary = serde_json::from_value(serde_json::json!({
-        "schema": harness::summary::SCHEMA,
+        "schema": measure::summary::SCHEMA,
         "scenario": scenario,
         "run_status": run_status,
         "error": null,
@@ -310,7 +310,7 @@ fn compare_flags_a_clear_shift_and_not_identical_runs() {
     // B: outage up by ~500 ms, downtime unchanged, one failed repetition
     // (ignored), run interrupted.
     let mut failed = rep(5, 9999.0, 9999.0, 9999);
-    failed.status = harness::record::RepStatus::Failed;
+    failed.status = measure::migration::record::RepStatus::Failed;
     let b = write_summary(
         &t.0,
         "b",

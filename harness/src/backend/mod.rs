@@ -8,8 +8,8 @@
 
 pub mod local;
 
-use crate::record::MigrationRecord;
 use crate::scenario::FaultSpec;
+use measure::migration::record::MigrationRecord;
 
 /// What the run loop asks of a backend for one repetition.
 pub struct MigrationRequest<'a> {

@@ -3,4 +3,3 @@
 pub mod cmdline;
 pub mod process;
 pub mod qmp;
-pub mod types;

@@ -5,9 +5,8 @@
 //! host time they were read. A closed socket (QEMU died) fails every
 //! pending and later command at once, with an error that says so.
 
-use super::types::event_timestamp_ns;
 use crate::clock::now_ns;
-use serde::{Deserialize, Serialize};
+use measure::migration::qmp::{event_timestamp_ns, QmpEvent};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -65,19 +64,6 @@ pub enum QmpError {
         /// What came instead.
         greeting: String,
     },
-}
-
-/// One QMP event as recorded.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct QmpEvent {
-    /// Event name (`STOP`, `RESUME`, `MIGRATION`, `MIGRATION_PASS`, ...).
-    pub event: String,
-    /// Its `data`, as sent.
-    pub data: Value,
-    /// QEMU's timestamp (host wall clock at emission), ns since the epoch.
-    pub qemu_ts_ns: Option<i64>,
-    /// When the harness read it (host CLOCK_REALTIME), ns.
-    pub host_rx_ns: i64,
 }
 
 #[derive(Default)]

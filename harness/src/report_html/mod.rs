@@ -15,10 +15,10 @@ mod page;
 mod plots;
 mod thin;
 
-use crate::record::RepRecord;
-use crate::summary::Summary;
-use crate::timeline::RepTimeline;
-use client_probe::ProbeRecord;
+use measure::migration::record::RepRecord;
+use measure::probe::record::ProbeRecord;
+use measure::summary::Summary;
+use measure::timeline::RepTimeline;
 
 /// Everything the report is drawn from.
 pub struct ReportInput<'a> {
@@ -43,7 +43,7 @@ pub fn render_html(input: &ReportInput<'_>) -> anyhow::Result<String> {
     Ok(page::render(input))
 }
 
-pub use crate::timeline::rep_timelines;
+pub use measure::timeline::rep_timelines;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub(crate) fn esc(s: &str) -> String {

@@ -4,9 +4,9 @@
 
 use super::plots::{self, BreakdownRow, Group, ThreeWays, Timeline};
 use super::{esc, num, ReportInput};
-use crate::record::{RepRecord, RepStatus};
-use crate::summary::RepSummary;
-use crate::timeline::{GapAttribution, OutageBreakdown, RepTimeline};
+use measure::migration::record::{RepRecord, RepStatus};
+use measure::summary::RepSummary;
+use measure::timeline::{GapAttribution, OutageBreakdown, RepTimeline};
 use plotters::style::RGBColor;
 use serde_json::Value;
 use std::fmt::Write as _;

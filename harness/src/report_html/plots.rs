@@ -7,8 +7,8 @@
 //! labels placed by hand: plotters' own tick choice would not fall on them.
 
 use super::thin::{thin, PixelPoint};
-use crate::timeline::{GapAttribution, Marker, OutageBreakdown, Phase, PhaseKind};
 use anyhow::{Context, Result};
+use measure::timeline::{GapAttribution, Marker, OutageBreakdown, Phase, PhaseKind};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

@@ -5,12 +5,13 @@
 //! The schema is versioned by [`SCHEMA`]; `docs/summary.md` documents each
 //! field. Missing measurements are `null`, never 0.
 
-use crate::clock::ms;
-use crate::record::{RepRecord, RepStatus};
+use crate::migration::record::{RepRecord, RepStatus};
+use crate::ms;
+use crate::probe::gaps::{analyze, GapSummary};
+use crate::probe::guest_clock::guest_clock_offset;
+use crate::probe::record::ProbeRecord;
 use crate::timeline::{rep_timeline, OutageBreakdown};
 use crate::verdict::{evaluate, AssertSpec, Verdict};
-use client_probe::guest_clock::guest_clock_offset;
-use client_probe::{analyze, GapSummary, ProbeRecord};
 use serde::{Deserialize, Serialize};
 
 /// Version tag of the summary format.
@@ -61,7 +62,7 @@ pub struct ClientView {
     /// Longest outage, ms: reply gaps over the threshold joined until
     /// replies flow again for the recovery span, so a reply held in a
     /// queue through the pause does not split it (definition in
-    /// `client_probe::gaps`).
+    /// `crate::probe::gaps`).
     #[serde(default)]
     pub max_outage_ms: Option<f64>,
     /// When the longest outage began (host ns).
@@ -225,7 +226,7 @@ pub struct RepSummary {
     /// The guest's view.
     #[serde(default)]
     pub guest: GuestView,
-    /// The video streams, as their viewer saw them (`crate::streams`).
+    /// The video streams, as their viewer saw them (`crate::stream::views`).
     #[serde(default)]
     pub stream: StreamView,
     /// The client's longest outage taken apart along the migration's

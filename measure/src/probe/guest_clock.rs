@@ -11,7 +11,7 @@
 //! before and after a migration says how far it fell behind, which is what
 //! an application in the guest that trusts its own clock would get wrong.
 
-use crate::record::ProbeRecord;
+use crate::probe::record::ProbeRecord;
 use wire::clocksync::{estimate_offset, OffsetEstimate, TimeSample};
 
 /// The guest clock's offset from the client's (guest minus client), from
@@ -41,7 +41,7 @@ pub fn guest_clock_offset(rec: &ProbeRecord, from_ns: i64, to_ns: i64) -> Option
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
-    use crate::record::ReplyRecord;
+    use crate::probe::record::ReplyRecord;
 
     #[test]
     fn offset_of_the_fastest_exchange_and_a_clock_that_fell_behind() {

@@ -3,9 +3,25 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use crate::error::ProbeError;
-use crate::gaps::Gap;
-use crate::record::{ProbeRecord, ReplyRecord};
+use crate::probe::gaps::Gap;
+use crate::probe::record::{ProbeRecord, ReplyRecord};
+
+/// A stored replies CSV that is not in the format [`write_replies_csv`]
+/// writes, or that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    /// A line that does not parse.
+    #[error("replies CSV, line {line}: {reason}")]
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading failed.
+    #[error("cannot read the replies CSV")]
+    Io(#[from] io::Error),
+}
 
 /// The header line of `replies.csv`.
 pub const REPLIES_CSV_HEADER: &str =
@@ -34,7 +50,7 @@ pub fn write_replies_csv(rec: &ProbeRecord, w: impl Write) -> io::Result<()> {
 
 /// Reads what [`write_replies_csv`] wrote. Blank lines and `\r\n` line ends
 /// are accepted; anything else that does not fit is an error naming the line.
-pub fn read_replies_csv(r: impl Read) -> Result<Vec<ReplyRecord>, ProbeError> {
+pub fn read_replies_csv(r: impl Read) -> Result<Vec<ReplyRecord>, CsvError> {
     let mut out = Vec::new();
     let mut saw_header = false;
     for (i, line) in BufReader::new(r).lines().enumerate() {
@@ -46,7 +62,7 @@ pub fn read_replies_csv(r: impl Read) -> Result<Vec<ReplyRecord>, ProbeError> {
         }
         if !saw_header {
             if line.trim() != REPLIES_CSV_HEADER {
-                return Err(ProbeError::Csv {
+                return Err(CsvError::Line {
                     line: n,
                     reason: format!("expected the header `{REPLIES_CSV_HEADER}`"),
                 });
@@ -54,10 +70,10 @@ pub fn read_replies_csv(r: impl Read) -> Result<Vec<ReplyRecord>, ProbeError> {
             saw_header = true;
             continue;
         }
-        out.push(parse_row(line).map_err(|reason| ProbeError::Csv { line: n, reason })?);
+        out.push(parse_row(line).map_err(|reason| CsvError::Line { line: n, reason })?);
     }
     if !saw_header {
-        return Err(ProbeError::Csv {
+        return Err(CsvError::Line {
             line: 1,
             reason: "empty: no header".into(),
         });
@@ -162,26 +178,26 @@ mod tests {
     fn bad_csv_names_the_line() {
         let bad = format!("{REPLIES_CSV_HEADER}\n0,1,2,true,3,4,5\n0,1,2,maybe,3,4,5\n");
         match read_replies_csv(bad.as_bytes()) {
-            Err(ProbeError::Csv { line: 3, reason }) => assert!(reason.contains("maybe")),
+            Err(CsvError::Line { line: 3, reason }) => assert!(reason.contains("maybe")),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             read_replies_csv("a,b\n".as_bytes()),
-            Err(ProbeError::Csv { line: 1, .. })
+            Err(CsvError::Line { line: 1, .. })
         ));
         assert!(matches!(
             read_replies_csv(&b""[..]),
-            Err(ProbeError::Csv { line: 1, .. })
+            Err(CsvError::Line { line: 1, .. })
         ));
         let short = format!("{REPLIES_CSV_HEADER}\n0,1,2\n");
         assert!(matches!(
             read_replies_csv(short.as_bytes()),
-            Err(ProbeError::Csv { line: 2, .. })
+            Err(CsvError::Line { line: 2, .. })
         ));
         let overflow = format!("{REPLIES_CSV_HEADER}\n-1,1,2,true,3,4,5\n");
         assert!(matches!(
             read_replies_csv(overflow.as_bytes()),
-            Err(ProbeError::Csv { line: 2, .. })
+            Err(CsvError::Line { line: 2, .. })
         ));
     }
 

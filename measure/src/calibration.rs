@@ -16,8 +16,9 @@
 //! still travel back) or up to one interval shorter (the last reply before
 //! `stop` may come back a little after it).
 
-use crate::clock::ms;
-use client_probe::{analyze, ProbeRecord};
+use crate::ms;
+use crate::probe::gaps::analyze;
+use crate::probe::record::ProbeRecord;
 use serde::{Deserialize, Serialize};
 
 /// Version tag of `calibration.json`.
@@ -240,7 +241,7 @@ pub fn to_table(c: &Calibration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use client_probe::ReplyRecord;
+    use crate::probe::record::ReplyRecord;
 
     /// A 1 kHz stream from t=0 with replies 0.2 ms after sending, silent
     /// between `from` and `to` (ns).

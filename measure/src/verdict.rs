@@ -27,7 +27,7 @@
 //! - `all_completed` (default `true`) adds the check that every repetition
 //!   completed: a failed migration is not transparent.
 
-use crate::record::RepStatus;
+use crate::migration::record::RepStatus;
 use crate::summary::RepSummary;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

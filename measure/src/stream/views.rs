@@ -8,10 +8,9 @@
 //! the migration, the pause after), like the probe: RTP packets received
 //! in it, HTTP stalls and connection breaks that overlap it.
 
+use crate::stream::record::HttpMeta;
+use crate::stream::rtp::{analyze_rtp, parse_rtp, RtpAnalysisOptions, RtpArrival, RtpSummary};
 use crate::summary::{HttpView, RtpView};
-use client_probe::rtp_analysis::{
-    analyze_rtp, depacketize, parse_rtp, RtpAnalysisOptions, RtpArrival, RtpSummary,
-};
 use std::collections::BTreeMap;
 
 /// The arrivals of a window `[from, to]`, whole frames at a time: a frame
@@ -88,28 +87,6 @@ fn unwrap_near(v: i64, near: Option<i64>, bits: u32) -> i64 {
         .unwrap_or(base)
 }
 
-/// Decodes the whole stream once, frame by frame in timestamp order, with
-/// a real H.264 decoder (decoding must start where the stream starts, at
-/// its first keyframe, not at a window's edge): for each frame, when its
-/// last packet arrived and whether the decoder accepted it. `None` when no
-/// decoder can be made.
-pub fn decode_stream(arrivals: &[RtpArrival], ssrc: Option<u32>) -> Option<Vec<(i64, bool)>> {
-    media::ffmpeg::log::set_level(media::ffmpeg::log::Level::Quiet);
-    let mut dec = media::Decoder::new_h264().ok()?;
-    let out = frames_for_decoder(arrivals, ssrc)
-        .into_iter()
-        .map(|(t, f)| {
-            let pk: Vec<(i64, &[u8])> = f.iter().map(|(s, b)| (*s, b.as_slice())).collect();
-            let d = depacketize(&pk);
-            (
-                t,
-                matches!(dec.decode_frame(&d.nals), media::FrameResult::Accepted),
-            )
-        })
-        .collect();
-    Some(out)
-}
-
 /// The RTP view of a repetition from the packets received in its window
 /// `[from, to]` and the whole stream's decoding ([`decode_stream`]; frames
 /// count in the window by their last packet's arrival).
@@ -149,64 +126,6 @@ pub fn rtp_view(
         decoder_rejected: decoded.map(|d| d.1),
     };
     (v, s)
-}
-
-/// Reads the RTP capture the run wrote (`stream/rtp.pcap`: nanosecond
-/// pcap, raw IPv4 or Ethernet link type, one UDP datagram per record) back
-/// into arrivals: the receive time is the record's timestamp, the bytes the
-/// UDP payload. `kernel_ts` is what the run recorded for the capture as a
-/// whole. Records that are not IPv4/UDP are skipped; a truncated file is an
-/// error naming the offset.
-pub fn read_rtp_pcap(bytes: &[u8], kernel_ts: bool) -> anyhow::Result<Vec<RtpArrival>> {
-    use anyhow::bail;
-    let u32_at = |o: usize, le: bool| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(o..o + 4)?.try_into().ok()?;
-        Some(if le {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
-    let (le, nanos) = match bytes.get(0..4) {
-        Some([0x4d, 0x3c, 0xb2, 0xa1]) => (true, true),
-        Some([0xa1, 0xb2, 0x3c, 0x4d]) => (false, true),
-        Some([0xd4, 0xc3, 0xb2, 0xa1]) => (true, false),
-        Some([0xa1, 0xb2, 0xc3, 0xd4]) => (false, false),
-        _ => bail!("not a pcap file (unknown magic)"),
-    };
-    let linktype = u32_at(20, le).ok_or_else(|| anyhow::anyhow!("pcap header truncated"))?;
-    let mut out = Vec::new();
-    let mut o = 24;
-    while o < bytes.len() {
-        let (Some(sec), Some(frac), Some(incl)) =
-            (u32_at(o, le), u32_at(o + 4, le), u32_at(o + 8, le))
-        else {
-            bail!("pcap record header truncated at byte {o}");
-        };
-        let start = o + 16;
-        let end = start + incl as usize;
-        let Some(frame) = bytes.get(start..end) else {
-            bail!("pcap record at byte {o} runs past the end");
-        };
-        o = end;
-        let ip = match linktype {
-            101 | 228 => frame,
-            1 if frame.get(12..14) == Some(&[0x08, 0x00]) => &frame[14..],
-            _ => continue,
-        };
-        let Some(&vihl) = ip.first() else { continue };
-        let ihl = usize::from(vihl & 0x0f) * 4;
-        if vihl >> 4 != 4 || ip.get(9) != Some(&17) || ip.len() < ihl + 8 {
-            continue;
-        }
-        let rx_ns = i64::from(sec) * 1_000_000_000 + i64::from(frac) * if nanos { 1 } else { 1000 };
-        out.push(RtpArrival {
-            rx_ns,
-            kernel_ts,
-            bytes: ip[ihl + 8..].to_vec(),
-        });
-    }
-    Ok(out)
 }
 
 /// A break of the HTTP download's TCP connection.
@@ -257,17 +176,13 @@ pub fn http_view(
 }
 
 /// The player model's stalls over the whole download, `(start, end)` ns.
-pub fn http_stalls(
-    samples: &[(i64, u64)],
-    meta: &crate::stream_run::HttpMeta,
-    until_ns: i64,
-) -> Vec<(i64, i64)> {
-    let params = client_probe::playout::PlayoutParams {
+pub fn http_stalls(samples: &[(i64, u64)], meta: &HttpMeta, until_ns: i64) -> Vec<(i64, i64)> {
+    let params = crate::stream::playout::PlayoutParams {
         start_s: meta.start_s,
         resume_s: meta.resume_s,
-        ..client_probe::playout::PlayoutParams::default()
+        ..crate::stream::playout::PlayoutParams::default()
     };
-    client_probe::playout::playout(samples, meta.byte_rate, &params, until_ns)
+    crate::stream::playout::playout(samples, meta.byte_rate, &params, until_ns)
         .stalls
         .iter()
         .map(|s| (s.start_ns, s.end_ns))

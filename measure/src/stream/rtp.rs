@@ -177,7 +177,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::jitter::Jitter;
+use crate::probe::jitter::Jitter;
 
 /// The H.264 RTP clock rate, Hz.
 pub const H264_CLOCK_RATE: u32 = 90_000;

@@ -3,8 +3,8 @@
 //! Records are what was observed, nothing derived: summaries are computed
 //! from them by [`crate::summary`].
 
-use crate::qemu::qmp::QmpEvent;
-use crate::qemu::types::MigrationInfo;
+use crate::migration::qmp::MigrationInfo;
+use crate::migration::qmp::QmpEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -80,8 +80,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::jitter::rfc3550_jitter_ns;
-use crate::record::{ProbeRecord, ReplyRecord, SenderLate};
+use crate::probe::jitter::rfc3550_jitter_ns;
+use crate::probe::record::{ProbeRecord, ReplyRecord, SenderLate};
 
 /// One reply gap, as defined in the [module documentation](self).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

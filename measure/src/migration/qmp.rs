@@ -8,6 +8,19 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// One QMP event as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QmpEvent {
+    /// Event name (`STOP`, `RESUME`, `MIGRATION`, `MIGRATION_PASS`, ...).
+    pub event: String,
+    /// Its `data`, as sent.
+    pub data: Value,
+    /// QEMU's timestamp (host wall clock at emission), ns since the epoch.
+    pub qemu_ts_ns: Option<i64>,
+    /// When the harness read it (host CLOCK_REALTIME), ns.
+    pub host_rx_ns: i64,
+}
+
 fn int(v: &Value, key: &str) -> Option<i64> {
     let f = v.get(key)?;
     f.as_i64()
