@@ -38,6 +38,8 @@ use crate::run::RunControl;
 use crate::scenario::{Acceleration, Scenario};
 use anyhow::{bail, Context, Result};
 use client_probe::{ProbeConfig, ProbeOptions, Prober};
+use measure::tools::irtt::parse_irtt;
+use measure::tools::ping::parse_ping;
 // `resource` is a nix feature client-probe enables; features are unified
 // across the build, so it is there whenever the harness is built.
 use nix::sys::resource::{getrusage, UsageWho};
@@ -371,127 +373,6 @@ pub fn to_table(report: &BenchReport) -> String {
         out.push_str(&format!("note: {n}\n"));
     }
     out
-}
-
-/// What `ping -q` printed at the end.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PingSummary {
-    /// `N packets transmitted`.
-    pub transmitted: u64,
-    /// `M received`.
-    pub received: u64,
-    /// `time T ms`: how long ping ran.
-    pub time_ms: f64,
-    /// The `rtt min/avg/max/mdev` line's average, ms (absent when nothing
-    /// came back).
-    pub rtt_avg_ms: Option<f64>,
-}
-
-/// Parses iputils ping's summary: `N packets transmitted, M received, ...
-/// time Tms` and `rtt min/avg/max/mdev = a/b/c/d ms`.
-pub fn parse_ping(text: &str) -> Result<PingSummary> {
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .context("ping printed no `packets transmitted` line")?;
-    let mut transmitted = None;
-    let mut received = None;
-    let mut time_ms = None;
-    for part in line.split(',').map(str::trim) {
-        let mut words = part.split_whitespace();
-        let (Some(a), Some(b)) = (words.next(), words.next()) else {
-            continue;
-        };
-        match b {
-            "packets" => transmitted = a.parse().ok(),
-            "received" => received = a.parse().ok(),
-            _ if a == "time" => time_ms = b.trim_end_matches("ms").parse().ok(),
-            _ => {}
-        }
-    }
-    let rtt_avg_ms = text
-        .lines()
-        .find_map(|l| l.strip_prefix("rtt min/avg/max/mdev = "))
-        .and_then(|v| v.split('/').nth(1))
-        .and_then(|v| v.parse().ok());
-    Ok(PingSummary {
-        transmitted: transmitted.with_context(|| format!("no packet count in {line:?}"))?,
-        received: received.with_context(|| format!("no received count in {line:?}"))?,
-        time_ms: time_ms.with_context(|| format!("no run time in {line:?}"))?,
-        rtt_avg_ms,
-    })
-}
-
-/// What an irtt client's JSON output says, reduced to what the bench
-/// compares.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IrttSummary {
-    /// `stats.packets_sent`.
-    pub sent: u64,
-    /// `stats.packets_received`.
-    pub received: u64,
-    /// First to last client send time plus one interval, s.
-    pub send_span_s: f64,
-    /// Median round trip of the replies, ms.
-    pub rtt_p50_ms: Option<f64>,
-    /// 99th percentile, ms.
-    pub rtt_p99_ms: Option<f64>,
-    /// Mean, ms.
-    pub rtt_mean_ms: Option<f64>,
-}
-
-/// Parses `irtt client -o file.json` output (irtt 0.9).
-pub fn parse_irtt(json: &serde_json::Value, interval_s: f64) -> Result<IrttSummary> {
-    let stats = json.get("stats").context("irtt's JSON has no `stats`")?;
-    let num = |k: &str| {
-        stats
-            .get(k)
-            .and_then(serde_json::Value::as_u64)
-            .with_context(|| format!("irtt's JSON has no stats.{k}"))
-    };
-    let sent = num("packets_sent")?;
-    let received = num("packets_received")?;
-    let trips = json
-        .get("round_trips")
-        .and_then(serde_json::Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let mut first: Option<i64> = None;
-    let mut last: Option<i64> = None;
-    let mut rtts: Vec<f64> = Vec::new();
-    for t in trips {
-        if let Some(w) = t
-            .pointer("/timestamps/client/send/wall")
-            .and_then(serde_json::Value::as_i64)
-        {
-            first = Some(first.map_or(w, |f| f.min(w)));
-            last = Some(last.map_or(w, |l| l.max(w)));
-        }
-        let lost = t.get("lost").and_then(serde_json::Value::as_str) != Some("false");
-        if !lost {
-            if let Some(r) = t.pointer("/delay/rtt").and_then(serde_json::Value::as_f64) {
-                rtts.push(r / 1e6);
-            }
-        }
-    }
-    let send_span_s = match (first, last) {
-        (Some(f), Some(l)) => (l - f) as f64 / 1e9 + interval_s,
-        _ => 0.0,
-    };
-    rtts.sort_by(f64::total_cmp);
-    let pct = |p: f64| -> Option<f64> {
-        let n = rtts.len();
-        (n > 0).then(|| rtts[((p * n as f64).ceil() as usize).clamp(1, n) - 1])
-    };
-    let mean = (!rtts.is_empty()).then(|| rtts.iter().sum::<f64>() / rtts.len() as f64);
-    Ok(IrttSummary {
-        sent,
-        received,
-        send_span_s,
-        rtt_p50_ms: pct(0.5),
-        rtt_p99_ms: pct(0.99),
-        rtt_mean_ms: mean,
-    })
 }
 
 /// An interval in ns for irtt's `-i` (Go durations take `ns`).
@@ -1073,49 +954,6 @@ pub async fn bench_probe(opts: &BenchOptions, ctl: &RunControl) -> Result<(Bench
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const PING: &str = "PING 198.18.0.10 (198.18.0.10) 56(84) bytes of data.\n\n--- 198.18.0.10 ping statistics ---\n3000 packets transmitted, 2990 received, 0.333333% packet loss, time 3012ms\nrtt min/avg/max/mdev = 0.101/0.232/4.100/0.090 ms, ipg/ewma 1.004/0.210 ms\n";
-
-    #[test]
-    fn ping_summary_is_parsed() {
-        let p = parse_ping(PING).unwrap();
-        assert_eq!(
-            p,
-            PingSummary {
-                transmitted: 3000,
-                received: 2990,
-                time_ms: 3012.0,
-                rtt_avg_ms: Some(0.232)
-            }
-        );
-        // All lost: no rtt line; errors and duplicates in the line.
-        let t = "5 packets transmitted, 0 received, +5 errors, 100% packet loss, time 41ms\n";
-        let p = parse_ping(t).unwrap();
-        assert_eq!((p.transmitted, p.received, p.rtt_avg_ms), (5, 0, None));
-        assert!(parse_ping("ping: connect: Network is unreachable").is_err());
-    }
-
-    #[test]
-    fn irtt_json_is_parsed() {
-        let v = serde_json::json!({
-            "stats": {"packets_sent": 3, "packets_received": 2},
-            "round_trips": [
-                {"lost": "false", "delay": {"rtt": 100_000},
-                 "timestamps": {"client": {"send": {"wall": 1_000_000_000i64}}}},
-                {"lost": "true", "delay": {},
-                 "timestamps": {"client": {"send": {"wall": 1_001_000_000i64}}}},
-                {"lost": "false", "delay": {"rtt": 300_000},
-                 "timestamps": {"client": {"send": {"wall": 1_002_000_000i64}}}}
-            ]
-        });
-        let s = parse_irtt(&v, 0.001).unwrap();
-        assert_eq!((s.sent, s.received), (3, 2));
-        assert!((s.send_span_s - 0.003).abs() < 1e-9, "{s:?}");
-        assert_eq!(s.rtt_p50_ms, Some(0.1));
-        assert_eq!(s.rtt_p99_ms, Some(0.3));
-        assert_eq!(s.rtt_mean_ms, Some(0.2));
-        assert!(parse_irtt(&serde_json::json!({}), 0.001).is_err());
-    }
 
     fn run(tool: &str, rate: u32, sent: u64, received: u64, span: f64) -> ToolRun {
         ToolRun {

@@ -47,6 +47,7 @@ use crate::manifest::HostFacts;
 use crate::run::RunControl;
 use crate::scenario::{Acceleration, Scenario};
 use anyhow::{bail, Context, Result};
+use measure::tools::stress_ng::{parse_memrate, MemrateMetrics};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -226,94 +227,6 @@ pub fn agent_run(target: Target, r: &WorkloadReport) -> AgentRun {
         corrupted_pages: r.integrity.as_ref().map(|i| i.corrupted_pages),
         error: (r.state == "failed").then(|| r.error.clone().unwrap_or_default()),
     }
-}
-
-/// One stress-ng test's reported rate.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TestRate {
-    /// stress-ng's name of the test, e.g. `write64`, `memset`, `read8`.
-    pub test: String,
-    /// Its rate, stress-ng's MB/s (2^20 bytes per second).
-    pub mib_s: f64,
-}
-
-impl TestRate {
-    /// Whether the test writes (every test whose name does not start with
-    /// `read`: the `write*` tests and `memset`).
-    pub fn is_write(&self) -> bool {
-        !self.test.starts_with("read")
-    }
-}
-
-/// What `stress-ng --memrate 1 --metrics` printed, reduced to figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MemrateMetrics {
-    /// Bogo ops: whole cycles (every test once) completed.
-    pub bogo_ops: Option<u64>,
-    /// The stressor's run time, s.
-    pub real_time_s: Option<f64>,
-    /// CPU used per instance, percent of one core.
-    pub cpu_pct: Option<f64>,
-    /// Largest resident set, KiB.
-    pub rss_max_kib: Option<u64>,
-    /// Each test that finished at least one pass, in stress-ng's order.
-    pub tests: Vec<TestRate>,
-}
-
-/// Parses stress-ng 0.15's `--metrics` output for the `memrate`
-/// stressor: the line `metrc: [PID] memrate OPS REAL USR SYS OPS/S OPS/S
-/// CPU% RSS` and the lines `metrc: [PID] memrate RATE NAME MB per sec
-/// (...)`. Other lines (info, the headers) are skipped. Fails, quoting
-/// stress-ng, when it reported an error or no memrate line at all.
-pub fn parse_memrate(text: &str) -> Result<MemrateMetrics> {
-    let mut m = MemrateMetrics::default();
-    let mut saw_memrate = false;
-    for line in text.lines() {
-        let Some((_, rest)) = line.split_once("metrc:") else {
-            continue;
-        };
-        // Skip the `[PID]`.
-        let rest = rest.trim_start();
-        let rest = rest
-            .strip_prefix('[')
-            .and_then(|r| r.split_once(']'))
-            .map_or(rest, |(_, r)| r);
-        let words: Vec<&str> = rest.split_whitespace().collect();
-        if words.first() != Some(&"memrate") {
-            continue;
-        }
-        saw_memrate = true;
-        if words.len() >= 5 && words[3..5] == ["MB", "per"] {
-            let mib_s: f64 = words[1]
-                .parse()
-                .with_context(|| format!("stress-ng's rate {:?} is not a number", words[1]))?;
-            m.tests.push(TestRate {
-                test: words[2].to_string(),
-                mib_s,
-            });
-        } else if words.len() >= 9 {
-            m.bogo_ops = words[1].parse().ok();
-            m.real_time_s = words[2].parse().ok();
-            m.cpu_pct = words[7].parse().ok();
-            m.rss_max_kib = words[8].parse().ok();
-        }
-    }
-    if !saw_memrate {
-        let said: Vec<&str> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .take(5)
-            .collect();
-        bail!(
-            "stress-ng printed no memrate metrics; it said: {}",
-            if said.is_empty() {
-                "nothing".to_string()
-            } else {
-                said.join(" | ")
-            }
-        );
-    }
-    Ok(m)
 }
 
 /// stress-ng at one target, on the host or in the guest.
@@ -1097,74 +1010,21 @@ pub async fn bench_dirty(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use measure::tools::stress_ng::TestRate;
     use wire::control::IntegrityReport;
 
     /// `stress-ng --memrate 1 --memrate-bytes 4m --memrate-wr-mbs 64
     /// --timeout 3 --metrics` on the project's host (stress-ng 0.15.06,
     /// Debian 12), stdout and stderr together.
-    const HOST_4M_64: &str = "\
-stress-ng: info:  [23237] setting to a 3 second run per stressor
-stress-ng: info:  [23237] dispatching hogs: 1 memrate
-stress-ng: info:  [23239] memrate: using buffer size of 4096K, cache flushing disabled
-stress-ng: info:  [23239] memrate: cache flushing can be enabled with --memrate-flush option
-stress-ng: metrc: [23237] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s CPU used per       RSS Max
-stress-ng: metrc: [23237]                           (secs)    (secs)    (secs)   (real time) (usr+sys time) instance (%)          (KB)
-stress-ng: metrc: [23237] memrate               3      3.02      0.04      0.01         0.99          60.54         1.64          6744
-stress-ng: metrc: [23237] miscellaneous metrics:
-stress-ng: metrc: [23237] memrate               63.78 write64stoq MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               46.69 write32stow MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               63.90 write16stod MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               63.86 write8stob MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               60.29 write1024 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               63.83 write512 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               60.93 write256 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               62.85 write128 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               63.74 write64 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               60.07 write32 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               63.85 write16 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               62.82 write8 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate               63.91 memset MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate             6368.68 read128pf MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate             4254.94 read64pf MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate            10303.31 read1024 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate            12098.95 read512 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate             5328.92 read256 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate            23290.91 read128 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate            18349.12 read64 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate            17248.68 read32 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate            11267.44 read16 MB per sec (geometic mean of 1 instances)
-stress-ng: metrc: [23237] memrate             4071.48 read8 MB per sec (geometic mean of 1 instances)
-stress-ng: info:  [23237] successful run completed in 3.03s
-";
+    const HOST_4M_64: &str = include_str!("../../measure/tests/fixtures/stress-ng/host-4m-64.txt");
 
     /// `--memrate-bytes 64m --memrate-wr-mbs 8 --timeout 3`: one write
     /// pass takes 8 s, so no test finished and nothing is reported.
-    const HOST_64M_8: &str = "\
-stress-ng: info:  [22978] setting to a 3 second run per stressor
-stress-ng: info:  [22978] dispatching hogs: 1 memrate
-stress-ng: info:  [22980] memrate: using buffer size of 65536K, cache flushing disabled
-stress-ng: info:  [22980] memrate: cache flushing can be enabled with --memrate-flush option
-stress-ng: metrc: [22978] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s CPU used per       RSS Max
-stress-ng: metrc: [22978]                           (secs)    (secs)    (secs)   (real time) (usr+sys time) instance (%)          (KB)
-stress-ng: metrc: [22978] memrate               0      3.02      0.03      0.05         0.00           0.00         2.77         67640
-stress-ng: info:  [22978] successful run completed in 3.02s
-";
+    const HOST_64M_8: &str = include_str!("../../measure/tests/fixtures/stress-ng/host-64m-8.txt");
 
     /// `--memrate-bytes 3m --memrate-wr-mbs 1 --timeout 5`: only the
     /// first write test finished its pass (3 s), the second did not (6 s).
-    const HOST_3M_1: &str = "\
-stress-ng: info:  [26694] setting to a 5 second run per stressor
-stress-ng: info:  [26694] dispatching hogs: 1 memrate
-stress-ng: info:  [26697] memrate: using buffer size of 3072K, cache flushing disabled
-stress-ng: info:  [26697] memrate: for optimial speed, use multiples of 1 MB for --memrate-bytes
-stress-ng: info:  [26697] memrate: cache flushing can be enabled with --memrate-flush option
-stress-ng: metrc: [26694] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s CPU used per       RSS Max
-stress-ng: metrc: [26694]                           (secs)    (secs)    (secs)   (real time) (usr+sys time) instance (%)          (KB)
-stress-ng: metrc: [26694] memrate               0      5.00      0.01      0.00         0.00           0.00         0.16          5120
-stress-ng: metrc: [26694] miscellaneous metrics:
-stress-ng: metrc: [26694] memrate                1.00 write64stoq MB per sec (geometic mean of 1 instances)
-stress-ng: info:  [26694] successful run completed in 5.00s
-";
+    const HOST_3M_1: &str = include_str!("../../measure/tests/fixtures/stress-ng/host-3m-1.txt");
 
     /// The same command run in the lab's TCG guest (1 vCPU, 320 MiB)
     /// through the agent's command workload, as its report's `output`
@@ -1232,45 +1092,7 @@ stress-ng: info:  [103] successful run completed in 3.12s
 ";
 
     /// `--memrate-rd-mbs 0`: refused before anything runs.
-    const RD_ZERO: &str =
-        "Value 0.0B is out of range for memrate-rd-mbs, allowed: 1.0B .. 976.6KB\n";
-
-    #[test]
-    fn memrate_metrics_are_parsed() {
-        let m = parse_memrate(HOST_4M_64).unwrap();
-        assert_eq!(m.bogo_ops, Some(3));
-        assert_eq!(m.real_time_s, Some(3.02));
-        assert_eq!(m.cpu_pct, Some(1.64));
-        assert_eq!(m.rss_max_kib, Some(6744));
-        assert_eq!(m.tests.len(), 23);
-        assert_eq!(
-            m.tests[0],
-            TestRate {
-                test: "write64stoq".into(),
-                mib_s: 63.78
-            }
-        );
-        assert_eq!(m.tests.iter().filter(|t| t.is_write()).count(), 13);
-        assert_eq!(m.tests[12].test, "memset");
-        assert!(m.tests[12].is_write());
-        assert_eq!(m.tests[22].test, "read8");
-        assert!(!m.tests[22].is_write());
-
-        let none = parse_memrate(HOST_64M_8).unwrap();
-        assert_eq!(none.bogo_ops, Some(0));
-        assert!(none.tests.is_empty());
-
-        let one = parse_memrate(HOST_3M_1).unwrap();
-        assert_eq!(one.tests.len(), 1);
-        assert_eq!(one.tests[0].mib_s, 1.0);
-
-        let e = parse_memrate(RD_ZERO).unwrap_err().to_string();
-        assert!(e.contains("out of range for memrate-rd-mbs"), "{e}");
-        assert!(parse_memrate("")
-            .unwrap_err()
-            .to_string()
-            .contains("nothing"));
-    }
+    const RD_ZERO: &str = include_str!("../../measure/tests/fixtures/stress-ng/rd-zero.txt");
 
     #[test]
     fn stress_runs_are_summarised() {

@@ -5,8 +5,9 @@
     reason = "tests: a panic with its message is the failure report"
 )]
 
-use harness::compare::{compare, Verdict};
+use harness::compare::compare;
 use harness::verify::{verify_bundle, write_checksums, CHECKSUM_FILE};
+use measure::stats::Verdict;
 use measure::summary::{RepSummary, Summary};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -18,14 +18,18 @@
 //!   client's gaps to them;
 //! - [`summary`]: `summary.json`, `summary.csv` and the terminal table;
 //! - [`verdict`]: the scenario's `[assert]` checks;
-//! - [`calibration`]: the probe against host-timed pauses and cuts.
+//! - [`stats`]: descriptive statistics and Welch's t-test for comparisons;
+//! - [`calibration`]: the probe against host-timed pauses and cuts;
+//! - [`tools`]: parsers of ping's, irtt's and stress-ng's output.
 
 pub mod calibration;
 pub mod migration;
 pub mod probe;
+pub mod stats;
 pub mod stream;
 pub mod summary;
 pub mod timeline;
+pub mod tools;
 pub mod verdict;
 
 /// ns to ms, as every summary shows times.
