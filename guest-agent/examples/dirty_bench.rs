@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use guest_agent::dirty::{DirtyParams, DirtyWorkload};
+use guest_agent::workload::dirty::{DirtyParams, DirtyWorkload};
 use wire::control::DirtyPattern;
 
 fn main() {

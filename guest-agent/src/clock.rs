@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use wire::control::{ClockGap, ClockView};
 
-use crate::dirty::realtime_ns;
+use crate::workload::dirty::realtime_ns;
 
 /// The sleep of one turn.
 pub const TURN: Duration = Duration::from_millis(1);

@@ -6,8 +6,9 @@
 //!   [`wire::probe`] requests with the guest's timestamps and per-session
 //!   receive counts, on its own OS thread;
 //! - workloads ([`workload`]): paced memory dirtying with integrity checks
-//!   ([`dirty`]), programs run as commands, and video streams of an
-//!   uploaded clip over RTP ([`stream_rtp`]) and HTTP ([`stream_http`]);
+//!   ([`workload::dirty`]), programs run as commands, and video streams of
+//!   an uploaded clip over RTP ([`workload::stream_rtp`]) and HTTP
+//!   ([`workload::stream_http`]);
 //! - the guest's own view of its clocks ([`clock`]), which is expected to
 //!   hide the migration pause (guest clocks stop while the VM is stopped);
 //! - a token-protected HTTP control API ([`control`]) with the contract of
@@ -22,7 +23,6 @@ pub mod agent;
 pub mod clock;
 pub mod config;
 pub mod control;
-pub mod dirty;
 #[allow(unsafe_code)]
 mod mmsg;
 #[allow(unsafe_code)]
@@ -30,8 +30,6 @@ pub mod netif;
 pub mod network;
 pub mod pid1;
 pub mod reflector;
-pub mod stream_http;
-pub mod stream_rtp;
 pub mod workload;
 
 pub use agent::{run, run_lab, AgentError, Ready};

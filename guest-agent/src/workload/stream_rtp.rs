@@ -54,8 +54,8 @@ use webrtc_util::marshal::{Marshal, MarshalSize};
 use wire::clip::Clip;
 use wire::control::{WorkloadReport, WorkloadSpec};
 
-use crate::dirty::realtime_ns;
-use crate::workload::WorkloadError;
+use super::dirty::realtime_ns;
+use super::shared::{count_second, panic_text, rates, uploaded, WorkloadError};
 
 /// A frame whose first packet leaves more than this after its due time is
 /// counted as late.
@@ -104,7 +104,7 @@ impl RtpParams {
         else {
             return Err(WorkloadError::Invalid("not an rtp workload".into()));
         };
-        let bytes = crate::workload::uploaded(file, "clip", clip)?;
+        let bytes = uploaded(file, "clip", clip)?;
         let parsed = Clip::decode(bytes)
             .map_err(|e| WorkloadError::Invalid(format!("clip {clip:?} is not a clip: {e}")))?;
         if parsed.units.is_empty() {
@@ -322,7 +322,7 @@ impl RtpWorkload {
             self.shared.stop.store(true, Ordering::Relaxed);
             self.ended = Some(Instant::now());
             if let Err(p) = t.join() {
-                lock(&self.shared.failure).get_or_insert(crate::workload::panic_text(&p));
+                lock(&self.shared.failure).get_or_insert(panic_text(&p));
             }
         }
         self.report(name)
@@ -361,38 +361,6 @@ impl RtpWorkload {
             ..WorkloadReport::default()
         }
     }
-}
-
-/// Whole seconds of `seconds` (bytes per second) in MiB/s, and the mean
-/// MiB/s of `bytes` over `elapsed`.
-pub(crate) fn rates(seconds: &[u64], elapsed: Duration, bytes: u64) -> (Vec<f64>, f64) {
-    const MIB: f64 = 1024.0 * 1024.0;
-    let complete = usize::try_from(elapsed.as_secs()).unwrap_or(usize::MAX);
-    // Seconds in which nothing was sent have no entry yet.
-    let per: Vec<f64> = (0..complete)
-        .map(|i| seconds.get(i).copied().unwrap_or(0) as f64 / MIB)
-        .collect();
-    let secs = elapsed.as_secs_f64();
-    let mean = if secs > 0.0 {
-        bytes as f64 / MIB / secs
-    } else {
-        0.0
-    };
-    (per, mean)
-}
-
-/// Adds `bytes` to the second of `at` since `start`.
-pub(crate) fn count_second(seconds: &Mutex<Vec<u64>>, start: Instant, at: Instant, bytes: u64) {
-    let i = usize::try_from(at.saturating_duration_since(start).as_secs()).unwrap_or(usize::MAX);
-    let mut v = lock(seconds);
-    if i >= v.len() {
-        // A stall longer than a day would not be worth a huge vector.
-        if i > 86_400 * 7 {
-            return;
-        }
-        v.resize(i + 1, 0);
-    }
-    v[i] += bytes;
 }
 
 /// Sleeps until `due` or until `stop` is set; returns false on stop.

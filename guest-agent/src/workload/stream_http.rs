@@ -46,9 +46,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use wire::control::{WorkloadReport, WorkloadSpec};
 
-use crate::dirty::realtime_ns;
-use crate::stream_rtp::{count_second, rates};
-use crate::workload::WorkloadError;
+use super::dirty::realtime_ns;
+use super::shared::{count_second, panic_text, rates, uploaded, WorkloadError};
 
 /// Largest body chunk, bytes.
 pub const MAX_CHUNK: usize = 16 * 1024;
@@ -91,7 +90,7 @@ impl HttpParams {
         else {
             return Err(WorkloadError::Invalid("not an http workload".into()));
         };
-        let bytes = crate::workload::uploaded(file, "file", name)?;
+        let bytes = uploaded(file, "file", name)?;
         if bytes.is_empty() {
             return Err(WorkloadError::Invalid(format!("file {name:?} is empty")));
         }
@@ -402,7 +401,7 @@ impl HttpWorkload {
             }
             self.ended = Some(Instant::now());
             if let Err(p) = t.join() {
-                lock(&self.shared.failure).get_or_insert(crate::workload::panic_text(&p));
+                lock(&self.shared.failure).get_or_insert(panic_text(&p));
             }
         }
         self.report(name)

@@ -56,7 +56,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 use wire::control::{DirtyPattern, IntegrityReport, WorkloadReport};
 
-use crate::workload::{WorkloadError, PAGE_SIZE};
+use super::shared::{panic_text, WorkloadError, PAGE_SIZE};
 
 /// `u64` words in a page.
 const WORDS: usize = PAGE_SIZE / 8;
@@ -641,7 +641,7 @@ impl DirtyWorkload {
             let mut why = why;
             for h in threads {
                 if let Err(p) = h.join() {
-                    why = crate::workload::panic_text(&p);
+                    why = panic_text(&p);
                 }
             }
             return Err(WorkloadError::Thread(why));
@@ -687,7 +687,7 @@ impl DirtyWorkload {
                     Ok(end) => checks.push(end.check),
                     Err(p) => {
                         died += 1;
-                        self.failure.get_or_insert(crate::workload::panic_text(&p));
+                        self.failure.get_or_insert(panic_text(&p));
                     }
                 }
             }
