@@ -21,10 +21,13 @@ use measure::stream::record::{HttpMeta, RtpMeta};
 use measure::stream::rtp::{RtpAnalysisOptions, RtpArrival};
 use measure::stream::views::{http_stalls, http_view, in_window, rtp_view, Break};
 use measure::summary::StreamView;
-use measure::summary::{summarize, to_csv, RunRecords, Summary};
+use measure::summary::{summarize, to_csv, ClockAlignment, RunRecords, Summary};
 use measure::timeline::{rep_timelines, RepTimeline};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+
+/// Where a run stores its clock alignment.
+pub const ALIGNMENT_FILE: &str = "alignment.json";
 
 /// The raw records of one bundle.
 #[derive(Debug, Clone)]
@@ -39,6 +42,9 @@ pub struct BundleRecords {
     pub manifest: Value,
     /// Every repetition's record, in order.
     pub reps: Vec<RepRecord>,
+    /// How the backend and the probe's placement aligned the clocks
+    /// (`alignment.json`); absent in bundles written before it was stored.
+    pub clock: Option<ClockAlignment>,
     /// The probe's record, if the probe ran and its files are there.
     pub probe: Option<ProbeRecord>,
     /// Receive times of announce frames seen on the client's link, ns.
@@ -164,11 +170,19 @@ pub fn load(dir: &Path) -> Result<BundleRecords> {
     for p in rep_files {
         let text =
             std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-        let rep: RepRecord = serde_json::from_str(&text)
+        let mut rep: RepRecord = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a valid repetition record", p.display()))?;
+        // Bundles written before markers were stored: the same derivation
+        // the local backend makes when it records.
+        measure::migration::from_qmp::complete(&mut rep.migration);
         reps.push(rep);
     }
     reps.sort_by_key(|r| r.repetition);
+    let clock: Option<ClockAlignment> = if dir.join(ALIGNMENT_FILE).is_file() {
+        Some(json(dir, ALIGNMENT_FILE)?)
+    } else {
+        None
+    };
     let probe = load_probe(dir, &mut notes)?;
     if probe.is_none() {
         notes.push("no probe records (probe/meta.json missing): the client's view is empty".into());
@@ -221,6 +235,7 @@ pub fn load(dir: &Path) -> Result<BundleRecords> {
         scenario_toml,
         manifest,
         reps,
+        clock,
         probe,
         announces,
         notes,
@@ -322,6 +337,7 @@ impl BundleRecords {
             agent_answered_at_end: answered,
             run_status: &run_status,
             error,
+            clock: self.clock.as_ref(),
         });
         let decoded = self
             .rtp
@@ -334,7 +350,7 @@ impl BundleRecords {
             .scenario
             .asserts
             .as_ref()
-            .map(|a| measure::verdict::evaluate(a, &summary.repetitions));
+            .map(|a| measure::summary::verdict::evaluate(a, &summary.repetitions));
         let timelines = rep_timelines(&self.reps, self.probe.as_ref(), &self.announces, threshold);
         Analysis { summary, timelines }
     }

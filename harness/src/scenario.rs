@@ -5,7 +5,7 @@
 //! field has a default, and [`Scenario::resolved_toml`] writes the scenario
 //! back with every default made explicit, which is what a bundle stores.
 
-use measure::verdict::AssertSpec;
+use measure::summary::verdict::AssertSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -527,7 +527,8 @@ impl Scenario {
         }
         if let Some(a) = &self.asserts {
             for c in &a.checks {
-                measure::verdict::parse_check(c).map_err(|e| format!("`assert.checks`: {e}"))?;
+                measure::summary::verdict::parse_check(c)
+                    .map_err(|e| format!("`assert.checks`: {e}"))?;
             }
         }
         if let Some(sw) = &self.sweep {

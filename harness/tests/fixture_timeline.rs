@@ -3,6 +3,7 @@
 //! re-derived through `harness report`'s loader.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+use measure::migration::marker::MarkerKind;
 use measure::timeline::*;
 
 /// The fixture: a real CI bundle whose repetition 2 has a reply gap
@@ -56,7 +57,7 @@ fn the_outage_is_taken_apart_without_losing_a_millisecond() {
             o.before_stop_ms + o.stop_and_copy_ms + o.resume_ms + o.switchover_ms + o.other_ms;
         assert!((parts - o.outage_ms).abs() < 1e-6, "{o:?}");
         // The guest ran nowhere from STOP to RESUME: all of it is outage.
-        let stop_resume = measure::summary::stop_to_resume_ns(rep).unwrap() as f64 / 1e6;
+        let stop_resume = measure::summary::stop_to_resume_ns(rep).unwrap().0 as f64 / 1e6;
         assert!(
             (o.stop_and_copy_ms + o.resume_ms - stop_resume).abs() < 1e-6,
             "{o:?}"
@@ -94,10 +95,11 @@ fn the_outage_is_taken_apart_without_losing_a_millisecond() {
 fn a_failed_migration_has_no_resume_and_ends_when_the_harness_saw_it() {
     let (rec, _) = fixture();
     let mut rep = rec.reps[0].clone();
-    rep.migration.events.retain(|e| {
-        !(e.event.event == "RESUME"
-            || e.event.event == "STOP"
-            || e.event.data.get("status").and_then(|s| s.as_str()) == Some("completed"))
+    rep.migration.markers.retain(|m| {
+        !matches!(
+            m.kind,
+            MarkerKind::DestinationResumed | MarkerKind::SourceStopped | MarkerKind::RamCompleted
+        )
     });
     let p = phases(&rep, None);
     let kinds: Vec<PhaseKind> = p.iter().map(|p| p.kind).collect();

@@ -12,11 +12,12 @@
 #![allow(clippy::unwrap_used)]
 
 use harness::report_html::{render_html, rep_timelines, ReportInput};
+use measure::migration::marker::MarkerKind;
 use measure::migration::record::{RepRecord, RepStatus};
 use measure::probe::record::{ProbeRecord, ReplyRecord, SenderLate};
+use measure::summary::verdict::AssertSpec;
 use measure::summary::{summarize, RunRecords, Summary};
 use measure::timeline::RepTimeline;
-use measure::verdict::AssertSpec;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -46,7 +47,12 @@ fn load(dir: &Path) -> Bundle {
     files.sort();
     let reps = files
         .iter()
-        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .map(|p| {
+            let mut r: RepRecord =
+                serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+            measure::migration::from_qmp::complete(&mut r.migration);
+            r
+        })
         .collect();
     let meta: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("probe/meta.json")).unwrap())
@@ -113,6 +119,7 @@ fn summary_of(
         agent_answered_at_end: Some(true),
         run_status,
         error: error.map(str::to_string),
+        clock: None,
     })
 }
 
@@ -265,6 +272,9 @@ fn fail(rep: &mut RepRecord, why: &str) {
             && !(e.event.event == "MIGRATION"
                 && e.event.data.get("status").and_then(Value::as_str) == Some("completed"))
     });
+    // What the backend would have derived from those events.
+    m.markers = measure::migration::from_qmp::markers(m.migrate_cmd_ns, &m.events);
+    m.hypervisor = Some(measure::migration::from_qmp::hypervisor_stats(m));
 }
 
 #[test]
@@ -292,7 +302,7 @@ fn missing_data_renders_and_says_what_is_missing() {
     assert!(html.contains("Repetition 2: b-&gt;a, failed"));
     assert!(html.contains("QEMU exited &lt;script&gt;alert(1)&lt;/script&gt; &amp; died"));
     assert!(!html.contains("<script>"));
-    assert!(html.contains("No RESUME event was recorded"));
+    assert!(html.contains("No destination-resumed marker was recorded"));
     assert!(html.contains("No probe record: no client gaps to plot."));
     assert!(html.contains("1 of 2 repetitions did not complete"));
     // The timelines are still drawn (phases, markers, bytes remaining).
@@ -351,6 +361,9 @@ fn shift(rep: &mut RepRecord, d: i64) {
     for s in &mut m.samples {
         s.host_ns += d;
     }
+    for k in &mut m.markers {
+        k.t_ns += d;
+    }
 }
 
 #[test]
@@ -386,13 +399,8 @@ fn large_records_are_thinned() {
         r.repetition = i + 1;
         r.migration.repetition = i + 1;
         let m = &r.migration;
-        let stop = m.event("source", "STOP").unwrap().event.qemu_ts_ns.unwrap();
-        let resume = m
-            .event("destination", "RESUME")
-            .unwrap()
-            .event
-            .qemu_ts_ns
-            .unwrap();
+        let stop = m.marker_ns(MarkerKind::SourceStopped).unwrap();
+        let resume = m.marker_ns(MarkerKind::DestinationResumed).unwrap();
         let mut t = r.window_start_ns;
         while t < r.window_end_ns {
             let seq = probe.send_ns.len() as u64;

@@ -16,8 +16,8 @@
 //!   and samples), with the lenient QMP readings;
 //! - [`timeline`]: the phases of a repetition and the attribution of the
 //!   client's gaps to them;
-//! - [`summary`]: `summary.json`, `summary.csv` and the terminal table;
-//! - [`verdict`]: the scenario's `[assert]` checks;
+//! - [`summary`]: `summary.json`, `summary.csv`, the terminal table and
+//!   the verdict of the scenario's `[assert]` checks ([`summary::verdict`]);
 //! - [`stats`]: descriptive statistics and Welch's t-test for comparisons;
 //! - [`calibration`]: the probe against host-timed pauses and cuts;
 //! - [`tools`]: parsers of ping's, irtt's and stress-ng's output.
@@ -30,7 +30,6 @@ pub mod stream;
 pub mod summary;
 pub mod timeline;
 pub mod tools;
-pub mod verdict;
 
 /// ns to ms, as every summary shows times.
 pub fn ms(ns: i64) -> f64 {

@@ -31,6 +31,7 @@
 //! `completed`, no `RESUME`) is left out and its time falls to the phase
 //! before it, which then runs until the harness saw the end.
 
+use crate::migration::marker::MarkerKind;
 use crate::migration::record::RepRecord;
 use crate::probe::gaps::{analyze, first_sustained_arrival, GapSummary};
 use crate::probe::record::ProbeRecord;
@@ -179,33 +180,22 @@ fn ms(ns: i64) -> f64 {
 /// saw the service back after RESUME, if the probe saw that.
 pub fn phases(rep: &RepRecord, switchover_end_ns: Option<i64>) -> Vec<Phase> {
     let m = &rep.migration;
-    let ts = |side: &str, name: &str| m.event(side, name).and_then(|e| e.event.qemu_ts_ns);
-    let stop = ts("source", "STOP");
-    let completed = m
-        .events
-        .iter()
-        .find(|e| {
-            e.side == "source"
-                && e.event.event == "MIGRATION"
-                && e.event.data.get("status").and_then(|s| s.as_str()) == Some("completed")
-        })
-        .and_then(|e| e.event.qemu_ts_ns);
-    let resume = ts("destination", "RESUME");
+    let stop = m.marker_ns(MarkerKind::SourceStopped);
+    let completed = m.marker_ns(MarkerKind::RamCompleted);
+    let resume = m.marker_ns(MarkerKind::DestinationResumed);
     let mut passes: Vec<(u32, i64)> = m
-        .events
+        .markers
         .iter()
-        .filter(|e| e.side == "source" && e.event.event == "MIGRATION_PASS")
-        .filter_map(|e| {
-            let n = e.event.data.get("pass")?.as_u64()?;
-            Some((u32::try_from(n).ok()?, e.event.qemu_ts_ns?))
-        })
+        .filter(|k| k.kind == MarkerKind::Pass)
+        .filter_map(|k| Some((k.pass?, k.t_ns)))
         .filter(|&(_, t)| stop.is_none_or(|s| t < s))
         .collect();
     passes.sort_by_key(|&(_, t)| t);
+    let requested = m.marker_ns(MarkerKind::MigrationRequested);
 
     // Boundaries in order; each phase runs to the next boundary.
     let mut starts: Vec<(PhaseKind, Option<u32>, i64)> = vec![(PhaseKind::Before, None, i64::MIN)];
-    if let Some(cmd) = m.migrate_cmd_ns {
+    if let Some(cmd) = requested {
         starts.push((PhaseKind::Setup, None, cmd));
     }
     for &(n, t) in &passes {
@@ -274,8 +264,7 @@ pub fn rep_timeline(
     gap_threshold_ns: i64,
 ) -> RepTimeline {
     let m = &rep.migration;
-    let ts = |side: &str, name: &str| m.event(side, name).and_then(|e| e.event.qemu_ts_ns);
-    let resume = ts("destination", "RESUME");
+    let resume = m.marker_ns(MarkerKind::DestinationResumed);
     let recovered = resume
         .zip(probe)
         .and_then(|(r, p)| first_sustained_arrival(p, r, gap_threshold_ns));
@@ -290,8 +279,8 @@ pub fn rep_timeline(
             });
         }
     };
-    mark("migrate", m.migrate_cmd_ns);
-    mark("STOP", ts("source", "STOP"));
+    mark("migrate", m.marker_ns(MarkerKind::MigrationRequested));
+    mark("STOP", m.marker_ns(MarkerKind::SourceStopped));
     for p in phases.iter().filter(|p| p.kind == PhaseKind::Resume) {
         mark("completed", Some(p.start_ns));
     }
@@ -339,11 +328,7 @@ pub fn rep_timeline(
         };
         OutageBreakdown {
             outage_ms: o.len_ms,
-            qemu_downtime_ms: m
-                .final_info
-                .as_ref()
-                .and_then(|i| i.downtime)
-                .map(|d| d as f64),
+            qemu_downtime_ms: m.hypervisor.as_ref().and_then(|h| h.downtime_ms),
             before_stop_ms: sum(&[PhaseKind::Setup, PhaseKind::PreCopy]),
             stop_and_copy_ms: sum(&[PhaseKind::StopAndCopy]),
             resume_ms: sum(&[PhaseKind::Resume]),

@@ -628,6 +628,10 @@ impl Backend for LocalLab {
             vm_lost: false,
             events: Vec::new(),
             samples: Vec::new(),
+            markers: Vec::new(),
+            hypervisor: None,
+            platform: None,
+            platform_raw: None,
         };
         let s0 = src.qmp.as_ref().map_or(0, |q| q.event_count());
         let d0 = dst.qmp.as_ref().map_or(0, |q| q.event_count());
@@ -656,6 +660,7 @@ impl Backend for LocalLab {
         }
         rec.events
             .sort_by_key(|e| e.event.qemu_ts_ns.unwrap_or(e.event.host_rx_ns));
+        measure::migration::from_qmp::complete(&mut rec);
         if rec.status == RepStatus::Completed {
             src.quit().await;
             self.running = Some(dst);

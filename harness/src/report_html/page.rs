@@ -4,6 +4,7 @@
 
 use super::plots::{self, BreakdownRow, Group, ThreeWays, Timeline};
 use super::{esc, num, ReportInput};
+use measure::migration::marker::MarkerKind;
 use measure::migration::record::{RepRecord, RepStatus};
 use measure::summary::RepSummary;
 use measure::timeline::{GapAttribution, OutageBreakdown, RepTimeline};
@@ -851,17 +852,17 @@ fn rep_section(
     }
     let m = &rec.migration;
     let mut gone = Vec::new();
-    if m.event("source", "STOP").is_none() {
-        gone.push("STOP");
+    if m.marker(MarkerKind::SourceStopped).is_none() {
+        gone.push("source-stopped");
     }
-    if m.event("destination", "RESUME").is_none() {
-        gone.push("RESUME");
+    if m.marker(MarkerKind::DestinationResumed).is_none() {
+        gone.push("destination-resumed");
     }
     if !gone.is_empty() {
         let what = gone.join(" and ");
         let _ = writeln!(
             h,
-            "<p class=\"missing\">No {what} event was recorded: the phases after it are not drawn, and their time falls to the phase before.</p>"
+            "<p class=\"missing\">No {what} marker was recorded: the phases after it are not drawn, and their time falls to the phase before.</p>"
         );
         notes.push(format!(
             "repetition {n}: no {what} event, so no complete phase breakdown"
@@ -925,10 +926,9 @@ fn rep_section(
         &caption,
     );
     // Zoom on the end of the migration, where the markers crowd.
-    let ts = |side: &str, ev: &str| m.event(side, ev).and_then(|e| e.event.qemu_ts_ns);
     let focus: Vec<i64> = [
-        ts("source", "STOP"),
-        ts("destination", "RESUME"),
+        m.marker_ns(MarkerKind::SourceStopped),
+        m.marker_ns(MarkerKind::DestinationResumed),
         outage.map(|o| o.0),
         outage.map(|o| o.1),
         s.client.max_gap_start_ns,

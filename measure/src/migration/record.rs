@@ -1,8 +1,13 @@
-//! Raw records of a run, as stored in the bundle and re-read by analysis.
+//! Records of a run, as stored in the bundle and re-read by analysis.
 //!
-//! Records are what was observed, nothing derived: summaries are computed
-//! from them by [`crate::summary`].
+//! A migration's record is what its backend observed, in a form that does
+//! not assume QMP: timed [`Marker`]s, QEMU's and the platform's statistics
+//! as optional numbers, and the backend's raw data beside them (QMP events
+//! and samples for the QMP backends, task log lines or daemon output for
+//! the others). Summaries are computed from markers and statistics by
+//! [`crate::summary`]; the raw data is there to re-check them.
 
+use crate::migration::marker::{first, Marker, MarkerKind};
 use crate::migration::qmp::MigrationInfo;
 use crate::migration::qmp::QmpEvent;
 use serde::{Deserialize, Serialize};
@@ -77,6 +82,21 @@ pub struct MigrationRecord {
     pub faults: Vec<String>,
     /// Whether the VM is gone (its only QEMU died).
     pub vm_lost: bool,
+    /// The migration's timed markers, in time order ([`crate::migration::marker`]).
+    /// Bundles written before markers existed have none stored; the loader
+    /// derives them from the QMP events ([`crate::migration::from_qmp`]).
+    #[serde(default)]
+    pub markers: Vec<Marker>,
+    /// QEMU's own statistics, however the backend read them.
+    #[serde(default)]
+    pub hypervisor: Option<HypervisorStats>,
+    /// The platform's (libvirt's, Proxmox's) own statistics, if it has any.
+    #[serde(default)]
+    pub platform: Option<PlatformStats>,
+    /// The platform's raw output for this migration (task log lines, job
+    /// statistics as printed), kept to re-check the figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_raw: Option<Value>,
     /// QMP events of both sides during the migration.
     pub events: Vec<SideEvent>,
     /// `query-migrate` samples of the source.
@@ -116,10 +136,60 @@ pub struct GuestRecord {
 }
 
 impl MigrationRecord {
-    /// The first event `name` from `side`.
-    pub fn event(&self, side: &str, name: &str) -> Option<&SideEvent> {
-        self.events
-            .iter()
-            .find(|e| e.side == side && e.event.event == name)
+    /// The first marker of `kind`.
+    pub fn marker(&self, kind: MarkerKind) -> Option<&Marker> {
+        first(&self.markers, kind)
     }
+
+    /// The time of the first marker of `kind`, ns.
+    pub fn marker_ns(&self, kind: MarkerKind) -> Option<i64> {
+        self.marker(kind).map(|m| m.t_ns)
+    }
+}
+
+/// QEMU's own view of a migration (source side, `query-migrate` or what the
+/// platform relays of it). Every field is optional: a backend gives what it
+/// can read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HypervisorStats {
+    /// `total-time`: from `migrate` to completion, ms.
+    pub total_time_ms: Option<f64>,
+    /// `downtime`: source stop to completion, as QEMU measures it, ms.
+    pub downtime_ms: Option<f64>,
+    /// `setup-time`, ms.
+    pub setup_time_ms: Option<f64>,
+    /// `ram.transferred`, bytes.
+    pub transferred_bytes: Option<i64>,
+    /// Passes over memory: the highest `MIGRATION_PASS` seen, else
+    /// `ram.dirty-sync-count`.
+    pub passes: Option<i64>,
+    /// `ram.mbps` at the end.
+    pub mbps: Option<f64>,
+    /// The last `expected-downtime` QEMU reported while active, ms.
+    pub expected_downtime_ms: Option<f64>,
+    /// The guest's dirty rate as QEMU measured it during the migration:
+    /// the last non-zero `ram.dirty-pages-rate` × page size, MiB/s. QEMU
+    /// updates it at bitmap syncs at least 1 s apart, counting distinct
+    /// pages dirtied since the previous one.
+    pub dirty_rate_mib_s: Option<f64>,
+}
+
+/// The platform's own view of a migration: what libvirt's job statistics
+/// or Proxmox's task log say. The fourth view of the pause, beside QEMU's
+/// downtime, STOP → RESUME and the client's outage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PlatformStats {
+    /// `libvirt`, `proxmox`.
+    pub platform: String,
+    /// The downtime the platform reports, ms.
+    pub downtime_ms: Option<f64>,
+    /// What that downtime is, in the platform's terms (e.g. "libvirt
+    /// domjobinfo downtime: source pause to destination resume").
+    pub downtime_source: Option<String>,
+    /// The migration's duration as the platform reports it, ms.
+    pub duration_ms: Option<f64>,
+    /// RAM transferred as the platform reports it, bytes.
+    pub ram_transferred_bytes: Option<i64>,
+    /// Disk data transferred, bytes.
+    pub disk_transferred_bytes: Option<i64>,
 }

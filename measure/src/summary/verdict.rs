@@ -28,7 +28,7 @@
 //!   completed: a failed migration is not transparent.
 
 use crate::migration::record::RepStatus;
-use crate::summary::RepSummary;
+use crate::summary::rep::RepSummary;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;

@@ -1,0 +1,123 @@
+//! Markers and QEMU's statistics from what a QMP backend recorded: the
+//! events of both sides, the source's `query-migrate` samples and its last
+//! reading. Pure; the local backend calls it when it builds a record, and
+//! the bundle loader calls it for bundles written before markers existed,
+//! so both give the same markers.
+
+use crate::migration::marker::{Marker, MarkerKind, MarkerSource, HOST_CLOCK};
+use crate::migration::record::{HypervisorStats, MigrationRecord, SideEvent};
+
+/// QMP event timestamps have microsecond resolution.
+const QMP_EVENT_UNCERTAINTY_NS: i64 = 1_000;
+
+fn event_marker(e: &SideEvent, kind: MarkerKind, pass: Option<u32>) -> Option<Marker> {
+    Some(Marker {
+        kind,
+        pass,
+        t_ns: e.event.qemu_ts_ns?,
+        clock: HOST_CLOCK.into(),
+        uncertainty_ns: QMP_EVENT_UNCERTAINTY_NS,
+        source: MarkerSource::QmpEvent,
+    })
+}
+
+fn is_completed(e: &SideEvent) -> bool {
+    e.event.event == "MIGRATION"
+        && e.event.data.get("status").and_then(|s| s.as_str()) == Some("completed")
+}
+
+/// The markers of one migration from its QMP events and the harness's
+/// `migrate` time, in time order: requested (`migrate` sent), each source
+/// `MIGRATION_PASS` (the first also ends setup), source `STOP`, source
+/// `MIGRATION` `completed`, destination `RESUME`. Only the first of each
+/// kind counts (a QEMU that stops twice is still stopped at the first).
+pub fn markers(migrate_cmd_ns: Option<i64>, events: &[SideEvent]) -> Vec<Marker> {
+    let mut out = Vec::new();
+    if let Some(t) = migrate_cmd_ns {
+        out.push(Marker {
+            kind: MarkerKind::MigrationRequested,
+            pass: None,
+            t_ns: t,
+            clock: HOST_CLOCK.into(),
+            uncertainty_ns: 0,
+            source: MarkerSource::Harness,
+        });
+    }
+    let side = |s: &'static str| move |e: &&SideEvent| e.side == s;
+    let passes: Vec<Marker> = events
+        .iter()
+        .filter(side("source"))
+        .filter(|e| e.event.event == "MIGRATION_PASS")
+        .filter_map(|e| {
+            let n = u32::try_from(e.event.data.get("pass")?.as_u64()?).ok()?;
+            event_marker(e, MarkerKind::Pass, Some(n))
+        })
+        .collect();
+    if let Some(p) = passes.iter().min_by_key(|m| m.t_ns) {
+        out.push(Marker {
+            kind: MarkerKind::SetupDone,
+            pass: None,
+            ..p.clone()
+        });
+    }
+    out.extend(passes);
+    let once = [
+        ("source", MarkerKind::SourceStopped),
+        ("source", MarkerKind::RamCompleted),
+        ("destination", MarkerKind::DestinationResumed),
+    ];
+    for (s, kind) in once {
+        let hit = events.iter().filter(side(s)).find(|e| match kind {
+            MarkerKind::SourceStopped => e.event.event == "STOP",
+            MarkerKind::RamCompleted => is_completed(e),
+            _ => e.event.event == "RESUME",
+        });
+        out.extend(hit.and_then(|e| event_marker(e, kind, None)));
+    }
+    out.sort_by_key(|m| (m.t_ns, m.kind));
+    out
+}
+
+/// QEMU's statistics from the source's last `query-migrate` reading, its
+/// samples and its pass events.
+pub fn hypervisor_stats(m: &MigrationRecord) -> HypervisorStats {
+    let info = m.final_info.clone().unwrap_or_default();
+    let ram = info.ram.clone().unwrap_or_default();
+    let passes_events = m
+        .events
+        .iter()
+        .filter(|e| e.side == "source" && e.event.event == "MIGRATION_PASS")
+        .filter_map(|e| e.event.data.get("pass").and_then(serde_json::Value::as_i64))
+        .max();
+    let expected = m.samples.iter().rev().find_map(|s| {
+        s.info
+            .expected_downtime
+            .filter(|_| s.info.status.as_deref() == Some("active"))
+    });
+    let dirty_rate_mib_s = m.samples.iter().rev().find_map(|s| {
+        let ram = s.info.ram.as_ref()?;
+        let rate = ram.dirty_pages_rate.filter(|&r| r > 0)?;
+        Some(rate as f64 * ram.page_size.unwrap_or(4096) as f64 / 1048576.0)
+    });
+    HypervisorStats {
+        dirty_rate_mib_s,
+        total_time_ms: info.total_time.map(|v| v as f64),
+        downtime_ms: info.downtime.map(|v| v as f64),
+        setup_time_ms: info.setup_time.map(|v| v as f64),
+        transferred_bytes: ram.transferred,
+        passes: passes_events.or(ram.dirty_sync_count),
+        mbps: ram.mbps,
+        expected_downtime_ms: expected.map(|v| v as f64),
+    }
+}
+
+/// Fills in the markers and QEMU's statistics of a QMP backend's record
+/// where they are missing (a bundle written before they were stored).
+pub fn complete(m: &mut MigrationRecord) {
+    if m.markers.is_empty() {
+        m.markers = markers(m.migrate_cmd_ns, &m.events);
+    }
+    if m.hypervisor.is_none() && (m.final_info.is_some() || !m.events.is_empty()) {
+        m.hypervisor = Some(hypervisor_stats(m));
+    }
+}

@@ -1,0 +1,80 @@
+//! `summary.csv`: one row per repetition, dotted column names as in
+//! `summary.json`.
+
+use super::Summary;
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or(String::new(), T::to_string)
+}
+
+/// The CSV columns, in order.
+pub const CSV_HEADER: &str = "repetition,status,direction,guest.sweep_value,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,client.max_gap_ms,client.max_outage_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,guest.dirty_rate_mib_s,guest.corrupted_pages,guest.max_monotonic_gap_ms,stream.rtp.max_gap_ms,stream.rtp.lost_packets,stream.rtp.freezes,stream.rtp.freeze_total_ms,stream.rtp.jitter_ms,stream.http.stalls,stream.http.stall_total_ms,stream.http.connection_survived,error";
+
+/// `summary.csv`: one row per repetition, dotted column names as in JSON.
+pub fn to_csv(s: &Summary) -> String {
+    let mut out = String::from(CSV_HEADER);
+    out.push('\n');
+    for r in &s.repetitions {
+        let err = r.error.as_deref().unwrap_or("").replace('"', "\"\"");
+        let row = [
+            r.repetition.to_string(),
+            r.status.as_str().into(),
+            r.direction.clone(),
+            r.guest
+                .sweep_value
+                .as_ref()
+                .map_or(String::new(), |v| v.to_string().replace(',', ";")),
+            format!("{:.3}", r.wall_time_ms),
+            opt(&r.qemu.total_time_ms),
+            opt(&r.qemu.downtime_ms),
+            opt(&r.qemu.setup_time_ms),
+            opt(&r.qemu.transferred_bytes),
+            opt(&r.qemu.passes),
+            opt(&r.qemu.mbps),
+            opt(&r.host.stop_to_resume_ms.map(|v| format!("{v:.3}"))),
+            opt(&r.client.max_gap_ms.map(|v| format!("{v:.3}"))),
+            opt(&r.client.max_outage_ms.map(|v| format!("{v:.3}"))),
+            opt(&r.client.max_forward_gap_ms.map(|v| format!("{v:.3}"))),
+            opt(&r.client.lost_probes),
+            opt(&r.client.lost_forward),
+            opt(&r.client.lost_return),
+            opt(&r.client.probes_sent),
+            opt(&r.client.probe_interval_ms),
+            opt(&r.guest.dirty_rate_mib_s.map(|v| format!("{v:.2}"))),
+            opt(&r.guest.corrupted_pages),
+            opt(&r.guest.max_monotonic_gap_ms.map(|v| format!("{v:.3}"))),
+            opt(&r
+                .stream
+                .rtp
+                .as_ref()
+                .and_then(|v| v.max_gap_ms)
+                .map(|v| format!("{v:.3}"))),
+            opt(&r.stream.rtp.as_ref().and_then(|v| v.lost_packets)),
+            opt(&r.stream.rtp.as_ref().and_then(|v| v.freezes)),
+            opt(&r
+                .stream
+                .rtp
+                .as_ref()
+                .and_then(|v| v.freeze_total_ms)
+                .map(|v| format!("{v:.3}"))),
+            opt(&r
+                .stream
+                .rtp
+                .as_ref()
+                .and_then(|v| v.jitter_ms)
+                .map(|v| format!("{v:.3}"))),
+            opt(&r.stream.http.as_ref().and_then(|v| v.stalls)),
+            opt(&r
+                .stream
+                .http
+                .as_ref()
+                .and_then(|v| v.stall_total_ms)
+                .map(|v| format!("{v:.3}"))),
+            opt(&r.stream.http.as_ref().and_then(|v| v.connection_survived)),
+            format!("\"{err}\""),
+        ];
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,78 @@
+//! The table a run prints at its end: one row per repetition.
+
+use super::Summary;
+
+fn cell(v: Option<f64>, prec: usize) -> String {
+    v.map_or("-".into(), |x| format!("{:.prec$}", x + 0.0))
+}
+
+/// The table printed at the end of a run.
+pub fn to_table(s: &Summary) -> String {
+    let mut out = format!(
+        "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>8} {:>6} {:>9} {:>9} {:>6} {:>7} {:>9} {:>7}\n",
+        "rep",
+        "dir",
+        "status",
+        "qemu_dt_ms",
+        "stop_res",
+        "client_gap",
+        "outage",
+        "lost",
+        "total_ms",
+        "MiB_sent",
+        "passes",
+        "wall_s",
+        "dirty_MBs",
+        "corrupt"
+    );
+    for r in &s.repetitions {
+        out.push_str(&format!(
+            "{:>3} {:<5} {:<11} {:>10} {:>10} {:>10} {:>8} {:>6} {:>9} {:>9} {:>6} {:>7.1} {:>9} {:>7}\n",
+            r.repetition,
+            r.direction,
+            r.status.as_str(),
+            cell(r.qemu.downtime_ms, 0),
+            cell(r.host.stop_to_resume_ms, 1),
+            cell(r.client.max_gap_ms, 1),
+            cell(r.client.max_outage_ms, 1),
+            r.client.lost_probes.map_or("-".into(), |v| v.to_string()),
+            cell(r.qemu.total_time_ms, 0),
+            cell(r.qemu.transferred_bytes.map(|b| b as f64 / 1048576.0), 1),
+            r.qemu.passes.map_or("-".into(), |v| v.to_string()),
+            r.wall_time_ms / 1000.0,
+            cell(r.guest.dirty_rate_mib_s, 1),
+            r.guest
+                .corrupted_pages
+                .map_or("-".into(), |v| v.to_string()),
+        ));
+        if let Some(v) = &r.stream.rtp {
+            out.push_str(&format!(
+                "    rtp: largest gap {} ms, {} lost, freezes {} ({} ms in all, picture stale up to {} ms), frames complete {} / decoded {}\n",
+                cell(v.max_gap_ms, 1),
+                v.lost_packets.map_or("-".into(), |x| x.to_string()),
+                v.freezes.map_or("-".into(), |x| x.to_string()),
+                cell(v.freeze_total_ms, 1),
+                cell(v.picture_stale_max_ms, 1),
+                v.frames_complete.map_or("-".into(), |x| x.to_string()),
+                v.decoder_accepted.map_or("-".into(), |x| x.to_string()),
+            ));
+        }
+        if let Some(v) = &r.stream.http {
+            out.push_str(&format!(
+                "    http: stalls {} ({} ms), connection {}, largest read gap {} ms\n",
+                v.stalls.map_or("-".into(), |x| x.to_string()),
+                cell(v.stall_total_ms, 1),
+                match v.connection_survived {
+                    Some(true) => "survived",
+                    Some(false) => "BROKE",
+                    None => "-",
+                },
+                cell(v.max_read_gap_ms, 1),
+            ));
+        }
+        if let Some(e) = &r.error {
+            out.push_str(&format!("    error: {e}\n"));
+        }
+    }
+    out
+}
