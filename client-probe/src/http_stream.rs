@@ -43,8 +43,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
+use wire::clock::realtime_ns;
 
-use crate::clock::realtime_ns;
 pub use measure::stream::record::{ConnectionEvent, HttpCapture};
 
 /// Wait between a break (or a failed attempt) and the next attempt.

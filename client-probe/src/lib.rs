@@ -28,7 +28,6 @@
 #![deny(unsafe_code)] // one audited exception: `rt::set_realtime`
 
 pub mod announce;
-pub mod clock;
 pub mod error;
 mod handover;
 pub mod hdrlog;

@@ -8,9 +8,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use wire::clock::realtime_ns;
 use wire::probe::HEADER_LEN;
 
-use crate::clock::realtime_ns;
 use crate::error::ProbeError;
 use crate::handover::Handover;
 use crate::live::{LiveCounters, LiveStats};

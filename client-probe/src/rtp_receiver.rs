@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use wire::clock::realtime_ns;
 
-use crate::clock::realtime_ns;
 use crate::socket;
 use measure::stream::rtp::RtpArrival;
 

@@ -16,9 +16,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use wire::clock::realtime_ns;
 use wire::probe::ProbePacket;
 
-use crate::clock::realtime_ns;
 use crate::handover::{Cursor, Handover};
 use crate::live::LiveCounters;
 use measure::probe::record::SenderLate;

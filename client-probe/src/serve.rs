@@ -35,8 +35,8 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
+use wire::clock::realtime_ns;
 
-use crate::clock::realtime_ns;
 use crate::error::ProbeError;
 use crate::prober::{ProbeConfig, ProbeDelta, ProbeOptions, Prober};
 use measure::probe::record::ProbeRecord;

@@ -13,8 +13,7 @@ use std::time::Duration;
 use nix::sys::socket::{
     recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
 };
-
-use crate::clock::realtime_ns;
+use wire::clock::realtime_ns;
 
 /// One datagram as received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

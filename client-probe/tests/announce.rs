@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use client_probe::announce::{
     classify, AnnounceKind, AnnounceWatch, ETHERTYPE_ARP, ETHERTYPE_RARP,
 };
-use client_probe::clock::realtime_ns;
 use nix::sched::{setns, CloneFlags};
 use pnet_datalink::{Channel, Config, MacAddr};
 use pnet_packet::arp::{ArpHardwareTypes, ArpOperation, ArpOperations, MutableArpPacket};
 use pnet_packet::ethernet::{EtherType, EtherTypes, MutableEthernetPacket};
 use std::net::Ipv4Addr;
+use wire::clock::realtime_ns;
 
 /// The watched end and the sending end of the veth pair.
 const WATCHED: &str = "ann-w";

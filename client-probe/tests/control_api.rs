@@ -15,16 +15,10 @@ use hyper_util::rt::TokioIo;
 use measure::probe::gaps::analyze;
 use measure::probe::record::ProbeRecord;
 use tokio::net::TcpStream;
+use wire::clock::realtime_ns;
 use wire::clocksync::{estimate_offset, TimeSample};
 
 const TOKEN: &str = "test-token-0123456789";
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
 
 /// One HTTP/1.1 client connection.
 struct Client {
@@ -103,9 +97,9 @@ async fn control_api_end_to_end_on_loopback() {
     // Eight time exchanges: one machine, one clock, so the offset is ~0.
     let mut samples = Vec::new();
     for _ in 0..8 {
-        let t0 = now_ns();
+        let t0 = realtime_ns();
         let (st, body) = c.call(Method::GET, "/v1/time", Some(TOKEN), "").await;
-        let t3 = now_ns();
+        let t3 = realtime_ns();
         assert_eq!(st, StatusCode::OK);
         let t: TimeReply = serde_json::from_slice(&body).unwrap();
         assert!(t.t_ns <= t.t2_ns);

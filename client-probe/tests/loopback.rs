@@ -6,18 +6,12 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use client_probe::{ProbeConfig, Prober};
 use measure::probe::gaps::analyze;
+use wire::clock::realtime_ns;
 use wire::probe::{Kind, ProbePacket, HEADER_LEN};
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
 
 /// A minimal reflector: echoes requests as replies with its counts and
 /// timestamps, except during `pause` (measured from the first request),
@@ -46,7 +40,7 @@ impl Reflector {
                 let Ok((len, from)) = sock.recv_from(&mut buf) else {
                     continue;
                 };
-                let rx = now_ns();
+                let rx = realtime_ns();
                 let Ok(mut p) = ProbePacket::decode(&buf[..len]) else {
                     continue;
                 };
@@ -69,7 +63,7 @@ impl Reflector {
                 p.kind = Kind::Reply;
                 p.reflector_rx_ns = rx;
                 p.reflector_rx_count = *c;
-                p.reflector_tx_ns = now_ns();
+                p.reflector_tx_ns = realtime_ns();
                 p.encode(&mut buf);
                 let _ = sock.send_to(&buf[..len], from);
             }

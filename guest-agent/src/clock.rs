@@ -18,9 +18,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use wire::clock::realtime_ns;
 use wire::control::{ClockGap, ClockView};
-
-use crate::workload::dirty::realtime_ns;
 
 /// The sleep of one turn.
 pub const TURN: Duration = Duration::from_millis(1);

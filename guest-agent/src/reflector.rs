@@ -32,9 +32,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::sys::socket::{self, sockopt};
-use nix::sys::time::TimeSpec;
-use nix::time::{clock_gettime, ClockId};
 use thiserror::Error;
+use wire::clock::realtime_ns;
 use wire::control::ReflectorStats;
 use wire::probe::{Kind, ProbePacket, HEADER_LEN};
 
@@ -128,18 +127,6 @@ pub struct Reflector {
     counters: Arc<ReflectorCounters>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// CLOCK_REALTIME in ns since the Unix epoch (0 if the clock is unreadable,
-/// which Linux never does for this clock).
-pub fn realtime_ns() -> i64 {
-    clock_gettime(ClockId::CLOCK_REALTIME).map_or(0, |t| timespec_ns(&t))
-}
-
-fn timespec_ns(t: &TimeSpec) -> i64 {
-    t.tv_sec()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(t.tv_nsec())
 }
 
 impl Reflector {

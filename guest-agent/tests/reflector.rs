@@ -51,10 +51,10 @@ fn reflects_requests_and_counts_per_session() {
     let to = r.local_addr();
     let c = client();
 
-    let before = guest_agent::reflector::realtime_ns();
+    let before = wire::clock::realtime_ns();
     let req = request(0xabcd, 0, 100);
     let reply = exchange(&c, to, &req);
-    let after = guest_agent::reflector::realtime_ns();
+    let after = wire::clock::realtime_ns();
     assert_eq!(reply.len(), req.len(), "total length is kept");
     assert_eq!(
         reply[HEADER_LEN..],

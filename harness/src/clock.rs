@@ -5,12 +5,10 @@
 //! the probe's packets with, so in the lab all three share one timeline
 //! without any offset estimation.
 
-/// Now, ns since the Unix epoch (CLOCK_REALTIME).
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
+/// Now, ns since the Unix epoch (CLOCK_REALTIME): [`wire::clock::realtime_ns`],
+/// the one clock reading the guest agent and the client probe use too,
+/// under the name the harness has always called it by.
+pub use wire::clock::realtime_ns as now_ns;
 
 /// ns to ms, as shown in summaries.
 pub fn ms(ns: i64) -> f64 {

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use harness::clock::now_ns;
 use harness::lab::netns::{in_netns, ip, ip_in};
 use harness::remote_probe::{
     to_remote_clock, ClockAlignment, RemoteProbe, ServeProcess, Timeouts, DEFAULT_EXCHANGES,
@@ -38,10 +39,6 @@ use wire::probe::{Kind, ProbePacket};
 
 const TOKEN: &str = "rp-test-token-0123456789";
 const ADDR: &str = "198.18.254.1";
-
-fn now_ns() -> i64 {
-    harness::clock::now_ns()
-}
 
 /// A network namespace of this test's own, deleted on drop.
 struct TestNetns {

@@ -3,6 +3,7 @@
 //! The formats live here, and only here, so the three programs can never
 //! disagree about them:
 //! - [`clip`]: the pre-encoded H.264 test clip the agent streams;
+//! - [`clock`]: the clock every time is read on (CLOCK_REALTIME, ns);
 //! - [`probe`]: the UDP probe packet the client sends and the agent's
 //!   reflector echoes, with the timestamps both sides add;
 //! - [`control`]: the JSON bodies of the agent's HTTP control API;
@@ -11,10 +12,11 @@
 //! - [`rtp_ext`]: the RTP header extension that tags every video packet
 //!   with its frame number and send time.
 //!
-//! This crate does no I/O.
+//! This crate does no I/O (it only reads the clock, in [`clock`]).
 #![forbid(unsafe_code)]
 
 pub mod clip;
+pub mod clock;
 pub mod clocksync;
 pub mod control;
 pub mod probe;

@@ -51,9 +51,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
+use wire::clock::realtime_ns;
 use wire::control::{DirtyPattern, IntegrityReport, WorkloadReport};
 
 use super::shared::{panic_text, WorkloadError, PAGE_SIZE};
@@ -301,14 +302,6 @@ fn merge(checks: &[SliceCheck]) -> IntegrityReport {
         }
     }
     r
-}
-
-/// Guest CLOCK_REALTIME, ns since the Unix epoch (negative before it).
-pub fn realtime_ns() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
 }
 
 /// A small, fast generator for the random patterns (xorshift64*).

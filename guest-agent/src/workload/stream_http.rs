@@ -44,9 +44,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use wire::clock::realtime_ns;
 use wire::control::{WorkloadReport, WorkloadSpec};
 
-use super::dirty::realtime_ns;
 use super::shared::{count_second, panic_text, rates, uploaded, WorkloadError};
 
 /// Largest body chunk, bytes.

@@ -52,9 +52,9 @@ use rtp::header::{Extension, Header};
 use rtp::packet::Packet;
 use webrtc_util::marshal::{Marshal, MarshalSize};
 use wire::clip::Clip;
+use wire::clock::realtime_ns;
 use wire::control::{WorkloadReport, WorkloadSpec};
 
-use super::dirty::realtime_ns;
 use super::shared::{count_second, panic_text, rates, uploaded, WorkloadError};
 
 /// A frame whose first packet leaves more than this after its due time is
