@@ -1,10 +1,11 @@
 //! The harness's client of the guest agent's control API.
 //!
-//! Each request opens a TCP connection from inside the client's namespace
-//! (the only place the guest is reachable from), then speaks HTTP/1.1 with
-//! hyper over it.
+//! Each request opens a TCP connection at the client's site (the lab's
+//! client namespace, the only place a lab guest is reachable from, or the
+//! harness's own network for a real VM), then speaks HTTP/1.1 with hyper
+//! over it.
 
-use crate::lab::netns::in_netns;
+use crate::backend::Site;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -30,8 +31,8 @@ fn is_transient(e: &anyhow::Error) -> bool {
 /// Where and how to reach one agent.
 #[derive(Debug, Clone)]
 pub struct AgentClient {
-    /// Namespace to connect from.
-    pub netns: String,
+    /// Where to connect from.
+    pub site: Site,
     /// The agent's control address.
     pub addr: SocketAddr,
     /// Bearer token.
@@ -40,9 +41,9 @@ pub struct AgentClient {
 
 impl AgentClient {
     async fn connect_once(&self) -> Result<tokio::net::TcpStream> {
-        let (ns, addr) = (self.netns.clone(), self.addr);
+        let (site, addr) = (self.site.clone(), self.addr);
         let std = tokio::task::spawn_blocking(move || {
-            in_netns(&ns, move || {
+            site.enter(move || {
                 let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
                 s.set_nonblocking(true)?;
                 s.set_nodelay(true)?;

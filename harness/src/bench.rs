@@ -25,13 +25,9 @@
 //! pass or fail. The parsers and the table are pure functions, tested
 //! here; the rest is a thin shell around the lab.
 
-use crate::backend::local::LocalLab;
+use crate::backend::{Backend, Site};
 use crate::bundle::Bundle;
 use crate::clock::{compact_stamp, now_ns, rfc3339};
-use crate::guest::image::build_image_with;
-use crate::guest::{find_agent, find_kernel};
-use crate::lab::netns::in_netns;
-use crate::lab::Lab;
 use crate::live::Live;
 use crate::manifest::HostFacts;
 use crate::run::RunControl;
@@ -44,7 +40,7 @@ use measure::tools::ping::parse_ping;
 // across the build, so it is there whenever the harness is built.
 use nix::sys::resource::{getrusage, UsageWho};
 use serde::Serialize;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -431,20 +427,21 @@ struct ChildRun {
     timed_out: bool,
 }
 
-/// Runs `ip netns exec NS ARGS...` (iproute2 execs the program in place,
-/// so the child is the tool itself) and measures its CPU time as the
-/// change of this process's `RUSAGE_CHILDREN` (nothing else is waited
+/// Runs `ARGS...` at `site` (in the lab, `ip netns exec` execs the program
+/// in place, so the child is the tool itself) and measures its CPU time as
+/// the change of this process's `RUSAGE_CHILDREN` (nothing else is waited
 /// for meanwhile).
-fn run_in_ns(ns: &str, args: &[String], timeout: Duration) -> Result<ChildRun> {
+fn run_at(site: &Site, args: &[String], timeout: Duration) -> Result<ChildRun> {
     let before = cpu_seconds(UsageWho::RUSAGE_CHILDREN);
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
+    let (program, rest) = args.split_first().context("no program to run")?;
+    let mut child = site
+        .command(program)
+        .args(rest)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot run `ip netns exec {ns} {}`", args.join(" ")))?;
+        .with_context(|| format!("cannot run `{}` at {}", args.join(" "), site.describe()))?;
     let start = Instant::now();
     let mut timed_out = false;
     let status = loop {
@@ -478,15 +475,17 @@ fn run_in_ns(ns: &str, args: &[String], timeout: Duration) -> Result<ChildRun> {
 }
 
 /// Our probe at `rate_hz` for `seconds`.
-async fn run_probe(local: &LocalLab, rate_hz: u32, seconds: f64) -> Result<ToolRun> {
-    let ns = local.lab.client_ns();
-    let socket = in_netns(&ns, || std::net::UdpSocket::bind("0.0.0.0:0"))
-        .context("opening the probe socket in the client namespace")?;
+async fn run_probe<B: Backend>(local: &B, rate_hz: u32, seconds: f64) -> Result<ToolRun> {
+    let ep = local.endpoints();
+    let socket = ep
+        .client
+        .enter(|| std::net::UdpSocket::bind("0.0.0.0:0"))
+        .with_context(|| format!("opening the probe socket at {}", ep.client.describe()))?;
     let cpu0 = cpu_seconds(UsageWho::RUSAGE_SELF);
     let prober = Prober::start_with(
         socket,
         ProbeConfig {
-            target: local.reflector(),
+            target: ep.reflector,
             rate_hz,
             payload_len: PACKET_BYTES,
         },
@@ -526,7 +525,7 @@ async fn run_probe(local: &LocalLab, rate_hz: u32, seconds: f64) -> Result<ToolR
 }
 
 /// `ping -i 1/rate` for `seconds` worth of echo requests.
-async fn run_ping(ns: &str, guest: Ipv4Addr, rate_hz: u32, seconds: f64) -> Result<ToolRun> {
+async fn run_ping(site: &Site, guest: IpAddr, rate_hz: u32, seconds: f64) -> Result<ToolRun> {
     let count = ((f64::from(rate_hz) * seconds).round() as u64).max(1);
     let (interval, paced) = ping_interval(rate_hz);
     let args: Vec<String> = [
@@ -546,9 +545,9 @@ async fn run_ping(ns: &str, guest: Ipv4Addr, rate_hz: u32, seconds: f64) -> Resu
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let ns = ns.to_string();
+    let site = site.clone();
     let timeout = Duration::from_secs_f64(seconds * 4.0 + 10.0);
-    let out = tokio::task::spawn_blocking(move || run_in_ns(&ns, &args, timeout))
+    let out = tokio::task::spawn_blocking(move || run_at(&site, &args, timeout))
         .await
         .context("the ping task failed")??;
     if out.timed_out {
@@ -576,8 +575,8 @@ async fn run_ping(ns: &str, guest: Ipv4Addr, rate_hz: u32, seconds: f64) -> Resu
 
 /// `irtt client -i 1/rate -d seconds` against the guest's irtt server.
 async fn run_irtt(
-    ns: &str,
-    guest: Ipv4Addr,
+    site: &Site,
+    guest: IpAddr,
     rate_hz: u32,
     seconds: f64,
     scratch: &Path,
@@ -598,9 +597,9 @@ async fn run_irtt(
         json_path.display().to_string(),
         format!("{guest}:{IRTT_PORT}"),
     ];
-    let ns = ns.to_string();
+    let site = site.clone();
     let timeout = Duration::from_secs_f64(seconds * 4.0 + 20.0);
-    let out = tokio::task::spawn_blocking(move || run_in_ns(&ns, &args, timeout))
+    let out = tokio::task::spawn_blocking(move || run_at(&site, &args, timeout))
         .await
         .context("the irtt task failed")??;
     if out.timed_out {
@@ -664,11 +663,26 @@ struct Gathered {
     runs: Vec<ToolRun>,
     notes: Vec<String>,
     booted: bool,
+    /// `kvm`/`tcg` and why, once booted.
+    acceleration: Option<(String, String)>,
 }
 
-async fn bench_body(
+/// The line a benchmark prints once its guest answers.
+pub(crate) fn booted_line(p: &crate::backend::Prepared, since: Instant) -> String {
+    format!(
+        "guest up under {} in {:.1} s: agent {} on kernel {} ({})",
+        p.acceleration,
+        since.elapsed().as_secs_f64(),
+        p.health.agent_version,
+        p.health.kernel,
+        p.acceleration_note
+    )
+}
+
+async fn bench_body<B: Backend>(
     opts: &BenchOptions,
-    local: &mut LocalLab,
+    scenario: &Scenario,
+    local: &mut B,
     with_irtt: bool,
     g: &mut Gathered,
     ctl: &RunControl,
@@ -676,23 +690,17 @@ async fn bench_body(
 ) -> Result<()> {
     let t_boot = Instant::now();
     live.println("booting the guest...");
-    let health = crate::run::unless_cancelled(
-        local.boot(opts.accel, live),
+    let prepared = crate::run::unless_cancelled(
+        local.prepare(scenario, live),
         &ctl.cancel,
         "the guest booted",
     )
     .await?;
     g.booted = true;
-    live.println(&format!(
-        "guest up under {} in {:.1} s: agent {} on kernel {} ({})",
-        local.accel,
-        t_boot.elapsed().as_secs_f64(),
-        health.agent_version,
-        health.kernel,
-        local.accel_note
-    ));
-    let ns = local.lab.client_ns();
-    let guest = local.guest_addr;
+    live.println(&booted_line(&prepared, t_boot));
+    g.acceleration = Some((prepared.acceleration, prepared.acceleration_note));
+    let ep = local.endpoints();
+    let (site, guest) = (ep.client.clone(), ep.guest);
     // Lets the guest drain what a saturating run left queued.
     let pause = Duration::from_secs(1);
     let cancelled = || ctl.cancel.load(Ordering::SeqCst);
@@ -712,7 +720,7 @@ async fn bench_body(
         if cancelled() {
             return Ok(());
         }
-        let r = run_ping(&ns, guest, rate, opts.seconds)
+        let r = run_ping(&site, guest, rate, opts.seconds)
             .await
             .unwrap_or_else(|e| ToolRun::failed("ping", rate, &e));
         progress(live, &r);
@@ -727,7 +735,7 @@ async fn bench_body(
         .map(|s| s.to_string())
         .chain([format!(":{IRTT_PORT}")])
         .collect();
-    let started = local
+    let started = ep
         .agent
         .start_workload("irtt", &wire::control::WorkloadSpec::Command { argv })
         .await
@@ -741,20 +749,20 @@ async fn bench_body(
     }
     // Let it bind (Go start-up under TCG takes a moment).
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let scratch = local.lab.state_dir.clone();
+    let scratch = local.scratch_dir();
     let mut result = Ok(());
     for &rate in &opts.rates {
         if cancelled() {
             break;
         }
-        let r = run_irtt(&ns, guest, rate, opts.seconds, &scratch)
+        let r = run_irtt(&site, guest, rate, opts.seconds, &scratch)
             .await
             .unwrap_or_else(|e| ToolRun::failed("irtt", rate, &e));
         progress(live, &r);
         g.runs.push(r);
         tokio::time::sleep(pause).await;
     }
-    match local.agent.stop_workload("irtt").await {
+    match ep.agent.stop_workload("irtt").await {
         Ok(r) if r.state == "failed" => g.notes.push(format!(
             "irtt's server in the guest ended on its own: {}",
             r.error.unwrap_or_default()
@@ -766,9 +774,9 @@ async fn bench_body(
 }
 
 /// A benchmark's lab: booted by the caller, with its bundle and notes.
-pub(crate) struct BenchLab {
-    /// The lab and its VM (not booted yet).
-    pub local: LocalLab,
+pub(crate) struct BenchLab<B> {
+    /// The backend and its VM (not booted yet).
+    pub local: B,
     /// The bundle folder.
     pub bundle: Bundle,
     /// Notes for the report (missing tools, interruptions).
@@ -783,7 +791,7 @@ pub(crate) struct BenchLab {
 /// `tool` (an absolute path) shipped into the guest image when it exists,
 /// or a note saying how to install it (Debian package `apt_package`). The lab is removed
 /// again if the bundle or the image cannot be made.
-pub(crate) fn prepare_bench_lab(
+pub(crate) async fn prepare_bench_lab(
     scenario: &mut Scenario,
     kernel: Option<&String>,
     agent: Option<&Path>,
@@ -791,12 +799,10 @@ pub(crate) fn prepare_bench_lab(
     (tool, apt_package): (&str, &str),
     ctl: &RunControl,
     live: &Live,
-) -> Result<BenchLab> {
+) -> Result<BenchLab<impl Backend>> {
     if let Some(k) = kernel {
         scenario.vm.kernel = k.clone();
     }
-    let kernel = find_kernel(&scenario.vm.kernel)?;
-    let agent = find_agent(agent)?;
     let mut notes = Vec::new();
     let with_tool = Path::new(tool).is_file();
     if !with_tool {
@@ -807,35 +813,31 @@ pub(crate) fn prepare_bench_lab(
         notes.push(note);
     }
     let started_ns = now_ns();
-    let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
-    for line in lab.swept.sweep_lines() {
-        live.println(&line);
-    }
-    *ctl.lab_id
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lab.id.clone());
     let extras: Vec<PathBuf> = if with_tool {
         vec![PathBuf::from(tool)]
     } else {
         Vec::new()
     };
-    let prepared = Bundle::create(out_dir, &scenario.name, &compact_stamp(started_ns), &lab.id)
-        .and_then(|b| {
-            build_image_with(&kernel, &agent, scenario.vm.nic, &lab.state_dir, &extras)
-                .context("building the guest image")
-                .map(|img| (b, img))
-        });
-    let (bundle, image) = match prepared {
-        Ok(x) => x,
+    let mut local = crate::backend::open(scenario, agent, extras)?;
+    for line in local.notices() {
+        live.println(&line);
+    }
+    ctl.set_run_id(local.run_id());
+    let bundle = match Bundle::create(
+        out_dir,
+        &scenario.name,
+        &compact_stamp(started_ns),
+        local.run_id(),
+    ) {
+        Ok(b) => b,
         Err(e) => {
-            let mut lab = lab;
-            let _ = lab.teardown();
+            let _ = local.teardown().await;
             return Err(e);
         }
     };
     live.println(&format!("bundle: {}", bundle.dir.display()));
     Ok(BenchLab {
-        local: LocalLab::new(lab, scenario, image),
+        local,
         bundle,
         notes,
         with_tool,
@@ -846,17 +848,17 @@ pub(crate) fn prepare_bench_lab(
 /// After a benchmark, whatever happened: copies the logs, notes an
 /// interruption and removes the lab (its result is returned for the caller
 /// to report after writing what it has).
-pub(crate) async fn finish_bench_lab(
-    local: &mut LocalLab,
+pub(crate) async fn finish_bench_lab<B: Backend>(
+    local: &mut B,
     bundle: &Bundle,
     notes: &mut Vec<String>,
     ctl: &RunControl,
     live: &Live,
 ) -> Result<()> {
-    if let Err(e) = local.collect_logs(&bundle.dir.join("logs")) {
-        live.println(&format!("warning: cannot copy logs: {e:#}"));
+    if let Err(e) = local.collect(bundle) {
+        live.println(&format!("warning: cannot copy the backend's logs: {e:#}"));
     }
-    let shutdown = local.shutdown().await;
+    let shutdown = local.teardown().await;
     if ctl.cancel.load(Ordering::SeqCst) {
         notes.push("interrupted by the user: some runs are missing".into());
     }
@@ -884,6 +886,7 @@ pub async fn bench_probe(opts: &BenchOptions, ctl: &RunControl) -> Result<(Bench
     let mut scenario = Scenario {
         name: "bench-probe".into(),
         description: "probe, ping and irtt at rising rates, client to guest".into(),
+        acceleration: opts.accel,
         ..Scenario::default()
     };
     let BenchLab {
@@ -900,12 +903,13 @@ pub async fn bench_probe(opts: &BenchOptions, ctl: &RunControl) -> Result<(Bench
         (IRTT, "irtt"),
         ctl,
         &live,
-    )?;
+    )
+    .await?;
     let mut g = Gathered {
         notes,
         ..Gathered::default()
     };
-    let body = bench_body(opts, &mut local, with_irtt, &mut g, ctl, &live).await;
+    let body = bench_body(opts, &scenario, &mut local, with_irtt, &mut g, ctl, &live).await;
 
     // Whatever happened: record, then remove the lab.
     let shutdown = finish_bench_lab(&mut local, &bundle, &mut g.notes, ctl, &live).await;
@@ -923,11 +927,11 @@ pub async fn bench_probe(opts: &BenchOptions, ctl: &RunControl) -> Result<(Bench
         command: std::env::args().collect(),
         started: rfc3339(started_ns),
         ended: rfc3339(now_ns()),
-        lab_id: local.lab.id.clone(),
+        lab_id: local.run_id().to_string(),
         host: HostFacts::read(),
-        acceleration: g.booted.then(|| local.accel.to_string()),
-        acceleration_note: local.accel_note.clone(),
-        guest_addr: local.guest_addr.to_string(),
+        acceleration: g.acceleration.clone().filter(|_| g.booted).map(|a| a.0),
+        acceleration_note: g.acceleration.clone().map(|a| a.1).unwrap_or_default(),
+        guest_addr: local.endpoints().guest.to_string(),
         seconds: opts.seconds,
         rates: opts.rates.clone(),
         packet_bytes: PACKET_BYTES,

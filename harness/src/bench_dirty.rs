@@ -38,7 +38,7 @@
 //! The parsers and the table are pure functions, tested here on stress-ng
 //! 0.15.06's real output; the rest is a thin shell around the lab.
 
-use crate::backend::local::LocalLab;
+use crate::backend::Backend;
 use crate::bench::{finish_bench_lab, prepare_bench_lab, BenchLab};
 use crate::bundle::Bundle;
 use crate::clock::{now_ns, rfc3339};
@@ -650,6 +650,8 @@ struct Gathered {
     notes: Vec<String>,
     booted: bool,
     agent_version: Option<String>,
+    /// `kvm`/`tcg` and why, once booted.
+    acceleration: Option<(String, String)>,
 }
 
 fn file_name(place: &str, target: Target) -> String {
@@ -713,8 +715,8 @@ fn progress_stress(live: &Live, r: &StressRun) {
     }
 }
 
-async fn guest_agent_run(
-    local: &LocalLab,
+async fn guest_agent_run<B: Backend>(
+    local: &B,
     opts: &DirtyBenchOptions,
     i: usize,
     target: Target,
@@ -722,6 +724,7 @@ async fn guest_agent_run(
     let name = format!("bench-dirty-{i}");
     let spec = WorkloadSpec::dirty(opts.working_set_mib, target.mib_s().unwrap_or(0.0));
     let started = local
+        .endpoints()
         .agent
         .start_workload(&name, &spec)
         .await
@@ -736,6 +739,7 @@ async fn guest_agent_run(
     // A little over the window, so its last whole second is listed.
     tokio::time::sleep(Duration::from_secs_f64(opts.seconds + 0.3)).await;
     let done = local
+        .endpoints()
         .agent
         .stop_workload(&name)
         .await
@@ -743,8 +747,8 @@ async fn guest_agent_run(
     Ok(agent_run(target, &done))
 }
 
-async fn guest_stress_run(
-    local: &LocalLab,
+async fn guest_stress_run<B: Backend>(
+    local: &B,
     opts: &DirtyBenchOptions,
     bundle: &Bundle,
     i: usize,
@@ -755,6 +759,7 @@ async fn guest_stress_run(
     let name = format!("stress-ng-{i}");
     let t0 = Instant::now();
     let started = local
+        .endpoints()
         .agent
         .start_workload(&name, &WorkloadSpec::Command { argv: argv.clone() })
         .await
@@ -770,7 +775,12 @@ async fn guest_stress_run(
     let deadline = Duration::from_secs(timeout_s + 60);
     tokio::time::sleep(Duration::from_secs(timeout_s)).await;
     loop {
-        let rep = local.agent.report().await.context("asking the agent")?;
+        let rep = local
+            .endpoints()
+            .agent
+            .report()
+            .await
+            .context("asking the agent")?;
         let state = rep.workloads.get(&name).map(|w| w.state.clone());
         if state.as_deref() != Some("running") {
             break;
@@ -782,6 +792,7 @@ async fn guest_stress_run(
     }
     let wall = t0.elapsed().as_secs_f64();
     let done = local
+        .endpoints()
         .agent
         .stop_workload(&name)
         .await
@@ -810,9 +821,11 @@ async fn guest_stress_run(
     Ok(run)
 }
 
-async fn bench_body(
+#[expect(clippy::too_many_arguments, reason = "the benchmark's parts, each used once")]
+async fn bench_body<B: Backend>(
     opts: &DirtyBenchOptions,
-    local: &mut LocalLab,
+    scenario: &Scenario,
+    local: &mut B,
     bundle: &Bundle,
     with_stress: bool,
     g: &mut Gathered,
@@ -829,22 +842,16 @@ async fn bench_body(
     }
     let t_boot = Instant::now();
     live.println("booting the guest...");
-    let health = crate::run::unless_cancelled(
-        local.boot(opts.accel, live),
+    let prepared = crate::run::unless_cancelled(
+        local.prepare(scenario, live),
         &ctl.cancel,
         "the guest booted",
     )
     .await?;
     g.booted = true;
-    g.agent_version = Some(health.agent_version.clone());
-    live.println(&format!(
-        "guest up under {} in {:.1} s: agent {} on kernel {} ({})",
-        local.accel,
-        t_boot.elapsed().as_secs_f64(),
-        health.agent_version,
-        health.kernel,
-        local.accel_note
-    ));
+    g.agent_version = Some(prepared.health.agent_version.clone());
+    live.println(&crate::bench::booted_line(&prepared, t_boot));
+    g.acceleration = Some((prepared.acceleration, prepared.acceleration_note));
     // Let the freshly booted guest settle.
     tokio::time::sleep(Duration::from_secs(1)).await;
     for (i, &target) in opts.targets.iter().enumerate() {
@@ -935,6 +942,7 @@ pub async fn bench_dirty(
     let mut scenario = Scenario {
         name: "bench-dirty".into(),
         description: "the agent's dirtier and stress-ng --memrate at target rates".into(),
+        acceleration: opts.accel,
         ..Scenario::default()
     };
     scenario.vm.memory_mib = guest_memory_mib;
@@ -952,12 +960,23 @@ pub async fn bench_dirty(
         (STRESS_NG, "stress-ng"),
         ctl,
         &live,
-    )?;
+    )
+    .await?;
     let mut g = Gathered {
         notes,
         ..Gathered::default()
     };
-    let body = bench_body(opts, &mut local, &bundle, with_stress, &mut g, ctl, &live).await;
+    let body = bench_body(
+        opts,
+        &scenario,
+        &mut local,
+        &bundle,
+        with_stress,
+        &mut g,
+        ctl,
+        &live,
+    )
+    .await;
 
     // Whatever happened: record, then remove the lab.
     let shutdown = finish_bench_lab(&mut local, &bundle, &mut g.notes, ctl, &live).await;
@@ -977,10 +996,10 @@ pub async fn bench_dirty(
         command: std::env::args().collect(),
         started: rfc3339(started_ns),
         ended: rfc3339(now_ns()),
-        lab_id: local.lab.id.clone(),
+        lab_id: local.run_id().to_string(),
         host: HostFacts::read(),
-        acceleration: g.booted.then(|| local.accel.to_string()),
-        acceleration_note: local.accel_note.clone(),
+        acceleration: g.acceleration.clone().filter(|_| g.booted).map(|a| a.0),
+        acceleration_note: g.acceleration.clone().map(|a| a.1).unwrap_or_default(),
         guest_memory_mib,
         seconds: opts.seconds,
         working_set_mib: opts.working_set_mib,

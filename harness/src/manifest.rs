@@ -1,6 +1,5 @@
 //! `manifest.json`: where, with what and when a bundle was made.
 
-use crate::guest::GuestImage;
 use serde::Serialize;
 use std::process::Command;
 
@@ -103,7 +102,7 @@ pub struct Manifest {
     /// The host.
     pub host: HostFacts,
     /// The guest image, with hashes.
-    pub guest: Option<GuestImage>,
+    pub guest: Option<serde_json::Value>,
     /// Whether the guest agent answered its health check after the last
     /// migration (absent when the run never got that far).
     pub agent_answered_at_end: Option<bool>,

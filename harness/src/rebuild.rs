@@ -70,7 +70,7 @@ fn json<T: serde::de::DeserializeOwned>(dir: &Path, rel: &str) -> Result<T> {
 
 /// Reads the probe's files; `Ok(None)` when the run left none. A run
 /// killed before it could write them leaves the segments it saved after
-/// each repetition ([`crate::probe_checkpoint`]): those are read instead,
+/// each repetition ([`crate::run::checkpoint`]): those are read instead,
 /// with a note.
 fn load_probe(dir: &Path, notes: &mut Vec<String>) -> Result<Option<ProbeRecord>> {
     if dir.join("probe/meta.json").is_file() {
@@ -81,15 +81,13 @@ fn load_probe(dir: &Path, notes: &mut Vec<String>) -> Result<Option<ProbeRecord>
         )];
         return read_probe_parts(dir, rec, &parts).map(Some);
     }
-    let Some((rec, n)) = crate::probe_checkpoint::read_meta(dir)? else {
+    let Some((rec, n)) = crate::run::checkpoint::read_meta(dir)? else {
         return Ok(None);
     };
     notes.push(format!(
         "the probe's record comes from {n} checkpoint(s) saved after each repetition: the run ended before it could write the whole record, so what the probe saw after the last checkpoint is missing"
     ));
-    let parts: Vec<(String, String)> = (1..=n)
-        .map(crate::probe_checkpoint::segment_names)
-        .collect();
+    let parts: Vec<(String, String)> = (1..=n).map(crate::run::checkpoint::segment_names).collect();
     read_probe_parts(dir, rec, &parts).map(Some)
 }
 

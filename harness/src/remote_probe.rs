@@ -27,7 +27,7 @@
 //!
 //! Each request opens its own TCP connection (the clock exchanges of one
 //! measurement share one), from the harness's network namespace, or, with
-//! [`RemoteProbe::connect_from_netns`], from inside a lab namespace, the
+//! [`RemoteProbe::connect_at`], from inside a lab namespace, the
 //! way [`crate::agent_client`] reaches the guest agent. Every request has a
 //! timeout ([`Timeouts`]), so a remote that vanished is an error, never a
 //! hang.
@@ -39,7 +39,7 @@ use std::fmt;
 use std::io::Read;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,8 +58,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wire::clocksync::{estimate_offset, TimeSample};
 
+use crate::backend::Site;
 use crate::clock::now_ns;
-use crate::lab::netns::in_netns;
 
 /// Time exchanges per offset measurement, unless told otherwise.
 pub const DEFAULT_EXCHANGES: usize = 16;
@@ -324,7 +324,7 @@ pub struct RemoteProbe {
     authority: String,
     addr: SocketAddr,
     token: String,
-    netns: Option<String>,
+    site: Site,
     timeouts: Timeouts,
     health: HealthReply,
 }
@@ -334,7 +334,7 @@ impl fmt::Debug for RemoteProbe {
         f.debug_struct("RemoteProbe")
             .field("base", &self.base)
             .field("addr", &self.addr)
-            .field("netns", &self.netns)
+            .field("site", &self.site)
             .field("timeouts", &self.timeouts)
             .field("health", &self.health)
             .finish_non_exhaustive() // the token is not shown
@@ -348,17 +348,14 @@ impl RemoteProbe {
     /// tried again for up to [`HEALTH_WAIT`] (the remote may just be
     /// starting); a refused token or a wrong answer fails at once.
     pub async fn connect(base: &str, token: &str) -> Result<RemoteProbe> {
-        Self::connect_with(None, base, token).await
+        Self::connect_at(&Site::here(), base, token).await
     }
 
-    /// [`RemoteProbe::connect`], with every connection opened from inside
-    /// network namespace `ns` (a lab namespace), as the harness reaches
-    /// the guest agent.
-    pub async fn connect_from_netns(ns: &str, base: &str, token: &str) -> Result<RemoteProbe> {
-        Self::connect_with(Some(ns.to_owned()), base, token).await
-    }
-
-    async fn connect_with(netns: Option<String>, base: &str, token: &str) -> Result<RemoteProbe> {
+    /// [`RemoteProbe::connect`], with every connection opened at `site`
+    /// (the lab's client namespace), as the harness reaches the guest
+    /// agent.
+    pub async fn connect_at(site: &Site, base: &str, token: &str) -> Result<RemoteProbe> {
+        let site = site.clone();
         let (base, authority) = parse_base(base)?;
         if token.is_empty() {
             bail!("no token for the remote probe at {base}: give the one `client-probe serve` was started with");
@@ -371,7 +368,7 @@ impl RemoteProbe {
             authority,
             addr,
             token: token.to_owned(),
-            netns,
+            site,
             timeouts: Timeouts::default(),
             health: HealthReply {
                 version: String::new(),
@@ -649,42 +646,25 @@ impl RemoteProbe {
             .context("building the request (is the token plain text?)")
     }
 
-    /// Opens a connection (from the namespace, if one was given) and does
+    /// Opens a connection (at the probe's site) and does
     /// the HTTP/1.1 handshake.
     async fn open(&self) -> Result<Conn> {
         let t = self.timeouts.connect;
         let addr = self.addr;
-        let stream = match &self.netns {
-            Some(ns) => {
-                let ns = ns.clone();
-                let std = tokio::task::spawn_blocking(move || {
-                    in_netns(&ns, move || {
-                        let s = std::net::TcpStream::connect_timeout(&addr, t)?;
-                        s.set_nonblocking(true)?;
-                        s.set_nodelay(true)?;
-                        Ok(s)
-                    })
-                })
-                .await
-                .map_err(|e| anyhow!("the connect task failed: {e}"))?
-                .with_context(|| format!("cannot connect to {addr}"))?;
-                tokio::net::TcpStream::from_std(std)
-                    .with_context(|| format!("cannot use the connection to {addr}"))?
-            }
-            None => {
-                let s = tokio::time::timeout(t, tokio::net::TcpStream::connect(addr))
-                    .await
-                    .map_err(|_| {
-                        anyhow!(
-                            "cannot connect to {addr}: no connection within {:.1} s",
-                            t.as_secs_f64()
-                        )
-                    })?
-                    .with_context(|| format!("cannot connect to {addr}"))?;
-                let _ = s.set_nodelay(true);
-                s
-            }
-        };
+        let site = self.site.clone();
+        let std = tokio::task::spawn_blocking(move || {
+            site.enter(move || {
+                let s = std::net::TcpStream::connect_timeout(&addr, t)?;
+                s.set_nonblocking(true)?;
+                s.set_nodelay(true)?;
+                Ok(s)
+            })
+        })
+        .await
+        .map_err(|e| anyhow!("the connect task failed: {e}"))?
+        .with_context(|| format!("cannot connect to {addr} (within {:.1} s)", t.as_secs_f64()))?;
+        let stream = tokio::net::TcpStream::from_std(std)
+            .with_context(|| format!("cannot use the connection to {addr}"))?;
         let (send, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
@@ -812,11 +792,11 @@ impl fmt::Debug for ServeProcess {
 }
 
 impl ServeProcess {
-    /// Starts `binary serve --listen LISTEN --token TOKEN` in network
-    /// namespace `ns` and returns once it says it listens (within 5 s), or
-    /// fails with what it printed (and is ended).
-    pub fn spawn_in_netns(
-        ns: &str,
+    /// Starts `binary serve --listen LISTEN --token TOKEN` at `site` and
+    /// returns once it says it listens (within 5 s), or fails with what it
+    /// printed (and is ended).
+    pub fn spawn_at(
+        site: &Site,
         binary: &Path,
         listen: SocketAddr,
         token: &str,
@@ -828,9 +808,8 @@ impl ServeProcess {
                 binary.display()
             );
         }
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(binary)
+        let mut child = site
+            .command(binary)
             .args(["serve", "--listen", &listen.to_string(), "--token", token])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -839,8 +818,9 @@ impl ServeProcess {
             .spawn()
             .with_context(|| {
                 format!(
-                    "cannot run `ip netns exec {ns} {} serve` (install iproute2)",
-                    binary.display()
+                    "cannot run `{} serve` at {}",
+                    binary.display(),
+                    site.describe()
                 )
             })?;
         let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -868,7 +848,7 @@ impl ServeProcess {
             stderr,
             drain,
         };
-        me.wait_listening(ns)?; // on failure, dropping `me` ends it
+        me.wait_listening(&site.describe())?; // on failure, dropping `me` ends it
         Ok(me)
     }
 
@@ -876,7 +856,7 @@ impl ServeProcess {
     /// bound (`client-probe: control API on http://...`), or its exit.
     /// (Connecting to the address would not do: another process may
     /// already listen there, and this one then fails to bind.)
-    fn wait_listening(&mut self, ns: &str) -> Result<()> {
+    fn wait_listening(&mut self, place: &str) -> Result<()> {
         let start = Instant::now();
         loop {
             if self.stderr().contains(READY_LINE) {
@@ -892,14 +872,14 @@ impl ServeProcess {
                     let _ = d.join();
                 }
                 bail!(
-                    "client-probe serve in namespace {ns} exited ({status}) before listening on {}: {}",
+                    "client-probe serve in {place} exited ({status}) before listening on {}: {}",
                     self.listen,
                     self.stderr().trim()
                 );
             }
             if start.elapsed() >= SERVE_READY_WAIT {
                 bail!(
-                    "client-probe serve in namespace {ns} (PID {}) does not listen on {} after {} s: {}",
+                    "client-probe serve in {place} (PID {}) does not listen on {} after {} s: {}",
                     self.pid(),
                     self.listen,
                     SERVE_READY_WAIT.as_secs(),
@@ -920,7 +900,7 @@ impl ServeProcess {
         self.listen
     }
 
-    /// `http://LISTEN`, for [`RemoteProbe::connect_from_netns`].
+    /// `http://LISTEN`, for [`RemoteProbe::connect_at`].
     pub fn base_url(&self) -> String {
         format!("http://{}", self.listen)
     }

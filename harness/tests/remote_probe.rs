@@ -7,7 +7,7 @@
 //! a thread that entered the namespace; the socket stays in it, its loop
 //! runs in this process). `client-probe serve` runs inside it via
 //! [`ServeProcess`] and listens on 198.18.254.1:7100; the harness side
-//! reaches it with [`RemoteProbe::connect_from_netns`], whose connections
+//! reaches it with [`RemoteProbe::connect_at`], whose connections
 //! are opened from inside the namespace (as the harness reaches the guest
 //! agent). No interface leaves the namespace; no route is added.
 //!
@@ -20,6 +20,7 @@
     reason = "tests: a panic with its message is the failure report"
 )]
 
+use harness::backend::Site;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -177,7 +178,8 @@ fn remote_probe_start_stop_collect_and_failures_in_a_namespace() {
         let ns = TestNetns::create();
         let refl = Reflector::start_in(&ns.name);
         let listen: SocketAddr = format!("{ADDR}:7100").parse().unwrap();
-        let mut serve = ServeProcess::spawn_in_netns(&ns.name, &binary, listen, TOKEN).unwrap();
+        let mut serve =
+            ServeProcess::spawn_at(&Site::lab_namespace(&ns.name), &binary, listen, TOKEN).unwrap();
         let pid = serve.pid();
         // `ip netns exec` replaced itself with client-probe: the PID is its.
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
@@ -193,7 +195,7 @@ fn remote_probe_start_stop_collect_and_failures_in_a_namespace() {
         rt.block_on(async {
             // A wrong token: refused at once, saying so.
             let t = Instant::now();
-            let e = RemoteProbe::connect_from_netns(&ns.name, &base, "wrong-token")
+            let e = RemoteProbe::connect_at(&Site::lab_namespace(&ns.name), &base, "wrong-token")
                 .await
                 .unwrap_err();
             let msg = format!("{e:#}");
@@ -202,7 +204,7 @@ fn remote_probe_start_stop_collect_and_failures_in_a_namespace() {
             assert!(msg.contains(&base) && msg.contains("/v1/health"), "{msg}");
             assert!(t.elapsed() < Duration::from_secs(2), "not retried");
 
-            let probe = RemoteProbe::connect_from_netns(&ns.name, &base, TOKEN)
+            let probe = RemoteProbe::connect_at(&Site::lab_namespace(&ns.name), &base, TOKEN)
                 .await
                 .unwrap();
             assert_eq!(probe.base(), base);
@@ -320,7 +322,7 @@ fn remote_probe_start_stop_collect_and_failures_in_a_namespace() {
 
             // A remote that stops answering: every request times out.
             probe.start(refl.addr, 1000, 64).await.unwrap();
-            let impatient = RemoteProbe::connect_from_netns(&ns.name, &base, TOKEN)
+            let impatient = RemoteProbe::connect_at(&Site::lab_namespace(&ns.name), &base, TOKEN)
                 .await
                 .unwrap()
                 .with_timeouts(Timeouts {
@@ -383,15 +385,23 @@ fn dropping_a_serve_process_ends_it_and_leaves_nothing() {
         ip(&["netns", "add", &name]).unwrap();
         let _ns = TestNetns { name: name.clone() };
         ip_in(&name, &["link", "set", "lo", "up"]).unwrap();
-        let serve =
-            ServeProcess::spawn_in_netns(&name, &binary, "127.0.0.1:7100".parse().unwrap(), TOKEN)
-                .unwrap();
+        let serve = ServeProcess::spawn_at(
+            &Site::lab_namespace(&name),
+            &binary,
+            "127.0.0.1:7100".parse().unwrap(),
+            TOKEN,
+        )
+        .unwrap();
         let pid = serve.pid();
         assert!(process_exists(pid));
         // A second one on the same address fails, with what it said.
-        let e =
-            ServeProcess::spawn_in_netns(&name, &binary, "127.0.0.1:7100".parse().unwrap(), TOKEN)
-                .unwrap_err();
+        let e = ServeProcess::spawn_at(
+            &Site::lab_namespace(&name),
+            &binary,
+            "127.0.0.1:7100".parse().unwrap(),
+            TOKEN,
+        )
+        .unwrap_err();
         let msg = format!("{e:#}");
         assert!(
             msg.contains("exited") && msg.contains("cannot listen"),

@@ -1,10 +1,11 @@
 //! The default backend: two QEMU processes per VM in the embedded lab,
 //! migrated over QMP.
 
-use super::{Backend, MigrationRequest};
+use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared, Site};
 use crate::agent_client::AgentClient;
+use crate::bundle::Bundle;
 use crate::clock::now_ns;
-use crate::guest::GuestImage;
+use crate::guest::{build_image_with, find_agent, find_kernel, GuestImage, KernelChoice};
 use crate::lab::netlink::LinkControl;
 use crate::lab::netns::in_netns;
 use crate::lab::{Lab, Node};
@@ -15,9 +16,10 @@ use crate::scenario::{Acceleration, FaultKind, Scenario};
 use anyhow::{bail, Context, Result};
 use measure::migration::qmp::MigrationInfo;
 use measure::migration::record::{MigrationRecord, RepStatus, Sample, SideEvent};
+use measure::summary::ClockAlignment;
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,8 @@ pub const CONTROL_PORT: u16 = 7000;
 pub const REFLECTOR_PORT: u16 = 7001;
 /// How often the source is asked `query-migrate` (20 Hz).
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+/// The client namespace's interface on the guest's LAN.
+const CLIENT_IF: &str = "eth0";
 /// How long `auto` gives a KVM guest to answer before falling back to TCG.
 pub const KVM_PROOF_DEADLINE: Duration = Duration::from_secs(12);
 
@@ -47,7 +51,10 @@ pub struct LocalLab {
     /// Every QEMU command line started, in order, for the bundle.
     pub qemu_cmdlines: Vec<String>,
     scenario: Scenario,
-    image: GuestImage,
+    kernel: KernelChoice,
+    agent_binary: PathBuf,
+    extras: Vec<PathBuf>,
+    image: Option<GuestImage>,
     token: String,
     running: Option<QemuProcess>,
     standby: Option<QemuProcess>,
@@ -73,12 +80,29 @@ fn tail_of(path: &Path, lines: usize) -> String {
 }
 
 impl LocalLab {
-    /// A lab with no QEMU running yet.
-    pub fn new(lab: Lab, scenario: &Scenario, image: GuestImage) -> Self {
+    /// Finds the guest kernel and the agent for `scenario` (failing before
+    /// anything is made if one is missing) and builds the lab's
+    /// namespaces and links; no QEMU runs yet. `extras` are host programs
+    /// to ship into the guest image (the benchmarks' tools).
+    pub fn create(scenario: &Scenario, agent: Option<&Path>, extras: Vec<PathBuf>) -> Result<Self> {
+        let kernel = find_kernel(&scenario.vm.kernel)?;
+        let agent_binary = find_agent(agent)?;
+        let lab =
+            Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
+        Ok(Self::new(lab, scenario, kernel, agent_binary, extras))
+    }
+
+    fn new(
+        lab: Lab,
+        scenario: &Scenario,
+        kernel: KernelChoice,
+        agent_binary: PathBuf,
+        extras: Vec<PathBuf>,
+    ) -> Self {
         let guest_addr = lab.addrs.guest(0);
         let token = random_token();
         let agent = AgentClient {
-            netns: lab.client_ns(),
+            site: Site::lab_namespace(&lab.client_ns()),
             addr: SocketAddr::from((guest_addr, CONTROL_PORT)),
             token: token.clone(),
         };
@@ -90,19 +114,15 @@ impl LocalLab {
             guest_addr,
             qemu_cmdlines: Vec::new(),
             scenario: scenario.clone(),
-            image,
+            kernel,
+            agent_binary,
+            extras,
+            image: None,
             token,
             running: None,
             standby: None,
             generation: 0,
         }
-    }
-
-    /// Replaces the scenario used for the next migrations (a sweep point:
-    /// migration settings may differ; the VM's shape must not, and does not,
-    /// since sweeps cannot change it while the VM runs).
-    pub fn set_scenario(&mut self, s: &Scenario) {
-        self.scenario = s.clone();
     }
 
     /// The reflector's address, for the probe.
@@ -128,6 +148,7 @@ impl LocalLab {
         self.generation += 1;
         let tag = format!("vm0-{}-{}", node.letter(), self.generation);
         let dir = &self.lab.state_dir;
+        let image = self.image.as_ref().context("no guest image yet")?;
         let spec = QemuSpec {
             name: format!("lmig-{}-{tag}", self.lab.id),
             accel,
@@ -136,8 +157,8 @@ impl LocalLab {
             nic: self.scenario.vm.nic,
             mac: format!("52:54:00:4c:4d:{:02x}", self.guest_addr.octets()[3]),
             tap: self.lab.tap(0),
-            kernel: self.image.kernel.vmlinuz.clone(),
-            initrd: self.image.initramfs.clone(),
+            kernel: image.kernel.vmlinuz.clone(),
+            initrd: image.initramfs.clone(),
             append: kernel_append(
                 &format!("{}/{}", self.guest_addr, self.lab.addrs.lan_prefix),
                 &self.token,
@@ -148,7 +169,7 @@ impl LocalLab {
             console: dir.join(format!("{tag}.console.log")),
             incoming,
         };
-        self.qemu_cmdlines.push(format!(
+        let cmdline = format!(
             "ip netns exec {} {} {}",
             self.lab.node_ns(node),
             crate::qemu::process::QEMU,
@@ -161,7 +182,8 @@ impl LocalLab {
                 })
                 .collect::<Vec<_>>()
                 .join(" ")
-        ));
+        );
+        self.qemu_cmdlines.push(self.redact(&cmdline));
         let mut q = QemuProcess::spawn(
             &self.lab.node_ns(node),
             node,
@@ -350,21 +372,55 @@ impl LocalLab {
         self.lab.teardown()
     }
 
-    /// Copies consoles and QEMU logs into `dest`.
+    /// `text` with the agent's token replaced by `<redacted>`.
+    fn redact(&self, text: &str) -> String {
+        if self.token.is_empty() {
+            return text.to_string();
+        }
+        text.replace(&self.token, "<redacted>")
+    }
+
+    /// Builds the guest image (the agent as `/init`, the NIC modules and
+    /// the extras) in the lab's state folder.
+    fn build_image(&mut self) -> Result<()> {
+        let image = build_image_with(
+            &self.kernel,
+            &self.agent_binary,
+            self.scenario.vm.nic,
+            &self.lab.state_dir,
+            &self.extras,
+        )
+        .context("building the guest image")?;
+        self.image = Some(image);
+        Ok(())
+    }
+
+    /// The guest image's provenance (kernel, initramfs, agent, hashes), once built.
+    pub fn guest_image(&self) -> Option<&GuestImage> {
+        self.image.as_ref()
+    }
+
+    /// Copies consoles and QEMU logs into `dest`, with the agent's token
+    /// redacted.
     pub fn collect_logs(&self, dest: &Path) -> Result<()> {
         std::fs::create_dir_all(dest)
             .with_context(|| format!("cannot create {}", dest.display()))?;
         for e in std::fs::read_dir(&self.lab.state_dir)?.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.ends_with(".log") {
-                std::fs::copy(e.path(), dest.join(&name))
-                    .with_context(|| format!("cannot copy {name}"))?;
+                // The guest's kernel prints its command line, which
+                // carries the agent's token.
+                let bytes =
+                    std::fs::read(e.path()).with_context(|| format!("cannot read {name}"))?;
+                let text = String::from_utf8_lossy(&bytes);
+                std::fs::write(dest.join(&name), self.redact(&text))
+                    .with_context(|| format!("cannot write {name}"))?;
             }
         }
         Ok(())
     }
 
-    fn capabilities(&self) -> Value {
+    fn qmp_capabilities(&self) -> Value {
         let mut caps = vec![json!({"capability": "events", "state": true})];
         for (name, on) in &self.scenario.migration.capabilities {
             if name != "events" {
@@ -397,7 +453,7 @@ impl LocalLab {
         live: &Live,
         of: u32,
     ) -> Result<()> {
-        let caps = self.capabilities();
+        let caps = self.qmp_capabilities();
         let extra = self.extra_parameters();
         let uri = format!(
             "tcp:{}:{MIGRATION_PORT}",
@@ -593,6 +649,84 @@ fn progress_line(
 impl Backend for LocalLab {
     fn name(&self) -> &'static str {
         "local-qemu"
+    }
+
+    fn run_id(&self) -> &str {
+        &self.lab.id
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            pause: true,
+            network_cut: true,
+            kill_qemu: true,
+            qmp_knobs: true,
+            disks: false,
+        }
+    }
+
+    fn notices(&self) -> Vec<String> {
+        self.lab.swept.sweep_lines()
+    }
+
+    async fn prepare(&mut self, scenario: &Scenario, live: &Live) -> Result<Prepared> {
+        self.scenario = scenario.clone();
+        self.build_image()?;
+        let health = self.boot(scenario.acceleration, live).await?;
+        Ok(Prepared {
+            health,
+            acceleration: self.accel.to_string(),
+            acceleration_note: self.accel_note.clone(),
+        })
+    }
+
+    fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            agent: self.agent.clone(),
+            reflector: self.reflector(),
+            guest: self.guest_addr.into(),
+            client: Site::lab_namespace(&self.lab.client_ns()),
+            client_addr: self.lab.addrs.client.into(),
+            announce_interface: Some(CLIENT_IF.into()),
+        }
+    }
+
+    fn clock_alignment(&self) -> ClockAlignment {
+        ClockAlignment::shared_host_clock()
+    }
+
+    fn set_scenario(&mut self, s: &Scenario) {
+        self.scenario = s.clone();
+    }
+
+    async fn pause_guest(&self, d: Duration) -> Result<(i64, i64)> {
+        LocalLab::pause_guest(self, d).await
+    }
+
+    async fn cut_network(&self, d: Duration) -> Result<(i64, i64, i64)> {
+        LocalLab::cut_network(self, d).await
+    }
+
+    fn scratch_dir(&self) -> PathBuf {
+        self.lab.state_dir.clone()
+    }
+
+    fn vm_facts(&self) -> Option<Value> {
+        self.image
+            .as_ref()
+            .and_then(|i| serde_json::to_value(i).ok())
+    }
+
+    fn collect(&self, bundle: &Bundle) -> Result<()> {
+        bundle.write(
+            "qemu-cmdlines.txt",
+            (self.qemu_cmdlines.join("\n\n") + "\n").as_bytes(),
+        )?;
+        self.collect_logs(&bundle.dir.join("logs"))
+    }
+
+    async fn teardown(&mut self) -> Result<()> {
+        self.shutdown().await
     }
 
     async fn migrate(

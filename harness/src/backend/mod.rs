@@ -1,15 +1,42 @@
 //! Where migrations happen.
 //!
-//! A [`Backend`] moves one VM between two hosts and records what the
-//! hypervisor saw. The local QEMU lab ([`local::LocalLab`]) is the first
-//! implementation; libvirt (`virsh migrate --live` + `domjobinfo`) and
-//! Proxmox (`POST /nodes/{node}/qemu/{vmid}/migrate` + task log) fit the
-//! same shape: they produce a [`MigrationRecord`] from their own sources.
+//! A [`Backend`] owns one VM on two hosts for the whole run: it prepares
+//! it (builds or finds it), says how to reach it ([`Endpoints`]) and what
+//! it can do ([`Capabilities`]), migrates it back and forth recording what
+//! the hypervisor and the platform saw ([`MigrationRecord`]: markers and
+//! statistics), hands its logs and facts to the bundle, and tears down
+//! what it made. The run loop, streams, sweeps, calibration and faults know
+//! only this interface.
+//!
+//! The local QEMU lab ([`local::LocalLab`]: namespaces, taps, QMP) is the
+//! first backend. A new one (libvirt, Proxmox) is a module beside
+//! `local/` implementing [`Backend`]; nothing outside `backend/` knows
+//! about namespaces, taps or QMP sockets.
 
 pub mod local;
+mod site;
 
-use crate::scenario::FaultSpec;
+pub use site::Site;
+
+use crate::agent_client::AgentClient;
+use crate::bundle::Bundle;
+use crate::live::Live;
+use crate::scenario::{FaultSpec, Scenario};
 use measure::migration::record::MigrationRecord;
+use measure::summary::ClockAlignment;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// The backend a scenario runs on, created (nothing started yet). Today
+/// every scenario runs on the local lab; `agent` overrides the guest
+/// agent binary, `extras` are host programs to ship into the guest image.
+pub fn open(
+    scenario: &Scenario,
+    agent: Option<&std::path::Path>,
+    extras: Vec<std::path::PathBuf>,
+) -> anyhow::Result<impl Backend> {
+    local::LocalLab::create(scenario, agent, extras)
+}
 
 /// What the run loop asks of a backend for one repetition.
 pub struct MigrationRequest<'a> {
@@ -25,20 +52,102 @@ pub struct MigrationRequest<'a> {
     pub cancel: &'a std::sync::atomic::AtomicBool,
 }
 
-/// A place where a VM can be live-migrated.
+/// How the measurement reaches the VM and where the client's side runs.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The guest agent's control API (address, token, and where to
+    /// connect from).
+    pub agent: AgentClient,
+    /// The agent's UDP reflector, for the probe.
+    pub reflector: SocketAddr,
+    /// The guest's address, for the streams it serves.
+    pub guest: IpAddr,
+    /// Where the probe, the stream receivers and the announce watcher run.
+    pub client: Site,
+    /// The client's own address as the guest sees it (where the guest
+    /// sends its RTP stream).
+    pub client_addr: IpAddr,
+    /// The client's interface on the guest's LAN, where QEMU's RARP
+    /// announces can be captured; `None` when the backend cannot say.
+    pub announce_interface: Option<String>,
+}
+
+/// What a backend can do beyond migrating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Pause the guest for a set time (`harness calibrate`).
+    pub pause: bool,
+    /// Cut the guest's network for a set time (`harness calibrate`).
+    pub network_cut: bool,
+    /// Kill a QEMU mid-migration (`[[fault]]`).
+    pub kill_qemu: bool,
+    /// Set QMP migration capabilities and parameters
+    /// (`migration.capabilities`, `migration.parameters`).
+    pub qmp_knobs: bool,
+    /// Migrate local disks.
+    pub disks: bool,
+}
+
+/// What [`Backend::prepare`] found out.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The agent's health answer.
+    pub health: wire::control::Health,
+    /// `kvm` or `tcg` (or what the platform says).
+    pub acceleration: String,
+    /// Why that acceleration.
+    pub acceleration_note: String,
+}
+
+/// A place where a VM can be live-migrated, for the length of one run.
+#[expect(
+    async_fn_in_trait,
+    reason = "used with concrete types only, never as dyn"
+)]
 pub trait Backend {
     /// Short name for manifests (`local-qemu`, `libvirt`, `proxmox`).
     fn name(&self) -> &'static str;
+    /// The run's id (names the bundle).
+    fn run_id(&self) -> &str;
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+    /// Lines to show before the run starts (what a sweep of killed runs
+    /// removed, say).
+    fn notices(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Brings the VM up (or finds it) and waits until its agent answers.
+    async fn prepare(&mut self, scenario: &Scenario, live: &Live) -> anyhow::Result<Prepared>;
+    /// How to reach the VM and where the client runs; valid after
+    /// [`Backend::prepare`].
+    fn endpoints(&self) -> Endpoints;
+    /// How host, client and guest clocks relate, for this backend and
+    /// this probe placement.
+    fn clock_alignment(&self) -> ClockAlignment;
+    /// Uses `s` for the next migrations (a sweep point).
+    fn set_scenario(&mut self, s: &Scenario);
     /// Migrates the VM to the other host and records everything seen.
     /// Failures of the migration are recorded in the result, not returned
     /// as errors; an `Err` means the backend itself broke.
-    #[expect(
-        async_fn_in_trait,
-        reason = "used with concrete types only, never as dyn"
-    )]
     async fn migrate(
         &mut self,
         req: &MigrationRequest<'_>,
-        live: &crate::live::Live,
+        live: &Live,
     ) -> anyhow::Result<MigrationRecord>;
+    /// Pauses the guest for `d`; returns the pause as the host timed it
+    /// (start, end, ns). Only when [`Capabilities::pause`].
+    async fn pause_guest(&self, d: Duration) -> anyhow::Result<(i64, i64)>;
+    /// Cuts the guest's network for about `d`; returns start, end and
+    /// their uncertainty (ns). Only when [`Capabilities::network_cut`].
+    async fn cut_network(&self, d: Duration) -> anyhow::Result<(i64, i64, i64)>;
+    /// A folder for scratch files, removed at teardown.
+    fn scratch_dir(&self) -> std::path::PathBuf;
+    /// What the VM is, for the manifest (the local lab: its guest image's
+    /// kernel, initramfs, agent and their hashes).
+    fn vm_facts(&self) -> Option<serde_json::Value>;
+    /// Writes the backend's logs and facts into the bundle (consoles,
+    /// command lines, daemon logs), with every secret redacted.
+    fn collect(&self, bundle: &Bundle) -> anyhow::Result<()>;
+    /// Ends everything the backend started and removes what it made.
+    async fn teardown(&mut self) -> anyhow::Result<()>;
 }

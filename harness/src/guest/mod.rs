@@ -4,4 +4,4 @@
 pub mod cpio;
 pub mod image;
 
-pub use image::{build_image, find_agent, find_kernel, GuestImage, KernelChoice};
+pub use image::{build_image, build_image_with, find_agent, find_kernel, GuestImage, KernelChoice};

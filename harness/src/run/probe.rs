@@ -4,7 +4,7 @@
 //! clock-offset exchanges before and after, exactly as a probe on a tester's
 //! laptop would be driven (`docs/remote-probe.md`).
 
-use crate::lab::netns::in_netns;
+use crate::backend::Site;
 use crate::remote_probe::{ClockAlignment, ClockOffsetRecord, RemoteProbe, ServeProcess};
 use anyhow::{Context, Result};
 use client_probe::{LiveStats, ProbeConfig, ProbeOptions, Prober};
@@ -52,15 +52,16 @@ pub fn find_client_probe() -> Result<PathBuf> {
 }
 
 impl ProbeHandle {
-    /// Starts the probe in-process, its socket in namespace `ns`.
+    /// Starts the probe in-process, its socket at `site`.
     pub fn start_local(
-        ns: &str,
+        site: &Site,
         target: SocketAddr,
         rate_hz: u32,
         payload_len: usize,
     ) -> Result<Self> {
-        let socket = in_netns(ns, || std::net::UdpSocket::bind("0.0.0.0:0"))
-            .context("opening the probe socket in the client namespace")?;
+        let socket = site
+            .enter(|| std::net::UdpSocket::bind("0.0.0.0:0"))
+            .with_context(|| format!("opening the probe socket at {}", site.describe()))?;
         let prober = Prober::start_with(
             socket,
             ProbeConfig {
@@ -80,10 +81,10 @@ impl ProbeHandle {
         Ok(Self::Local(prober))
     }
 
-    /// Starts `client-probe serve` in namespace `ns` listening on
-    /// `listen_ip`, measures the clock offset, and starts probing.
+    /// Starts `client-probe serve` at `site` listening on `listen_ip`,
+    /// measures the clock offset, and starts probing.
     pub async fn start_served(
-        ns: &str,
+        site: &Site,
         listen_ip: std::net::Ipv4Addr,
         target: SocketAddr,
         rate_hz: u32,
@@ -92,9 +93,9 @@ impl ProbeHandle {
         let binary = find_client_probe()?;
         let token = format!("lmig-{:016x}", rand_u64());
         let listen = SocketAddr::from((listen_ip, SERVE_PORT));
-        let serve = ServeProcess::spawn_in_netns(ns, &binary, listen, &token)?;
+        let serve = ServeProcess::spawn_at(site, &binary, listen, &token)?;
         let remote = Arc::new(
-            RemoteProbe::connect_from_netns(ns, &serve.base_url(), &token)
+            RemoteProbe::connect_at(site, &serve.base_url(), &token)
                 .await
                 .context("connecting to the served probe")?,
         );
@@ -137,7 +138,7 @@ impl ProbeHandle {
 
     /// What the probe recorded since the previous checkpoint, with its
     /// fields as they stand, on this host's clock, for
-    /// [`crate::probe_checkpoint::save`].
+    /// [`crate::run::checkpoint::save`].
     pub async fn checkpoint(&self) -> Result<(ProbeRecord, client_probe::ProbeDelta)> {
         match self {
             Self::Local(p) => Ok((p.meta(), p.checkpoint().context("checkpointing the probe")?)),

@@ -12,9 +12,9 @@
 //! stream/http.json   connection breaks and resumptions, status, byte rate
 //! ```
 
-use crate::backend::local::LocalLab;
+use crate::agent_client::AgentClient;
+use crate::backend::Endpoints;
 use crate::bundle::Bundle;
-use crate::lab::netns::in_netns;
 use crate::live::Live;
 use crate::scenario::{ClipParams, Scenario};
 use anyhow::{Context, Result};
@@ -55,25 +55,29 @@ fn cache_dir() -> PathBuf {
 
 impl Streams {
     /// Starts the scenario's streams, if it has any.
-    pub async fn start(scenario: &Scenario, local: &LocalLab, live: &Live) -> Result<Streams> {
+    pub async fn start(scenario: &Scenario, ep: &Endpoints, live: &Live) -> Result<Streams> {
         let mut s = Streams::default();
-        let ns = local.lab.client_ns();
-        let client_ip = local.lab.addrs.client;
+        let client_ip = ep.client_addr;
         if let Some(r) = &scenario.workload.rtp {
             live.println("making the RTP clip (cached after the first time)...");
             let (clip, path) = media::clip_cached(&clip_spec(&r.clip), &cache_dir())
                 .context("making the test clip for the RTP stream")?;
-            local
-                .agent
+            ep.agent
                 .put_file("clip.lmc", clip.encode())
                 .await
                 .with_context(|| format!("handing the clip {} to the agent", path.display()))?;
             let port = r.port;
-            let socket = in_netns(&ns, move || std::net::UdpSocket::bind(("0.0.0.0", port)))
-                .context("opening the RTP receiver's socket in the client namespace")?;
+            let socket = ep
+                .client
+                .enter(move || std::net::UdpSocket::bind(("0.0.0.0", port)))
+                .with_context(|| {
+                    format!(
+                        "opening the RTP receiver's socket at {}",
+                        ep.client.describe()
+                    )
+                })?;
             let rx = RtpReceiver::start(socket).context("starting the RTP receiver")?;
-            local
-                .agent
+            ep.agent
                 .start_workload(
                     RTP,
                     &wire::control::WorkloadSpec::Rtp {
@@ -101,13 +105,11 @@ impl Streams {
                 .context("making the test clip for the HTTP stream")?;
             let ts = media::mpegts(&clip).context("muxing the clip to MPEG-TS")?;
             let byte_rate = ts.bytes.len() as f64 / ts.duration_s.max(0.001);
-            local
-                .agent
+            ep.agent
                 .put_file("clip.ts", ts.bytes)
                 .await
                 .context("handing the MPEG-TS clip to the agent")?;
-            local
-                .agent
+            ep.agent
                 .start_workload(
                     HTTP,
                     &wire::control::WorkloadSpec::Http {
@@ -119,10 +121,10 @@ impl Streams {
                 )
                 .await
                 .context("starting the guest's HTTP server")?;
-            let guest = SocketAddr::from((local.guest_addr, h.port));
-            let ns2 = ns.clone();
+            let guest = SocketAddr::from((ep.guest, h.port));
+            let site = ep.client.clone();
             let connect = move || {
-                in_netns(&ns2, move || {
+                site.enter(move || {
                     std::net::TcpStream::connect_timeout(&guest, std::time::Duration::from_secs(2))
                 })
                 .map_err(|e| std::io::Error::other(format!("{e:#}")))
@@ -143,9 +145,9 @@ impl Streams {
 
     /// Stops the workloads (best effort: the guest may be gone) and the
     /// receivers, and writes what was received into the bundle.
-    pub async fn finish(self, local: &LocalLab, bundle: &Bundle, live: &Live) -> Result<()> {
+    pub async fn finish(self, agent: &AgentClient, bundle: &Bundle, live: &Live) -> Result<()> {
         if let Some((rx, mut meta)) = self.rtp {
-            meta.sender = local.agent.stop_workload(RTP).await.ok();
+            meta.sender = agent.stop_workload(RTP).await.ok();
             let cap = rx.stop();
             meta.datagrams = cap.arrivals.len() as u64;
             meta.without_kernel_ts = cap.arrivals.iter().filter(|a| !a.kernel_ts).count() as u64;
@@ -161,7 +163,7 @@ impl Streams {
             bundle.write_json("stream/rtp.json", &meta)?;
         }
         if let Some((dl, mut meta)) = self.http {
-            meta.sender = local.agent.stop_workload(HTTP).await.ok();
+            meta.sender = agent.stop_workload(HTTP).await.ok();
             let mut cap = dl.stop();
             let mut csv = String::from("rx_ns,bytes\n");
             for (t, n) in &cap.samples {
