@@ -1,27 +1,25 @@
-//! The harness: builds the embedded lab, boots guests running the agent,
-//! triggers pre-copy live migration over QMP, measures it from the client,
-//! the guest and the host, and writes result bundles.
+//! The harness: runs a scenario's migrations on a backend, measures them
+//! from the client, the guest and the host, and writes result bundles.
 //!
-//! Pure parts (scenario parsing, summaries, QMP readings) are separate
-//! from the I/O shells (lab, QEMU processes, sockets).
+//! Where to look (the measurement itself is the `measure` crate, with no
+//! I/O):
+//! - [`backend`]: where migrations happen; [`backend::local`] is the
+//!   embedded lab (namespaces, QEMU, QMP, the guest image, `doctor`);
+//!   [`backend::agent`] is the guest agent's control client;
+//! - [`run`]: `harness run`'s pipeline over any backend;
+//! - [`clients`]: the harness's client of a served probe;
+//! - [`bundle`]: the result folder: writing, loading, checksums, manifest;
+//! - [`report`]: `report.html`, `harness report`, `harness compare`;
+//! - [`bench`]: `harness bench probe` and `harness bench dirty`;
+//! - [`scenario`], [`clock`], [`live`]: the scenario file, the host's
+//!   clock, the live progress line.
 
-pub mod agent_client;
 pub mod backend;
 pub mod bench;
-pub mod bench_dirty;
 pub mod bundle;
+pub mod clients;
 pub mod clock;
-pub mod compare;
-pub mod decode;
-pub mod doctor;
-pub mod guest;
-pub mod lab;
 pub mod live;
-pub mod manifest;
-pub mod qemu;
-pub mod rebuild;
-pub mod remote_probe;
-pub mod report_html;
+pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod verify;

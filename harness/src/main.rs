@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use harness::bench::BenchOptions;
+use harness::bench::probe::BenchOptions;
 use harness::run::{run, Job, RunControl, RunOptions, ScenarioSource};
 use harness::scenario::{Acceleration, Nic, Scenario};
 use measure::calibration::CalibrationPlan;
@@ -155,7 +155,7 @@ enum BenchCmd {
         /// Target rates in MiB/s (whole numbers), comma-separated; `max`:
         /// as fast as possible.
         #[arg(long, value_delimiter = ',', default_value = "1,8,32,128,512,max")]
-        targets: Vec<harness::bench_dirty::Target>,
+        targets: Vec<harness::bench::dirty::Target>,
         /// Seconds per run (stress-ng's are lengthened to one pass over
         /// its buffer where needed, up to 20 s).
         #[arg(long, default_value_t = 3.0)]
@@ -275,7 +275,7 @@ where
                 }
                 let id = c2.lab_id.lock().ok().and_then(|g| g.clone());
                 if let Some(id) = id {
-                    let _ = harness::lab::topology::clean(&harness::lab::topology::CleanScope::Run(id));
+                    let _ = harness::backend::local::lab::topology::clean(&harness::backend::local::lab::topology::CleanScope::Run(id));
                 }
                 std::process::exit(128 + kind.as_raw_value());
             }
@@ -325,8 +325,8 @@ fn verdict_code(s: &measure::summary::Summary) -> Option<i32> {
 /// `harness bench probe`, with the same Ctrl-C handling as [`execute`].
 fn bench_probe(opts: BenchOptions) -> Result<i32> {
     with_lab_runtime(|ctl| async move {
-        let (report, bundle) = harness::bench::bench_probe(&opts, &ctl).await?;
-        print!("{}", harness::bench::to_table(&report));
+        let (report, bundle) = harness::bench::probe::bench_probe(&opts, &ctl).await?;
+        print!("{}", harness::bench::probe::to_table(&report));
         println!("bundle {}", bundle.display());
         if let Some(e) = &report.error {
             println!("error: {e}");
@@ -337,10 +337,10 @@ fn bench_probe(opts: BenchOptions) -> Result<i32> {
 }
 
 /// `harness bench dirty`, with the same Ctrl-C handling as [`execute`].
-fn bench_dirty(opts: harness::bench_dirty::DirtyBenchOptions) -> Result<i32> {
+fn bench_dirty(opts: harness::bench::dirty::DirtyBenchOptions) -> Result<i32> {
     with_lab_runtime(|ctl| async move {
-        let (report, bundle) = harness::bench_dirty::bench_dirty(&opts, &ctl).await?;
-        print!("{}", harness::bench_dirty::to_table(&report));
+        let (report, bundle) = harness::bench::dirty::bench_dirty(&opts, &ctl).await?;
+        print!("{}", harness::bench::dirty::to_table(&report));
         println!("bundle {}", bundle.display());
         if let Some(e) = &report.error {
             println!("error: {e}");
@@ -426,7 +426,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                     working_set_mib,
                     common,
                 },
-        } => bench_dirty(harness::bench_dirty::DirtyBenchOptions {
+        } => bench_dirty(harness::bench::dirty::DirtyBenchOptions {
             targets,
             seconds,
             working_set_mib,
@@ -438,7 +438,7 @@ fn real_main(cli: Cli) -> Result<i32> {
         Cmd::Lab {
             cmd: LabCmd::Clean { run, all },
         } => {
-            use harness::lab::topology::{clean, CleanScope};
+            use harness::backend::local::lab::topology::{clean, CleanScope};
             let scope = match (run, all) {
                 (Some(id), _) => CleanScope::Run(id),
                 (None, true) => CleanScope::All,
@@ -462,13 +462,13 @@ fn real_main(cli: Cli) -> Result<i32> {
                     agent,
                 },
         } => {
-            let k = harness::guest::find_kernel(&kernel)?;
-            let a = harness::guest::find_agent(agent.as_deref())?;
+            let k = harness::backend::local::guest::find_kernel(&kernel)?;
+            let a = harness::backend::local::guest::find_agent(agent.as_deref())?;
             let nic = match nic {
                 NicArg::VirtioNet => Nic::VirtioNet,
                 NicArg::E1000 => Nic::E1000,
             };
-            let img = harness::guest::build_image(&k, &a, nic, &out)?;
+            let img = harness::backend::local::guest::build_image(&k, &a, nic, &out)?;
             println!(
                 "kernel    {} ({})",
                 img.kernel.vmlinuz.display(),
@@ -480,12 +480,12 @@ fn real_main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Verify { bundle } => {
-            let report = harness::verify::verify_bundle(&bundle)?;
+            let report = harness::bundle::verify::verify_bundle(&bundle)?;
             print_ignoring_closed_pipe(&report.to_string())?;
             Ok(if report.passed() { 0 } else { 1 })
         }
         Cmd::Compare { a, b, json } => {
-            let c = harness::compare::compare(&a, &b)?;
+            let c = harness::report::compare::compare(&a, &b)?;
             let text = if json {
                 serde_json::to_string_pretty(&c).context("serialising the comparison")?
             } else {
@@ -495,7 +495,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Report { bundle } => {
-            let (s, rec) = harness::rebuild::regenerate(&bundle)?;
+            let (s, rec) = harness::report::regenerate(&bundle)?;
             for n in &rec.notes {
                 println!("note: {n}");
             }
@@ -513,7 +513,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             Ok(verdict_code(&s).unwrap_or(0))
         }
         Cmd::Doctor => {
-            let checks = harness::doctor::run_checks();
+            let checks = harness::backend::local::doctor::run_checks();
             let mut bad = 0;
             for c in &checks {
                 let mark = if c.ok {

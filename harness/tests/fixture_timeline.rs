@@ -8,10 +8,10 @@ use measure::timeline::*;
 
 /// The fixture: a real CI bundle whose repetition 2 has a reply gap
 /// split by a reply held through the pause.
-fn fixture() -> (harness::rebuild::BundleRecords, Vec<RepTimeline>) {
+fn fixture() -> (harness::bundle::load::BundleRecords, Vec<RepTimeline>) {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bundle-split-gap");
-    let rec = harness::rebuild::load(&dir).unwrap();
+    let rec = harness::bundle::load::load(&dir).unwrap();
     let a = rec.analyze();
     (rec, a.timelines)
 }

@@ -21,7 +21,7 @@ fn require_lab() {
         nix::unistd::geteuid().is_root(),
         "the lab tests need root (namespaces, taps): run them as root"
     );
-    let checks = harness::doctor::run_checks();
+    let checks = harness::backend::local::doctor::run_checks();
     let missing: Vec<String> = checks
         .iter()
         .filter(|c| !c.ok && !c.optional)
@@ -71,7 +71,7 @@ fn processes_of_run(id: &str) -> Vec<String> {
 fn assert_lab_gone(bundle: &Path) {
     let manifest: serde_json::Value = json_file(&bundle.join("manifest.json"));
     let id = manifest["run_id"].as_str().unwrap().to_string();
-    let left: Vec<String> = harness::lab::netns::list()
+    let left: Vec<String> = harness::backend::local::lab::netns::list()
         .into_iter()
         .filter(|n| n.starts_with(&format!("lmig-{id}-")))
         .collect();
@@ -198,12 +198,12 @@ rate_hz = 1000
     // every time.
     let written = std::fs::read(out.bundle.join("summary.json")).unwrap();
     for _ in 0..2 {
-        harness::rebuild::regenerate(&out.bundle).unwrap();
+        harness::report::regenerate(&out.bundle).unwrap();
         let again = std::fs::read(out.bundle.join("summary.json")).unwrap();
         assert!(written == again, "harness report changed summary.json");
     }
     // ...so the checksums written at the end of the run still hold.
-    let v = harness::verify::verify_bundle(&out.bundle).unwrap();
+    let v = harness::bundle::verify::verify_bundle(&out.bundle).unwrap();
     assert!(v.passed(), "{v}");
     // QEMU's RARP self-announce was seen on the client's link, right after
     // each RESUME, and marks the switchover.
@@ -355,12 +355,12 @@ after_ms = 300
 fn lab_clean_removes_what_a_crashed_run_left() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_lab();
-    let lab = harness::lab::Lab::create(1).unwrap();
+    let lab = harness::backend::local::lab::Lab::create(1).unwrap();
     let id = lab.id.clone();
     // A crash: nothing runs the lab's destructor.
     std::mem::forget(lab);
     assert_eq!(
-        harness::lab::netns::list()
+        harness::backend::local::lab::netns::list()
             .iter()
             .filter(|n| n.starts_with(&format!("lmig-{id}-")))
             .count(),
@@ -377,12 +377,14 @@ fn lab_clean_removes_what_a_crashed_run_left() {
         text.contains(&format!("removed namespace lmig-{id}-client")),
         "{text}"
     );
-    assert!(harness::lab::netns::list().iter().all(|n| !n.contains(&id)));
+    assert!(harness::backend::local::lab::netns::list()
+        .iter()
+        .all(|n| !n.contains(&id)));
     assert!(!Path::new("/run/lmig").join(&id).exists());
 
     // A lab whose harness still runs (this test process) is left alone by
     // a plain `lab clean`, which says so.
-    let lab = harness::lab::Lab::create(1).unwrap();
+    let lab = harness::backend::local::lab::Lab::create(1).unwrap();
     let (_, text) = harness_cli(&["lab".as_ref(), "clean".as_ref()]);
     assert!(
         text.contains(&format!(
@@ -643,7 +645,7 @@ seconds = 4
     }
     // The bundle re-derives to the same summary, streams included.
     let written = std::fs::read(out.bundle.join("summary.json")).unwrap();
-    harness::rebuild::regenerate(&out.bundle).unwrap();
+    harness::report::regenerate(&out.bundle).unwrap();
     assert!(written == std::fs::read(out.bundle.join("summary.json")).unwrap());
     assert_lab_gone(&out.bundle);
 }
@@ -730,7 +732,7 @@ fn wait_exit(child: &mut std::process::Child) -> i32 {
 }
 
 fn lab_namespaces(id: &str) -> Vec<String> {
-    harness::lab::netns::list()
+    harness::backend::local::lab::netns::list()
         .into_iter()
         .filter(|n| n.starts_with(&format!("lmig-{id}-")))
         .collect()
@@ -806,9 +808,9 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
     struct RemoveLabOnDrop(String);
     impl Drop for RemoveLabOnDrop {
         fn drop(&mut self) {
-            let _ = harness::lab::topology::clean(&harness::lab::topology::CleanScope::Run(
-                self.0.clone(),
-            ));
+            let _ = harness::backend::local::lab::topology::clean(
+                &harness::backend::local::lab::topology::CleanScope::Run(self.0.clone()),
+            );
         }
     }
     let _remove = RemoveLabOnDrop(id.clone());
@@ -834,7 +836,7 @@ fn sigterm_stops_a_run_in_order_and_a_killed_runs_lab_is_swept() {
     );
     let qemus: Vec<i32> = lab_namespaces(&id)
         .iter()
-        .flat_map(|ns| harness::lab::netns::pids(ns))
+        .flat_map(|ns| harness::backend::local::lab::netns::pids(ns))
         .collect();
     assert!(!qemus.is_empty(), "its QEMUs still run");
     // `harness doctor` points at it...

@@ -29,11 +29,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::clock::now_ns;
-use harness::lab::netns::{in_netns, ip, ip_in};
-use harness::remote_probe::{
+use harness::backend::local::lab::netns::{in_netns, ip, ip_in};
+use harness::clients::probe::{
     to_remote_clock, ClockAlignment, RemoteProbe, ServeProcess, Timeouts, DEFAULT_EXCHANGES,
 };
+use harness::clock::now_ns;
 use measure::probe::gaps::analyze;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wire::probe::{Kind, ProbePacket};
@@ -410,7 +410,7 @@ fn dropping_a_serve_process_ends_it_and_leaves_nothing() {
         pid
     };
     assert!(!process_exists(pid), "PID {pid} still exists");
-    assert!(!harness::lab::netns::list().contains(&name));
+    assert!(!harness::backend::local::lab::netns::list().contains(&name));
 }
 
 /// A fake control API on 127.0.0.1: answers every request from `answer`
@@ -484,7 +484,7 @@ async fn garbled_answers_name_the_endpoint() {
     let msg = format!("{e:#}");
     assert!(msg.contains("GET /v1/time") && msg.contains(&base), "{msg}");
     assert!(msg.contains("not a valid TimeReply"), "{msg}");
-    let fake_offset = harness::remote_probe::ClockOffsetRecord::from_exchanges(
+    let fake_offset = harness::clients::probe::ClockOffsetRecord::from_exchanges(
         &base,
         vec![wire::clocksync::TimeSample {
             t0_ns: 0,

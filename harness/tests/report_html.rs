@@ -11,7 +11,7 @@
 // Helpers outside #[test] fns panic on a broken fixture: a test failure.
 #![allow(clippy::unwrap_used)]
 
-use harness::report_html::{render_html, rep_timelines, ReportInput};
+use harness::report::html::{render_html, rep_timelines, ReportInput};
 use measure::migration::marker::MarkerKind;
 use measure::migration::record::{RepRecord, RepStatus};
 use measure::probe::record::{ProbeRecord, ReplyRecord, SenderLate};
@@ -29,7 +29,7 @@ fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bundle-split-gap")
 }
 
-/// A bundle's records, read here until `harness::rebuild::load` is the
+/// A bundle's records, read here until `harness::bundle::load::load` is the
 /// one place that does it.
 struct Bundle {
     reps: Vec<RepRecord>,

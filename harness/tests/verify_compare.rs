@@ -5,8 +5,8 @@
     reason = "tests: a panic with its message is the failure report"
 )]
 
-use harness::compare::compare;
-use harness::verify::{verify_bundle, write_checksums, CHECKSUM_FILE};
+use harness::bundle::verify::{verify_bundle, write_checksums, CHECKSUM_FILE};
+use harness::report::compare::compare;
 use measure::stats::Verdict;
 use measure::summary::{RepSummary, Summary};
 use std::path::{Path, PathBuf};

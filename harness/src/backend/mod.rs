@@ -13,15 +13,16 @@
 //! `local/` implementing [`Backend`]; nothing outside `backend/` knows
 //! about namespaces, taps or QMP sockets.
 
+pub mod agent;
 pub mod local;
 mod site;
 
 pub use site::Site;
 
-use crate::agent_client::AgentClient;
 use crate::bundle::Bundle;
 use crate::live::Live;
 use crate::scenario::{FaultSpec, Scenario};
+use agent::AgentClient;
 use measure::migration::record::MigrationRecord;
 use measure::summary::ClockAlignment;
 use std::net::{IpAddr, SocketAddr};
@@ -140,6 +141,9 @@ pub trait Backend {
     /// Cuts the guest's network for about `d`; returns start, end and
     /// their uncertainty (ns). Only when [`Capabilities::network_cut`].
     async fn cut_network(&self, d: Duration) -> anyhow::Result<(i64, i64, i64)>;
+    /// The hypervisor's version, for the manifest (`QEMU emulator version
+    /// 10.0.2 …`).
+    fn hypervisor_version(&self) -> Option<String>;
     /// A folder for scratch files, removed at teardown.
     fn scratch_dir(&self) -> std::path::PathBuf;
     /// What the VM is, for the manifest (the local lab: its guest image's

@@ -39,7 +39,7 @@ impl Site {
         F: FnOnce() -> std::io::Result<T> + Send + 'static,
     {
         match &self.netns {
-            Some(ns) => crate::lab::netns::in_netns(ns, f),
+            Some(ns) => crate::backend::local::lab::netns::in_netns(ns, f),
             None => f().context("at the harness's own network"),
         }
     }

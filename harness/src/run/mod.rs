@@ -9,23 +9,22 @@
 //! - [`repetitions`]: the sweep points and the migrations of each;
 //! - [`calibrate`]: known pauses and cuts instead of migrations;
 //! - [`probe`]: the client probe, in-process or served;
-//! - [`checkpoint`]: the probe's record saved after every repetition;
 //! - [`streams`]: the RTP and HTTP video streams;
 //! - [`records`]: what the run writes into the bundle at its end.
 
 pub mod calibrate;
-pub mod checkpoint;
 pub mod probe;
 mod records;
 mod repetitions;
 pub mod streams;
 
 use crate::backend::{Backend, Capabilities};
+use crate::bundle::load::ALIGNMENT_FILE;
+use crate::bundle::manifest::{git_describe, HostFacts, Manifest, SCHEMA};
 use crate::bundle::Bundle;
 use crate::clock::{compact_stamp, now_ns, rfc3339};
 use crate::live::Live;
-use crate::manifest::{git_describe, HostFacts, Manifest, SCHEMA};
-use crate::rebuild::{regenerate, ALIGNMENT_FILE};
+use crate::report::regenerate;
 use crate::scenario::{Acceleration, ProbeControl, Scenario};
 use anyhow::{Context, Result};
 use client_probe::AnnounceWatch;
@@ -264,7 +263,7 @@ pub async fn run_on<B: Backend>(
         backend: backend.name().into(),
         acceleration: None,
         acceleration_note: String::new(),
-        host: HostFacts::read(),
+        host: HostFacts::read(backend.hypervisor_version()),
         guest: None,
         agent_answered_at_end: None,
     };
@@ -290,7 +289,7 @@ pub async fn run_on<B: Backend>(
     let (summary, _) = regenerate(&bundle.dir).context("analysing the bundle")?;
     let teardown = backend.teardown().await;
     // Last: the checksum list `harness verify` checks the bundle against.
-    crate::verify::write_checksums(&bundle.dir).context("writing SHA256SUMS")?;
+    crate::bundle::verify::write_checksums(&bundle.dir).context("writing SHA256SUMS")?;
     teardown.context("tearing the backend down")?;
     if run_status == "failed" {
         if let Err(e) = body {

@@ -5,7 +5,7 @@
 //! laptop would be driven (`docs/remote-probe.md`).
 
 use crate::backend::Site;
-use crate::remote_probe::{ClockAlignment, ClockOffsetRecord, RemoteProbe, ServeProcess};
+use crate::clients::probe::{ClockAlignment, ClockOffsetRecord, RemoteProbe, ServeProcess};
 use anyhow::{Context, Result};
 use client_probe::{LiveStats, ProbeConfig, ProbeOptions, Prober};
 use measure::probe::record::ProbeRecord;
@@ -138,7 +138,7 @@ impl ProbeHandle {
 
     /// What the probe recorded since the previous checkpoint, with its
     /// fields as they stand, on this host's clock, for
-    /// [`crate::run::checkpoint::save`].
+    /// [`crate::bundle::checkpoint::save`].
     pub async fn checkpoint(&self) -> Result<(ProbeRecord, client_probe::ProbeDelta)> {
         match self {
             Self::Local(p) => Ok((p.meta(), p.checkpoint().context("checkpointing the probe")?)),

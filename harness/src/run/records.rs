@@ -76,7 +76,7 @@ async fn finish_probe(
     let record = match p.finish().await {
         Ok((r, clock)) => {
             if let Some(c) = clock {
-                bundle.write_json(crate::remote_probe::CLOCK_FILE, &c)?;
+                bundle.write_json(crate::clients::probe::CLOCK_FILE, &c)?;
             }
             r
         }
@@ -86,7 +86,7 @@ async fn finish_probe(
         }
     };
     write_probe(bundle, &record)?;
-    super::checkpoint::remove(bundle)?;
+    crate::bundle::checkpoint::remove(bundle)?;
     Ok(Some(record))
 }
 
@@ -94,7 +94,7 @@ fn write_probe(bundle: &Bundle, p: &ProbeRecord) -> Result<()> {
     let mut replies = Vec::new();
     measure::probe::csv::write_replies_csv(p, &mut replies).context("writing probe replies")?;
     bundle.write("probe/replies.csv", &replies)?;
-    let sends = super::checkpoint::sends_csv(0, &p.send_ns, true);
+    let sends = crate::bundle::checkpoint::sends_csv(0, &p.send_ns, true);
     bundle.write("probe/sends.csv", sends.as_bytes())?;
     // Everything but the two big arrays, which are in the CSVs.
     let meta = ProbeRecord {

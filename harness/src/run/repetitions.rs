@@ -2,7 +2,7 @@
 //! repetitions, back and forth, each saved as soon as it ends.
 
 use super::{sleep_unless_cancelled, Gathered, RunControl};
-use crate::agent_client::AgentClient;
+use crate::backend::agent::AgentClient;
 use crate::backend::{Backend, MigrationRequest};
 use crate::bundle::Bundle;
 use crate::clock::now_ns;
@@ -144,7 +144,7 @@ async fn save(bundle: &Bundle, g: &mut Gathered, rec: &RepRecord, live: &Live) -
     match prober.checkpoint().await {
         Ok((meta, delta)) => {
             g.probe_segments += 1;
-            super::checkpoint::save(bundle, g.probe_segments, &meta, &delta)?;
+            crate::bundle::checkpoint::save(bundle, g.probe_segments, &meta, &delta)?;
         }
         Err(e) => live.println(&format!("warning: {e:#}")),
     }

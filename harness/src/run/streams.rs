@@ -12,7 +12,7 @@
 //! stream/http.json   connection breaks and resumptions, status, byte rate
 //! ```
 
-use crate::agent_client::AgentClient;
+use crate::backend::agent::AgentClient;
 use crate::backend::Endpoints;
 use crate::bundle::Bundle;
 use crate::live::Live;

@@ -26,10 +26,10 @@
 //! here; the rest is a thin shell around the lab.
 
 use crate::backend::{Backend, Site};
+use crate::bundle::manifest::HostFacts;
 use crate::bundle::Bundle;
 use crate::clock::{compact_stamp, now_ns, rfc3339};
 use crate::live::Live;
-use crate::manifest::HostFacts;
 use crate::run::RunControl;
 use crate::scenario::{Acceleration, Scenario};
 use anyhow::{bail, Context, Result};
@@ -928,7 +928,7 @@ pub async fn bench_probe(opts: &BenchOptions, ctl: &RunControl) -> Result<(Bench
         started: rfc3339(started_ns),
         ended: rfc3339(now_ns()),
         lab_id: local.run_id().to_string(),
-        host: HostFacts::read(),
+        host: HostFacts::read(local.hypervisor_version()),
         acceleration: g.acceleration.clone().filter(|_| g.booted).map(|a| a.0),
         acceleration_note: g.acceleration.clone().map(|a| a.1).unwrap_or_default(),
         guest_addr: local.endpoints().guest.to_string(),

@@ -39,11 +39,11 @@
 //! 0.15.06's real output; the rest is a thin shell around the lab.
 
 use crate::backend::Backend;
-use crate::bench::{finish_bench_lab, prepare_bench_lab, BenchLab};
+use crate::bench::probe::{finish_bench_lab, prepare_bench_lab, BenchLab};
+use crate::bundle::manifest::HostFacts;
 use crate::bundle::Bundle;
 use crate::clock::{now_ns, rfc3339};
 use crate::live::Live;
-use crate::manifest::HostFacts;
 use crate::run::RunControl;
 use crate::scenario::{Acceleration, Scenario};
 use anyhow::{bail, Context, Result};
@@ -821,7 +821,10 @@ async fn guest_stress_run<B: Backend>(
     Ok(run)
 }
 
-#[expect(clippy::too_many_arguments, reason = "the benchmark's parts, each used once")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the benchmark's parts, each used once"
+)]
 async fn bench_body<B: Backend>(
     opts: &DirtyBenchOptions,
     scenario: &Scenario,
@@ -850,7 +853,7 @@ async fn bench_body<B: Backend>(
     .await?;
     g.booted = true;
     g.agent_version = Some(prepared.health.agent_version.clone());
-    live.println(&crate::bench::booted_line(&prepared, t_boot));
+    live.println(&crate::bench::probe::booted_line(&prepared, t_boot));
     g.acceleration = Some((prepared.acceleration, prepared.acceleration_note));
     // Let the freshly booted guest settle.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -997,7 +1000,7 @@ pub async fn bench_dirty(
         started: rfc3339(started_ns),
         ended: rfc3339(now_ns()),
         lab_id: local.run_id().to_string(),
-        host: HostFacts::read(),
+        host: HostFacts::read(local.hypervisor_version()),
         acceleration: g.acceleration.clone().filter(|_| g.booted).map(|a| a.0),
         acceleration_note: g.acceleration.clone().map(|a| a.1).unwrap_or_default(),
         guest_memory_mib,
@@ -1035,15 +1038,17 @@ mod tests {
     /// `stress-ng --memrate 1 --memrate-bytes 4m --memrate-wr-mbs 64
     /// --timeout 3 --metrics` on the project's host (stress-ng 0.15.06,
     /// Debian 12), stdout and stderr together.
-    const HOST_4M_64: &str = include_str!("../../measure/tests/fixtures/stress-ng/host-4m-64.txt");
+    const HOST_4M_64: &str =
+        include_str!("../../../measure/tests/fixtures/stress-ng/host-4m-64.txt");
 
     /// `--memrate-bytes 64m --memrate-wr-mbs 8 --timeout 3`: one write
     /// pass takes 8 s, so no test finished and nothing is reported.
-    const HOST_64M_8: &str = include_str!("../../measure/tests/fixtures/stress-ng/host-64m-8.txt");
+    const HOST_64M_8: &str =
+        include_str!("../../../measure/tests/fixtures/stress-ng/host-64m-8.txt");
 
     /// `--memrate-bytes 3m --memrate-wr-mbs 1 --timeout 5`: only the
     /// first write test finished its pass (3 s), the second did not (6 s).
-    const HOST_3M_1: &str = include_str!("../../measure/tests/fixtures/stress-ng/host-3m-1.txt");
+    const HOST_3M_1: &str = include_str!("../../../measure/tests/fixtures/stress-ng/host-3m-1.txt");
 
     /// The same command run in the lab's TCG guest (1 vCPU, 320 MiB)
     /// through the agent's command workload, as its report's `output`
@@ -1111,7 +1116,7 @@ stress-ng: info:  [103] successful run completed in 3.12s
 ";
 
     /// `--memrate-rd-mbs 0`: refused before anything runs.
-    const RD_ZERO: &str = include_str!("../../measure/tests/fixtures/stress-ng/rd-zero.txt");
+    const RD_ZERO: &str = include_str!("../../../measure/tests/fixtures/stress-ng/rd-zero.txt");
 
     #[test]
     fn stress_runs_are_summarised() {

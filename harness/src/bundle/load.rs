@@ -8,20 +8,17 @@
 //! `probe/announces.json` when present. A bundle of an interrupted or
 //! crashed run has some of them; what is missing is said, never invented.
 
-use crate::bundle::Bundle;
-use crate::decode::decode_stream;
-use crate::report_html::{render_html, ReportInput};
+use super::decode::decode_stream;
 use crate::scenario::Scenario;
 use anyhow::{bail, Context, Result};
 use measure::migration::record::RepRecord;
-use measure::probe::gaps::analyze;
 use measure::probe::record::ProbeRecord;
 use measure::stream::pcap::read_rtp_pcap;
 use measure::stream::record::{HttpMeta, RtpMeta};
 use measure::stream::rtp::{RtpAnalysisOptions, RtpArrival};
 use measure::stream::views::{http_stalls, http_view, in_window, rtp_view, Break};
 use measure::summary::StreamView;
-use measure::summary::{summarize, to_csv, ClockAlignment, RunRecords, Summary};
+use measure::summary::{summarize, ClockAlignment, RunRecords, Summary};
 use measure::timeline::{rep_timelines, RepTimeline};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -70,7 +67,7 @@ fn json<T: serde::de::DeserializeOwned>(dir: &Path, rel: &str) -> Result<T> {
 
 /// Reads the probe's files; `Ok(None)` when the run left none. A run
 /// killed before it could write them leaves the segments it saved after
-/// each repetition ([`crate::run::checkpoint`]): those are read instead,
+/// each repetition ([`crate::bundle::checkpoint`]): those are read instead,
 /// with a note.
 fn load_probe(dir: &Path, notes: &mut Vec<String>) -> Result<Option<ProbeRecord>> {
     if dir.join("probe/meta.json").is_file() {
@@ -81,13 +78,15 @@ fn load_probe(dir: &Path, notes: &mut Vec<String>) -> Result<Option<ProbeRecord>
         )];
         return read_probe_parts(dir, rec, &parts).map(Some);
     }
-    let Some((rec, n)) = crate::run::checkpoint::read_meta(dir)? else {
+    let Some((rec, n)) = crate::bundle::checkpoint::read_meta(dir)? else {
         return Ok(None);
     };
     notes.push(format!(
         "the probe's record comes from {n} checkpoint(s) saved after each repetition: the run ended before it could write the whole record, so what the probe saw after the last checkpoint is missing"
     ));
-    let parts: Vec<(String, String)> = (1..=n).map(crate::run::checkpoint::segment_names).collect();
+    let parts: Vec<(String, String)> = (1..=n)
+        .map(crate::bundle::checkpoint::segment_names)
+        .collect();
     read_probe_parts(dir, rec, &parts).map(Some)
 }
 
@@ -352,37 +351,4 @@ impl BundleRecords {
         let timelines = rep_timelines(&self.reps, self.probe.as_ref(), &self.announces, threshold);
         Analysis { summary, timelines }
     }
-}
-
-/// Re-derives and rewrites everything derived in the bundle at `dir`:
-/// `summary.json`, `summary.csv`, `timeline/rep-NNN.json`, `probe/gaps.jsonl`
-/// and `report.html`. Returns the summary.
-pub fn regenerate(dir: &Path) -> Result<(Summary, BundleRecords)> {
-    let rec = load(dir)?;
-    let a = rec.analyze();
-    let bundle = Bundle::open(dir);
-    bundle.write_json("summary.json", &a.summary)?;
-    bundle.write("summary.csv", to_csv(&a.summary).as_bytes())?;
-    for (rep, t) in rec.reps.iter().zip(&a.timelines) {
-        bundle.write_json(&format!("timeline/rep-{:03}.json", rep.repetition), t)?;
-    }
-    let html = render_html(&ReportInput {
-        summary: &a.summary,
-        reps: &rec.reps,
-        timelines: &a.timelines,
-        probe: rec.probe.as_ref(),
-        manifest: &rec.manifest,
-        scenario_toml: &rec.scenario_toml,
-    })
-    .context("rendering report.html")?;
-    bundle.write("report.html", html.as_bytes())?;
-    if let Some(p) = &rec.probe {
-        let threshold = (rec.scenario.probe.gap_threshold_ms * 1e6) as i64;
-        let all = analyze(p, None, threshold);
-        let mut gaps = Vec::new();
-        measure::probe::csv::write_gaps_jsonl(&all.gaps, &mut gaps)
-            .context("writing probe/gaps.jsonl")?;
-        bundle.write("probe/gaps.jsonl", &gaps)?;
-    }
-    Ok((a.summary, rec))
 }

@@ -28,7 +28,7 @@
 //! Each request opens its own TCP connection (the clock exchanges of one
 //! measurement share one), from the harness's network namespace, or, with
 //! [`RemoteProbe::connect_at`], from inside a lab namespace, the
-//! way [`crate::agent_client`] reaches the guest agent. Every request has a
+//! way [`crate::backend::agent`] reaches the guest agent. Every request has a
 //! timeout ([`Timeouts`]), so a remote that vanished is an error, never a
 //! hang.
 //!

@@ -1,17 +1,24 @@
 //! The default backend: two QEMU processes per VM in the embedded lab,
 //! migrated over QMP.
 
+pub mod doctor;
+pub mod guest;
+pub mod lab;
+pub mod qemu;
+
 use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared, Site};
-use crate::agent_client::AgentClient;
+use crate::backend::agent::AgentClient;
+use crate::backend::local::guest::{
+    build_image_with, find_agent, find_kernel, GuestImage, KernelChoice,
+};
+use crate::backend::local::lab::netlink::LinkControl;
+use crate::backend::local::lab::netns::in_netns;
+use crate::backend::local::lab::{Lab, Node};
+use crate::backend::local::qemu::cmdline::{kernel_append, QemuSpec};
+use crate::backend::local::qemu::process::{kill_pid, QemuProcess};
 use crate::bundle::Bundle;
 use crate::clock::now_ns;
-use crate::guest::{build_image_with, find_agent, find_kernel, GuestImage, KernelChoice};
-use crate::lab::netlink::LinkControl;
-use crate::lab::netns::in_netns;
-use crate::lab::{Lab, Node};
 use crate::live::Live;
-use crate::qemu::cmdline::{kernel_append, QemuSpec};
-use crate::qemu::process::{kill_pid, QemuProcess};
 use crate::scenario::{Acceleration, FaultKind, Scenario};
 use anyhow::{bail, Context, Result};
 use measure::migration::qmp::MigrationInfo;
@@ -172,7 +179,7 @@ impl LocalLab {
         let cmdline = format!(
             "ip netns exec {} {} {}",
             self.lab.node_ns(node),
-            crate::qemu::process::QEMU,
+            crate::backend::local::qemu::process::QEMU,
             spec.args()
                 .iter()
                 .map(|a| if a.contains(' ') {
@@ -705,6 +712,10 @@ impl Backend for LocalLab {
 
     async fn cut_network(&self, d: Duration) -> Result<(i64, i64, i64)> {
         LocalLab::cut_network(self, d).await
+    }
+
+    fn hypervisor_version(&self) -> Option<String> {
+        qemu::process::qemu_version()
     }
 
     fn scratch_dir(&self) -> PathBuf {

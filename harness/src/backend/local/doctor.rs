@@ -1,8 +1,8 @@
 //! `harness doctor`: can this machine run the lab, and if not, what to do.
 
-use crate::guest::{find_agent, find_kernel};
-use crate::lab::netns::ip;
-use crate::manifest::qemu_version;
+use crate::backend::local::guest::{find_agent, find_kernel};
+use crate::backend::local::lab::netns::ip;
+use crate::backend::local::qemu::process::qemu_version;
 
 /// One check's outcome.
 #[derive(Debug, Clone)]
@@ -99,7 +99,7 @@ pub fn run_checks() -> Vec<Check> {
             .map(|_| "can create and remove them".into())
             .map_err(|e| format!("{e:#}")),
     ));
-    let leftovers = crate::lab::topology::abandoned_labs();
+    let leftovers = crate::backend::local::lab::topology::abandoned_labs();
     out.push(Check {
         what: "labs of ended runs",
         ok: leftovers.is_empty(),

@@ -2,7 +2,7 @@
 
 use super::cmdline::QemuSpec;
 use super::qmp::Qmp;
-use crate::lab::Node;
+use crate::backend::local::lab::Node;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -147,4 +147,16 @@ pub fn kill_pid(pid: i32) -> bool {
         nix::sys::signal::Signal::SIGKILL,
     )
     .is_ok()
+}
+
+/// The first line of `qemu-system-x86_64 --version`.
+pub fn qemu_version() -> Option<String> {
+    let out = std::process::Command::new(QEMU)
+        .arg("--version")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_string)
 }

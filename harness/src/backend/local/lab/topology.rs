@@ -446,7 +446,7 @@ pub fn clean(scope: &CleanScope) -> Result<CleanReport> {
     let ours = |ns: &str| run_id_of_ns(ns).is_some_and(|id| wanted.iter().any(|w| w == id));
     for ns in netns::list().into_iter().filter(|n| ours(n)) {
         for pid in netns::pids(&ns) {
-            if crate::qemu::process::kill_pid(pid) {
+            if crate::backend::local::qemu::process::kill_pid(pid) {
                 report.killed.push((pid, ns.clone()));
             }
         }

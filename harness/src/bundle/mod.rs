@@ -19,6 +19,12 @@
 //!   SHA256SUMS               checksums of all of the above, written last
 //! ```
 
+pub mod checkpoint;
+pub mod decode;
+pub mod load;
+pub mod manifest;
+pub mod verify;
+
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};

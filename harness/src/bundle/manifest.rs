@@ -15,13 +15,15 @@ pub struct HostFacts {
     pub cpu: String,
     /// Online CPUs.
     pub cpus: usize,
-    /// First line of `qemu-system-x86_64 --version`.
+    /// The hypervisor's version as the backend reads it (the first line of
+    /// `qemu-system-x86_64 --version` for the local lab).
     pub qemu_version: String,
 }
 
 impl HostFacts {
-    /// Reads them from this machine.
-    pub fn read() -> Self {
+    /// Reads them from this machine; `hypervisor` is the backend's
+    /// [`crate::backend::Backend::hypervisor_version`].
+    pub fn read(hypervisor: Option<String>) -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         Self {
             kernel: nix::sys::utsname::uname()
@@ -36,21 +38,9 @@ impl HostFacts {
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default(),
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            qemu_version: qemu_version().unwrap_or_else(|| "not found".into()),
+            qemu_version: hypervisor.unwrap_or_else(|| "not found".into()),
         }
     }
-}
-
-/// The first line of `qemu-system-x86_64 --version`.
-pub fn qemu_version() -> Option<String> {
-    let out = Command::new(crate::qemu::process::QEMU)
-        .arg("--version")
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .map(str::to_string)
 }
 
 /// `git describe --always --dirty` of the source tree, if it is one.
