@@ -41,16 +41,18 @@ enum Cmd {
     Bench(bench::BenchArgs),
 }
 
+/// The environment variable that may carry `serve`'s token (a secret is
+/// never taken from the command line, where every local user can read it).
+const TOKEN_ENV: &str = "LMIG_PROBE_TOKEN";
+
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("auth").required(true).args(["token", "token_file"]))]
 struct ServeArgs {
     /// Address to listen on, IP:PORT.
     #[arg(long)]
     listen: SocketAddr,
-    /// The bearer token every request must carry.
-    #[arg(long)]
-    token: Option<String>,
-    /// A file holding the token (surrounding whitespace ignored).
+    /// A file holding the bearer token every request must carry
+    /// (surrounding whitespace ignored); without it, the token is read
+    /// from the environment variable LMIG_PROBE_TOKEN.
     #[arg(long)]
     token_file: Option<PathBuf>,
 }
@@ -169,13 +171,13 @@ fn run(args: RunArgs) -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let token = match (args.token, args.token_file) {
-        (Some(t), _) => t,
-        (None, Some(f)) => std::fs::read_to_string(&f)
+    let token = match (args.token_file, std::env::var(TOKEN_ENV)) {
+        (Some(f), _) => std::fs::read_to_string(&f)
             .with_context(|| format!("cannot read the token file {}", f.display()))?
             .trim()
             .to_owned(),
-        (None, None) => bail!("give --token or --token-file"),
+        (None, Ok(t)) => t.trim().to_owned(),
+        (None, Err(_)) => bail!("give --token-file FILE, or the token in {TOKEN_ENV}"),
     };
     if token.is_empty() {
         bail!("the token is empty");
@@ -371,21 +373,21 @@ mod tests {
     }
 
     #[test]
-    fn serve_needs_a_listen_address_and_one_token() {
+    fn serve_takes_no_token_on_the_command_line() {
         let cli = Cli::try_parse_from([
             "client-probe",
             "serve",
             "--listen",
             "127.0.0.1:0",
-            "--token",
-            "t",
+            "--token-file",
+            "/f",
         ])
         .unwrap();
         let Cmd::Serve(a) = cli.cmd else {
             panic!("not serve")
         };
-        assert_eq!((a.token.as_deref(), a.token_file), (Some("t"), None));
-        assert!(Cli::try_parse_from(["client-probe", "serve", "--listen", "127.0.0.1:0"]).is_err());
+        assert_eq!(a.token_file.as_deref(), Some(std::path::Path::new("/f")));
+        assert!(Cli::try_parse_from(["client-probe", "serve"]).is_err());
         assert!(Cli::try_parse_from([
             "client-probe",
             "serve",
@@ -393,8 +395,6 @@ mod tests {
             "127.0.0.1:0",
             "--token",
             "t",
-            "--token-file",
-            "/f"
         ])
         .is_err());
         let cli = Cli::try_parse_from(["client-probe", "bench", "--rates", "100,2000"]).unwrap();

@@ -39,6 +39,9 @@ pub mod keys {
     pub const REFLECTOR_PORT: &str = "lmig.reflector_port";
 }
 
+/// The environment variable that may carry the service-mode token.
+pub const TOKEN_ENV: &str = "LMIG_AGENT_TOKEN";
+
 /// Why the configuration could not be built.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -55,11 +58,11 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: String,
     },
-    /// Service mode has no token: no `--token` or `--token-file` flag and
+    /// Service mode has no token: no `--token-file` flag, no `LMIG_AGENT_TOKEN` and
     /// no `token` or `token_file` key in the configuration file.
     #[error(
         "no token: the control API needs one. Give --token-file PATH (a file holding only the token) \
-         or --token T, or set token_file = \"PATH\" in the --config file"
+         or LMIG_AGENT_TOKEN in the environment, or set token_file = \"PATH\" in the --config file"
     )]
     NoToken,
     /// The configuration file could not be read.
@@ -406,7 +409,7 @@ pub struct Cli {
     /// touches nothing.
     #[arg(
         long,
-        conflicts_with_all = ["config", "token", "token_file", "listen", "reflector", "reflector_port"]
+        conflicts_with_all = ["config", "token_file", "listen", "reflector", "reflector_port"]
     )]
     pub pid1: bool,
     /// With `--pid1`: the command line to parse instead of `/proc/cmdline`.
@@ -416,8 +419,10 @@ pub struct Cli {
     /// `reflector`, `token_file` (or `token`); flags override its keys.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Service mode: the bearer token of the control API.
-    #[arg(long, value_name = "T", conflicts_with = "token_file")]
+    /// Service mode: the bearer token of the control API, from the
+    /// environment variable [`TOKEN_ENV`] (never a flag: a command line is
+    /// readable by every local user). `--token-file` wins over it.
+    #[arg(skip)]
     pub token: Option<String>,
     /// Service mode: a file whose content (trimmed) is the token.
     #[arg(long, value_name = "PATH")]
@@ -471,11 +476,12 @@ impl Cli {
                 reason: "give one of token and token_file, not both".into(),
             });
         }
-        let token = if let Some(t) = &self.token {
-            validate_token("--token", t)?;
-            t.clone()
-        } else if let Some(path) = &self.token_file {
+        let from_env = self.token.clone().or_else(|| std::env::var(TOKEN_ENV).ok());
+        let token = if let Some(path) = &self.token_file {
             read_token_file(path, "--token-file")?
+        } else if let Some(t) = &from_env {
+            validate_token(TOKEN_ENV, t.trim())?;
+            t.trim().to_string()
         } else if let Some(t) = &file.token {
             validate_token("token", t)?;
             t.clone()
@@ -636,7 +642,8 @@ mod tests {
 
     #[test]
     fn service_flags() {
-        let cli = Cli::try_parse_from(["guest-agent", "--token", "abc"]).unwrap();
+        let mut cli = Cli::try_parse_from(["guest-agent"]).unwrap();
+        cli.token = Some("abc".into());
         let c = cli.service_config().unwrap();
         assert_eq!(c.token, "abc");
         assert_eq!(c.control_listen, "0.0.0.0:7000".parse().unwrap());
@@ -665,7 +672,10 @@ mod tests {
         let e = cli.service_config().unwrap_err();
         assert!(matches!(e, ConfigError::NoToken));
         assert!(e.to_string().contains("--token-file"), "{e}");
-        assert!(Cli::try_parse_from(["guest-agent", "--token", "a", "--token-file", "b"]).is_err());
+        assert!(
+            Cli::try_parse_from(["guest-agent", "--token", "a"]).is_err(),
+            "no token on the command line"
+        );
         assert!(Cli::try_parse_from(["guest-agent", "--cmdline", "x"]).is_err());
         assert!(Cli::try_parse_from(["guest-agent", "--pid1", "--config", "x"]).is_err());
         assert!(Cli::try_parse_from([
@@ -701,10 +711,23 @@ mod tests {
         }
     }
 
+    /// `extra` may hold `--token T`, which stands for the token in the
+    /// environment (set on the parsed command line, not in the process's
+    /// environment, which tests share).
     fn with_config(path: &Path, extra: &[&str]) -> Result<AgentConfig, ConfigError> {
         let mut args = vec!["guest-agent", "--config", path.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        Cli::try_parse_from(args).unwrap().service_config()
+        let mut token = None;
+        let mut it = extra.iter();
+        while let Some(a) = it.next() {
+            if *a == "--token" {
+                token = it.next().map(|t| t.to_string());
+            } else {
+                args.push(a);
+            }
+        }
+        let mut cli = Cli::try_parse_from(args).unwrap();
+        cli.token = token;
+        cli.service_config()
     }
 
     #[test]

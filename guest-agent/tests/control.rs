@@ -215,14 +215,8 @@ async fn oversized_body_is_refused() {
 #[test]
 fn binary_service_mode_prints_ready_and_serves() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_guest-agent"))
-        .args([
-            "--token",
-            TOKEN,
-            "--control-listen",
-            "127.0.0.1:0",
-            "--reflector-port",
-            "0",
-        ])
+        .env("LMIG_AGENT_TOKEN", TOKEN)
+        .args(["--control-listen", "127.0.0.1:0", "--reflector-port", "0"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

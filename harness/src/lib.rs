@@ -11,12 +11,13 @@
 //! - [`bundle`]: the result folder: writing, loading, checksums, manifest;
 //! - [`report`]: `report.html`, `harness report`, `harness compare`;
 //! - [`bench`]: `harness bench probe` and `harness bench dirty`;
-//! - [`scenario`], [`clock`], [`live`]: the scenario file, the host's
-//!   clock, the live progress line.
+//! - [`scenario`], [`clock`], [`live`], [`cache`]: the scenario file, the
+//!   host's clock, the live progress line, what is kept between runs.
 
 pub mod backend;
 pub mod bench;
 pub mod bundle;
+pub mod cache;
 pub mod clients;
 pub mod clock;
 pub mod live;

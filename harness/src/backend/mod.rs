@@ -28,6 +28,58 @@ use measure::summary::ClockAlignment;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// What the scenario's backend is and can do, known before anything is
+/// made. Today every scenario runs on the local lab.
+pub fn described(_scenario: &Scenario) -> (&'static str, Capabilities) {
+    (local::NAME, local::CAPABILITIES)
+}
+
+/// Refuses a scenario that asks for something its backend cannot do,
+/// naming the scenario key and the backend. `calibrate` is whether the run
+/// pauses the guest and cuts its network instead of migrating.
+pub fn check_scenario(scenario: &Scenario, calibrate: bool) -> anyhow::Result<()> {
+    let (name, caps) = described(scenario);
+    check_against(scenario, name, caps, calibrate)
+}
+
+fn check_against(
+    scenario: &Scenario,
+    name: &str,
+    caps: Capabilities,
+    calibrate: bool,
+) -> anyhow::Result<()> {
+    let refuse = |key: &str, what: &str| {
+        anyhow::anyhow!("scenario key `{key}`: the {name} backend cannot {what}")
+    };
+    if !scenario.fault.is_empty() && !caps.kill_qemu {
+        return Err(refuse("fault", "kill a QEMU mid-migration"));
+    }
+    if !caps.qmp_knobs {
+        if !scenario.migration.capabilities.is_empty() {
+            return Err(refuse(
+                "migration.capabilities",
+                "set QMP migration capabilities",
+            ));
+        }
+        if !scenario.migration.parameters.is_empty() {
+            return Err(refuse(
+                "migration.parameters",
+                "set QMP migration parameters",
+            ));
+        }
+    }
+    if calibrate && !caps.pause {
+        return Err(refuse(
+            "(harness calibrate)",
+            "pause the guest for a set time",
+        ));
+    }
+    if calibrate && !caps.network_cut {
+        return Err(refuse("(harness calibrate)", "cut the guest's network"));
+    }
+    Ok(())
+}
+
 /// The backend a scenario runs on, created (nothing started yet). Today
 /// every scenario runs on the local lab; `agent` overrides the guest
 /// agent binary, `extras` are host programs to ship into the guest image.
@@ -154,4 +206,50 @@ pub trait Backend {
     fn collect(&self, bundle: &Bundle) -> anyhow::Result<()>;
     /// Ends everything the backend started and removes what it made.
     async fn teardown(&mut self) -> anyhow::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn scenario(text: &str) -> Scenario {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        std::fs::write(&p, text).unwrap();
+        Scenario::load(&p).unwrap()
+    }
+
+    #[test]
+    fn a_scenario_is_refused_for_what_its_backend_cannot_do() {
+        let fault = scenario(
+            "name = \"f\"\n[[fault]]\nrepetition = 1\nkill = \"destination\"\nafter_ms = 100\n",
+        );
+        let knobs = scenario("name = \"k\"\n[migration]\ncapabilities = { xbzrle = true }\n");
+        let plain = scenario("name = \"p\"\n");
+        let lab = local::CAPABILITIES;
+        assert!(check_against(&fault, "local-qemu", lab, true).is_ok());
+        assert!(check_against(&knobs, "local-qemu", lab, false).is_ok());
+        let none = Capabilities {
+            pause: false,
+            network_cut: false,
+            kill_qemu: false,
+            qmp_knobs: false,
+            disks: false,
+        };
+        let e = check_against(&fault, "proxmox", none, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`fault`") && e.contains("proxmox"), "{e}");
+        let e = check_against(&knobs, "proxmox", none, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`migration.capabilities`"), "{e}");
+        assert!(check_against(&plain, "proxmox", none, false).is_ok());
+        let e = check_against(&plain, "proxmox", none, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pause"), "{e}");
+        assert!(check_scenario(&fault, true).is_ok());
+    }
 }

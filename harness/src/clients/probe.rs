@@ -766,8 +766,8 @@ const READY_LINE: &str = "control API on http://";
 const TERM_WAIT: Duration = Duration::from_secs(2);
 
 /// A `client-probe serve` the harness started inside a lab namespace as a
-/// real subprocess: `ip netns exec NS <client-probe> serve --listen ADDR
-/// --token T` (`ip netns exec` replaces itself with the program, so the
+/// real subprocess: `ip netns exec NS <client-probe> serve --listen ADDR`
+/// with the token in `LMIG_PROBE_TOKEN` (`ip netns exec` replaces itself with the program, so the
 /// PID is client-probe's). It runs in its own process group (a Ctrl-C at
 /// the terminal reaches the harness only, which ends it in order), and is
 /// ended by its PID when dropped: SIGTERM, then SIGKILL if it has not
@@ -810,7 +810,10 @@ impl ServeProcess {
         }
         let mut child = site
             .command(binary)
-            .args(["serve", "--listen", &listen.to_string(), "--token", token])
+            .args(["serve", "--listen", &listen.to_string()])
+            // In the environment, not on the command line that every local
+            // user can read.
+            .env("LMIG_PROBE_TOKEN", token)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

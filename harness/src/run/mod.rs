@@ -18,7 +18,7 @@ mod records;
 mod repetitions;
 pub mod streams;
 
-use crate::backend::{Backend, Capabilities};
+use crate::backend::Backend;
 use crate::bundle::load::ALIGNMENT_FILE;
 use crate::bundle::manifest::{git_describe, HostFacts, Manifest, SCHEMA};
 use crate::bundle::Bundle;
@@ -179,8 +179,8 @@ struct Gathered {
 /// Runs a scenario on the backend it names and writes its bundle.
 pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     let (scenario, scenario_file) = resolve_scenario(opts)?;
+    crate::backend::check_scenario(&scenario, matches!(opts.job, Job::Calibrate(_)))?;
     let mut backend = crate::backend::open(&scenario, opts.agent.as_deref(), Vec::new())?;
-    check_job(&opts.job, backend.capabilities(), backend.name())?;
     run_on(
         &mut backend,
         &scenario,
@@ -208,15 +208,6 @@ fn resolve_scenario(opts: &RunOptions) -> Result<(Scenario, String)> {
         scenario.probe.rate_hz = r;
     }
     Ok((scenario, file))
-}
-
-/// A calibration needs a backend that can pause the guest and cut its
-/// network.
-fn check_job(job: &Job, caps: Capabilities, backend: &str) -> Result<()> {
-    if matches!(job, Job::Calibrate(_)) && !(caps.pause && caps.network_cut) {
-        anyhow::bail!("calibration pauses the guest and cuts its network; the {backend} backend cannot do that");
-    }
-    Ok(())
 }
 
 /// Runs `scenario` on `backend` (created, nothing started yet) and writes

@@ -22,7 +22,6 @@ use client_probe::http_stream::HttpStream;
 use client_probe::rtp_receiver::{write_rtp_pcap, RtpReceiver};
 use measure::stream::record::{HttpMeta, RtpMeta};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 /// The RTP stream's fixed SSRC ("LMIG").
 pub const SSRC: u32 = 0x4c4d_4947;
@@ -48,11 +47,6 @@ fn clip_spec(p: &ClipParams) -> media::ClipSpec {
     }
 }
 
-/// Where encoded clips are kept between runs.
-fn cache_dir() -> PathBuf {
-    std::env::var_os("LMIG_CACHE").map_or_else(|| PathBuf::from("/var/cache/lmig"), PathBuf::from)
-}
-
 impl Streams {
     /// Starts the scenario's streams, if it has any.
     pub async fn start(scenario: &Scenario, ep: &Endpoints, live: &Live) -> Result<Streams> {
@@ -60,7 +54,7 @@ impl Streams {
         let client_ip = ep.client_addr;
         if let Some(r) = &scenario.workload.rtp {
             live.println("making the RTP clip (cached after the first time)...");
-            let (clip, path) = media::clip_cached(&clip_spec(&r.clip), &cache_dir())
+            let (clip, path) = media::clip_cached(&clip_spec(&r.clip), &crate::cache::dir())
                 .context("making the test clip for the RTP stream")?;
             ep.agent
                 .put_file("clip.lmc", clip.encode())
@@ -101,7 +95,7 @@ impl Streams {
         }
         if let Some(h) = &scenario.workload.http {
             live.println("making the HTTP clip (MPEG-TS)...");
-            let (clip, _) = media::clip_cached(&clip_spec(&h.clip), &cache_dir())
+            let (clip, _) = media::clip_cached(&clip_spec(&h.clip), &crate::cache::dir())
                 .context("making the test clip for the HTTP stream")?;
             let ts = media::mpegts(&clip).context("muxing the clip to MPEG-TS")?;
             let byte_rate = ts.bytes.len() as f64 / ts.duration_s.max(0.001);

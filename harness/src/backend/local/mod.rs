@@ -3,6 +3,7 @@
 
 pub mod doctor;
 pub mod guest;
+pub mod kvm_proof;
 pub mod lab;
 pub mod qemu;
 
@@ -38,6 +39,18 @@ pub const CONTROL_PORT: u16 = 7000;
 pub const REFLECTOR_PORT: u16 = 7001;
 /// How often the source is asked `query-migrate` (20 Hz).
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+/// The backend's name in manifests.
+pub const NAME: &str = "local-qemu";
+
+/// What the lab can do: everything but disks (not yet).
+pub const CAPABILITIES: Capabilities = Capabilities {
+    pause: true,
+    network_cut: true,
+    kill_qemu: true,
+    qmp_knobs: true,
+    disks: false,
+};
+
 /// The client namespace's interface on the guest's LAN.
 const CLIENT_IF: &str = "eth0";
 /// How long `auto` gives a KVM guest to answer before falling back to TCG.
@@ -261,40 +274,70 @@ impl LocalLab {
                 self.accel_note = "kvm requested".into();
                 self.boot_with("kvm", boot_deadline).await?
             }
-            Acceleration::Auto => {
-                let kvm_usable = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open("/dev/kvm")
-                    .is_ok();
-                if !kvm_usable {
-                    self.accel_note = "auto: /dev/kvm cannot be opened, so tcg".into();
-                    self.boot_with("tcg", boot_deadline).await?
-                } else {
-                    live.println(
-                        "acceleration auto: trying kvm (a guest must answer within 12 s)...",
-                    );
-                    match self.boot_with("kvm", KVM_PROOF_DEADLINE).await {
-                        Ok(h) => {
-                            self.accel_note = "auto: the guest came up under kvm".into();
-                            h
-                        }
-                        Err(e) => {
-                            // The whole chain (the cause is innermost), on one line.
-                            let first =
-                                format!("{e:#}").replace("\n    ", " | ").replace('\n', " ");
-                            self.accel_note = format!(
-                                "auto: /dev/kvm exists but the guest did not come up under kvm ({first}); fell back to tcg"
-                            );
-                            live.println("kvm guest did not come up; falling back to tcg");
-                            self.boot_with("tcg", boot_deadline).await?
-                        }
-                    }
-                }
-            }
+            Acceleration::Auto => self.boot_auto(boot_deadline, live).await?,
         };
         self.ensure_standby().await?;
         Ok(health)
+    }
+
+    /// `auto`: KVM if `/dev/kvm` opens, no failed proof is remembered for
+    /// this boot ([`kvm_proof`]), and a guest answers under it within
+    /// [`KVM_PROOF_DEADLINE`]; TCG otherwise, saying why in one line (the
+    /// failed proof's whole error goes to `logs/kvm-proof.log`).
+    async fn boot_auto(
+        &mut self,
+        boot_deadline: Duration,
+        live: &Live,
+    ) -> Result<wire::control::Health> {
+        let kvm_usable = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+        if !kvm_usable {
+            self.accel_note = "auto: /dev/kvm cannot be opened, so tcg".into();
+            return self.boot_with("tcg", boot_deadline).await;
+        }
+        let boot = kvm_proof::boot_id();
+        let file = kvm_proof::path();
+        if let Some(f) = boot
+            .as_deref()
+            .and_then(|b| kvm_proof::remembered(&file, b))
+        {
+            self.accel_note = format!(
+                "auto: kvm failed earlier in this boot ({}), so tcg without trying again (delete {} to try)",
+                f.reason,
+                file.display()
+            );
+            live.println(&format!("acceleration auto: {}", self.accel_note));
+            return self.boot_with("tcg", boot_deadline).await;
+        }
+        live.println("acceleration auto: trying kvm (a guest must answer within 12 s)...");
+        match self.boot_with("kvm", KVM_PROOF_DEADLINE).await {
+            Ok(h) => {
+                self.accel_note = "auto: the guest came up under kvm".into();
+                Ok(h)
+            }
+            Err(e) => {
+                let reason = kvm_proof::one_line(&e);
+                let log = self.lab.state_dir.join("kvm-proof.log");
+                let _ = std::fs::write(&log, format!("{e:?}\n"));
+                if let Some(b) = boot {
+                    kvm_proof::remember(
+                        &file,
+                        &kvm_proof::Failure {
+                            boot_id: b,
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+                self.accel_note = format!(
+                    "auto: /dev/kvm opens but {reason}; fell back to tcg (the whole error is in logs/kvm-proof.log; later runs in this boot skip the proof)"
+                );
+                live.println(&format!("acceleration auto: {reason}; falling back to tcg"));
+                self.boot_with("tcg", boot_deadline).await
+            }
+        }
     }
 
     /// Makes sure a destination QEMU waits on the node the VM is not on.
@@ -655,7 +698,7 @@ fn progress_line(
 
 impl Backend for LocalLab {
     fn name(&self) -> &'static str {
-        "local-qemu"
+        NAME
     }
 
     fn run_id(&self) -> &str {
@@ -663,13 +706,7 @@ impl Backend for LocalLab {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            pause: true,
-            network_cut: true,
-            kill_qemu: true,
-            qmp_knobs: true,
-            disks: false,
-        }
+        CAPABILITIES
     }
 
     fn notices(&self) -> Vec<String> {
