@@ -14,7 +14,7 @@
 //!   timeline/rep-001.json    phases, markers, gap attribution (derived)
 //!   agent/report.json        the guest agent's final report
 //!   logs/                    guest consoles and QEMU stderr
-//!   summary.json, summary.csv   derived by `rebuild::regenerate`
+//!   summary.json, summary.csv   derived by `report::regenerate`
 //!   report.html              derived: plots and tables for people
 //!   SHA256SUMS               checksums of all of the above, written last
 //! ```

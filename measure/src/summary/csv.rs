@@ -1,5 +1,7 @@
 //! `summary.csv`: one row per repetition, dotted column names as in
-//! `summary.json`.
+//! `summary.json`. Written with the `csv` crate, so a field with a comma,
+//! a quote or a line break (an error message, a swept value) is quoted
+//! the way every CSV reader expects.
 
 use super::Summary;
 
@@ -8,14 +10,15 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: &str = "repetition,status,direction,guest.sweep_value,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,client.max_gap_ms,client.max_outage_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,guest.dirty_rate_mib_s,guest.corrupted_pages,guest.max_monotonic_gap_ms,stream.rtp.max_gap_ms,stream.rtp.lost_packets,stream.rtp.freezes,stream.rtp.freeze_total_ms,stream.rtp.jitter_ms,stream.http.stalls,stream.http.stall_total_ms,stream.http.connection_survived,error";
+pub const CSV_HEADER: &str = "repetition,status,direction,guest.sweep_value,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,host.stop_to_resume_uncertainty_ms,client.max_gap_ms,client.max_outage_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,guest.dirty_rate_mib_s,guest.corrupted_pages,guest.max_monotonic_gap_ms,stream.rtp.max_gap_ms,stream.rtp.lost_packets,stream.rtp.freezes,stream.rtp.freeze_total_ms,stream.rtp.jitter_ms,stream.http.stalls,stream.http.stall_total_ms,stream.http.connection_survived,error";
 
 /// `summary.csv`: one row per repetition, dotted column names as in JSON.
 pub fn to_csv(s: &Summary) -> String {
-    let mut out = String::from(CSV_HEADER);
-    out.push('\n');
+    let mut w = csv::Writer::from_writer(Vec::new());
+    // Writing into memory cannot fail; a record of the wrong length would
+    // be a bug caught by the tests.
+    let _ = w.write_record(CSV_HEADER.split(','));
     for r in &s.repetitions {
-        let err = r.error.as_deref().unwrap_or("").replace('"', "\"\"");
         let row = [
             r.repetition.to_string(),
             r.status.as_str().into(),
@@ -23,7 +26,7 @@ pub fn to_csv(s: &Summary) -> String {
             r.guest
                 .sweep_value
                 .as_ref()
-                .map_or(String::new(), |v| v.to_string().replace(',', ";")),
+                .map_or(String::new(), ToString::to_string),
             format!("{:.3}", r.wall_time_ms),
             opt(&r.qemu.total_time_ms),
             opt(&r.qemu.downtime_ms),
@@ -32,6 +35,10 @@ pub fn to_csv(s: &Summary) -> String {
             opt(&r.qemu.passes),
             opt(&r.qemu.mbps),
             opt(&r.host.stop_to_resume_ms.map(|v| format!("{v:.3}"))),
+            opt(&r
+                .host
+                .stop_to_resume_uncertainty_ms
+                .map(|v| format!("{v:.3}"))),
             opt(&r.client.max_gap_ms.map(|v| format!("{v:.3}"))),
             opt(&r.client.max_outage_ms.map(|v| format!("{v:.3}"))),
             opt(&r.client.max_forward_gap_ms.map(|v| format!("{v:.3}"))),
@@ -71,10 +78,11 @@ pub fn to_csv(s: &Summary) -> String {
                 .and_then(|v| v.stall_total_ms)
                 .map(|v| format!("{v:.3}"))),
             opt(&r.stream.http.as_ref().and_then(|v| v.connection_survived)),
-            format!("\"{err}\""),
+            r.error.clone().unwrap_or_default(),
         ];
-        out.push_str(&row.join(","));
-        out.push('\n');
+        let _ = w.write_record(&row);
     }
-    out
+    w.into_inner()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }

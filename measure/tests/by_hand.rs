@@ -1,0 +1,265 @@
+//! One repetition built by hand, with every expected figure worked out on
+//! paper from the numbers below (not from the code under test).
+//!
+//! The probe sends at 1 kHz for 3 s from T = 1000 s; every reply arrives
+//! 0.2 ms after its send, except the 150 probes sent at T+1000..T+1149 ms,
+//! which never reach the guest. The migration's markers (host clock):
+//!
+//! | marker              | at (ms after T) |
+//! |---------------------|-----------------|
+//! | migration requested | 200             |
+//! | pass 1 (setup done) | 202             |
+//! | pass 2              | 800             |
+//! | source stopped      | 1010            |
+//! | RAM completed       | 1040            |
+//! | destination resumed | 1060            |
+//!
+//! So the largest gap between replies runs from the reply to probe 999
+//! (T+999.2) to the reply to probe 1150 (T+1150.2): 151.0 ms, and it is
+//! also the outage. The client recovers at T+1150.2 (replies flow from
+//! there on). The outage's parts: 999.2..1010 before STOP = 10.8 ms,
+//! 1010..1040 stop-and-copy = 30 ms, 1040..1060 resume = 20 ms,
+//! 1060..1150.2 switchover = 90.2 ms. STOP to RESUME is 50 ms, give or take
+//! the two QMP markers' 1 µs each.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use measure::migration::marker::{Marker, MarkerKind, MarkerSource, HOST_CLOCK};
+use measure::migration::record::{
+    HypervisorStats, MigrationRecord, PlatformStats, RepRecord, RepStatus,
+};
+use measure::probe::record::{ProbeRecord, ReplyRecord};
+use measure::summary::{summarize, to_csv, to_table, ClockAlignment, RunRecords, CSV_HEADER};
+use measure::timeline::{rep_timeline, PhaseKind};
+
+const T: i64 = 1_000_000_000_000;
+const MS: i64 = 1_000_000;
+const THRESHOLD: i64 = 5 * MS;
+
+fn probe(client_offset_ns: i64) -> ProbeRecord {
+    let mut p = ProbeRecord {
+        rate_hz: 1000,
+        payload_len: 64,
+        target: "198.18.0.10:7001".into(),
+        ..ProbeRecord::default()
+    };
+    let mut reached = 0;
+    for seq in 0..3000u64 {
+        let send = T + seq as i64 * MS + client_offset_ns;
+        p.send_ns.push(send);
+        if (1000..1150).contains(&seq) {
+            continue;
+        }
+        reached += 1;
+        p.replies.push(ReplyRecord {
+            seq,
+            send_ns: send,
+            rx_ns: send + 200_000,
+            kernel_ts: true,
+            guest_rx_ns: 0,
+            guest_tx_ns: 0,
+            reflector_rx_count: reached,
+        });
+    }
+    p
+}
+
+fn marker(kind: MarkerKind, pass: Option<u32>, at_ms: i64) -> Marker {
+    Marker {
+        kind,
+        pass,
+        t_ns: T + at_ms * MS,
+        clock: HOST_CLOCK.into(),
+        uncertainty_ns: 1_000,
+        source: MarkerSource::QmpEvent,
+    }
+}
+
+fn rep() -> RepRecord {
+    let markers = vec![
+        marker(MarkerKind::MigrationRequested, None, 200),
+        marker(MarkerKind::SetupDone, None, 202),
+        marker(MarkerKind::Pass, Some(1), 202),
+        marker(MarkerKind::Pass, Some(2), 800),
+        marker(MarkerKind::SourceStopped, None, 1010),
+        marker(MarkerKind::RamCompleted, None, 1040),
+        marker(MarkerKind::DestinationResumed, None, 1060),
+    ];
+    RepRecord {
+        repetition: 1,
+        window_start_ns: T,
+        window_end_ns: T + 3000 * MS,
+        migration: MigrationRecord {
+            repetition: 1,
+            source: "a".into(),
+            destination: "b".into(),
+            status: RepStatus::Completed,
+            error: None,
+            migrate_cmd_ns: Some(T + 200 * MS),
+            finished_ns: Some(T + 1061 * MS),
+            final_info: None,
+            faults: Vec::new(),
+            vm_lost: false,
+            markers,
+            hypervisor: Some(HypervisorStats {
+                downtime_ms: Some(33.0),
+                total_time_ms: Some(861.0),
+                transferred_bytes: Some(140_000_000),
+                passes: Some(2),
+                ..HypervisorStats::default()
+            }),
+            platform: Some(PlatformStats {
+                platform: "proxmox".into(),
+                downtime_ms: Some(33.0),
+                ..PlatformStats::default()
+            }),
+            platform_raw: None,
+            events: Vec::new(),
+            samples: Vec::new(),
+        },
+        guest: None,
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+#[test]
+fn the_timeline_matches_the_hand_derivation() {
+    let (r, p) = (rep(), probe(0));
+    let g =
+        measure::probe::gaps::analyze(&p, Some((r.window_start_ns, r.window_end_ns)), THRESHOLD);
+    assert!(close(g.max_gap_ms, 151.0), "{}", g.max_gap_ms);
+    assert!(close(g.max_outage_ms, 151.0), "{}", g.max_outage_ms);
+    assert_eq!((g.lost, g.lost_forward, g.lost_return), (150, 150, 0));
+    let t = rep_timeline(&r, Some(&p), Some(&g), &[], THRESHOLD);
+    let bounds: Vec<(PhaseKind, Option<u32>, i64)> = t
+        .phases
+        .iter()
+        .map(|ph| (ph.kind, ph.pass, ph.start_ns))
+        .collect();
+    assert_eq!(
+        bounds,
+        vec![
+            (PhaseKind::Before, None, i64::MIN),
+            (PhaseKind::Setup, None, T + 200 * MS),
+            (PhaseKind::PreCopy, Some(1), T + 202 * MS),
+            (PhaseKind::PreCopy, Some(2), T + 800 * MS),
+            (PhaseKind::StopAndCopy, None, T + 1010 * MS),
+            (PhaseKind::Resume, None, T + 1040 * MS),
+            (PhaseKind::Switchover, None, T + 1060 * MS),
+            (PhaseKind::After, None, T + 1150 * MS + 200_000),
+        ]
+    );
+    let o = t.outage.unwrap();
+    assert!(close(o.outage_ms, 151.0));
+    assert!(close(o.before_stop_ms, 10.8), "{o:?}");
+    assert!(close(o.stop_and_copy_ms, 30.0), "{o:?}");
+    assert!(close(o.resume_ms, 20.0), "{o:?}");
+    assert!(close(o.switchover_ms, 90.2), "{o:?}");
+    assert!(close(o.other_ms, 0.0), "{o:?}");
+    assert_eq!(o.qemu_downtime_ms, Some(33.0));
+}
+
+/// `probe_ahead_ns`: how far the probe's clock runs ahead of the host's;
+/// `stated_ns`: what the clock alignment says it is.
+fn summary_with(probe_ahead_ns: i64, stated_ns: i64) -> measure::summary::Summary {
+    let reps = [rep()];
+    let p = probe(probe_ahead_ns);
+    let clock = ClockAlignment {
+        client_offset_ns: stated_ns,
+        client_uncertainty_ns: 250_000,
+        method: "by hand".into(),
+        guest: "untrusted".into(),
+    };
+    summarize(&RunRecords {
+        scenario: "by-hand",
+        acceleration: Some("tcg"),
+        reps: &reps,
+        probe: Some(&p),
+        gap_threshold_ns: THRESHOLD,
+        announces: &[],
+        asserts: None,
+        agent_answered_at_end: Some(true),
+        run_status: "complete",
+        error: None,
+        clock: Some(&clock),
+    })
+}
+
+fn summary(offset_ns: i64) -> measure::summary::Summary {
+    summary_with(offset_ns, offset_ns)
+}
+
+#[test]
+fn the_summary_table_and_csv_give_the_hand_figures() {
+    let s = summary(0);
+    let r = &s.repetitions[0];
+    assert_eq!(r.client.max_gap_ms, Some(151.0));
+    assert_eq!(r.client.lost_probes, Some(150));
+    assert!(close(r.host.stop_to_resume_ms.unwrap(), 50.0));
+    // Two markers of 1 µs each, and each carries the clock's 0.25 ms.
+    assert!(close(r.host.stop_to_resume_uncertainty_ms.unwrap(), 0.502));
+    assert!(close(r.host.command_to_end_ms.unwrap(), 861.0));
+    assert_eq!(r.qemu.downtime_ms, Some(33.0));
+    assert_eq!(r.platform.as_ref().unwrap().downtime_ms, Some(33.0));
+    assert_eq!(
+        s.final_check.as_ref().unwrap().replies_after_last_migration,
+        1850
+    );
+
+    let csv = to_csv(&s);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some(CSV_HEADER));
+    let line = lines.next().unwrap();
+    let row: Vec<&str> = line.split(',').collect();
+    assert_eq!(row.len(), CSV_HEADER.split(',').count(), "{line}");
+    let col = |name: &str| {
+        let i = CSV_HEADER.split(',').position(|c| c == name).unwrap();
+        row[i]
+    };
+    assert_eq!(col("repetition"), "1");
+    assert_eq!(col("direction"), "a->b");
+    assert_eq!(col("qemu.downtime_ms"), "33");
+    assert_eq!(col("host.stop_to_resume_ms"), "50.000");
+    assert_eq!(col("host.stop_to_resume_uncertainty_ms"), "0.502");
+    assert_eq!(col("client.max_outage_ms"), "151.000");
+    assert_eq!(col("client.lost_probes"), "150");
+    assert_eq!(col("error"), "");
+    // An error with a comma and a quote is one field, read back whole.
+    let mut failed = s.clone();
+    failed.repetitions[0].error = Some("QEMU said \"no\", then died".into());
+    let text = to_csv(&failed);
+    let mut rd = csv::Reader::from_reader(text.as_bytes());
+    let rec = rd.records().next().unwrap().unwrap();
+    assert_eq!(rec.len(), CSV_HEADER.split(',').count());
+    assert_eq!(&rec[rec.len() - 1], "QEMU said \"no\", then died");
+
+    let table = to_table(&s);
+    let row = table.lines().nth(1).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &cells[..6],
+        ["1", "a->b", "completed", "33", "50.0", "151.0"],
+        "{table}"
+    );
+}
+
+#[test]
+fn a_client_clock_offset_moves_the_markers_not_the_figures() {
+    // The probe's clock runs 5 ms ahead of the host's; the alignment says
+    // so. Every figure stays what it was with one clock.
+    let (a, b) = (summary(0), summary(5 * MS));
+    let (ra, rb) = (&a.repetitions[0], &b.repetitions[0]);
+    assert_eq!(ra.client.max_outage_ms, rb.client.max_outage_ms);
+    let (oa, ob) = (ra.outage.as_ref().unwrap(), rb.outage.as_ref().unwrap());
+    assert!(close(ob.switchover_ms, 90.2), "{ob:?}");
+    assert!(close(oa.before_stop_ms, ob.before_stop_ms));
+    assert_eq!(b.clock.as_ref().unwrap().client_offset_ns, 5 * MS);
+    // Misaligned (the offset not stated), the markers land 5 ms early on
+    // the probe's axis: the switchover reads 95.2 ms, before-STOP 5.8 ms.
+    let wrong = summary_with(5 * MS, 0);
+    let ow = wrong.repetitions[0].outage.as_ref().unwrap();
+    assert!(close(ow.switchover_ms, 95.2), "{ow:?}");
+    assert!(close(ow.before_stop_ms, 5.8), "{ow:?}");
+}
