@@ -84,6 +84,53 @@ fn assert_lab_gone(bundle: &Path) {
     );
 }
 
+/// Runs `text` on the backend it names, as `harness run` would, and
+/// returns the agent's token with the outcome (to look for it in the
+/// bundle).
+fn run_scenario_with_token(text: &str, tag: &str) -> (harness::run::RunOutcome, String) {
+    use harness::backend::Backend;
+    let dir = temp_dir(tag);
+    let file = dir.join(format!("{tag}.toml"));
+    std::fs::write(&file, text).unwrap();
+    let mut scenario = harness::scenario::Scenario::load(&file).unwrap();
+    scenario.acceleration = Acceleration::Tcg;
+    let mut backend = harness::backend::open(&scenario, None, Vec::new()).unwrap();
+    let token = backend.endpoints().agent.token.clone();
+    assert!(token.len() >= 32, "a real token: {token:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let out = rt
+        .block_on(harness::run::run_on(
+            &mut backend,
+            &scenario,
+            &file.display().to_string(),
+            &Job::Migrations,
+            &dir.join("results"),
+            &RunControl::default(),
+        ))
+        .expect("the run itself must not fail");
+    (out, token)
+}
+
+/// Every file of the bundle, as bytes, that contains `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    found
+}
+
 fn run_scenario(text: &str, tag: &str) -> harness::run::RunOutcome {
     let dir = temp_dir(tag);
     let scenario = dir.join(format!("{tag}.toml"));
@@ -106,7 +153,7 @@ fn run_scenario(text: &str, tag: &str) -> harness::run::RunOutcome {
 fn a_real_migration_is_seen_by_the_probe_and_matches_the_host_view() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_lab();
-    let out = run_scenario(
+    let (out, token) = run_scenario_with_token(
         r#"
 name = "it-basic"
 repetitions = 2
@@ -117,6 +164,10 @@ rate_hz = 1000
 "#,
         "basic",
     );
+    let leaked = files_containing(&out.bundle, &token);
+    assert!(leaked.is_empty(), "the agent's token is in {leaked:?}");
+    let cmdlines = std::fs::read_to_string(out.bundle.join("qemu-cmdlines.txt")).unwrap();
+    assert!(cmdlines.contains("lmig.token=<redacted>"), "{cmdlines}");
     let s = &out.summary;
     assert_eq!(s.run_status, "complete", "{:?}", s.error);
     assert_eq!(s.acceleration.as_deref(), Some("tcg"));
