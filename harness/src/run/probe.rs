@@ -91,7 +91,11 @@ impl ProbeHandle {
         payload_len: usize,
     ) -> Result<Self> {
         let binary = find_client_probe()?;
-        let token = format!("lmig-{:016x}", rand_u64());
+        // A token nobody guesses: 8 random bytes, no fallback.
+        let token = format!(
+            "lmig-{}",
+            wire::random::token_hex(8).context("drawing the served probe's token")?
+        );
         let listen = SocketAddr::from((listen_ip, SERVE_PORT));
         let serve = ServeProcess::spawn_at(site, &binary, listen, &token)?;
         let remote = Arc::new(
@@ -167,16 +171,5 @@ impl ProbeHandle {
                 Ok((c.record, Some(c.clock)))
             }
         }
-    }
-}
-
-/// A token nobody guesses: the kernel's random bytes, else the clock.
-fn rand_u64() -> u64 {
-    let mut b = [0u8; 8];
-    match std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-    {
-        Ok(()) => u64::from_le_bytes(b),
-        Err(_) => crate::clock::now_ns() as u64,
     }
 }

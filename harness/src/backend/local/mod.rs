@@ -81,13 +81,10 @@ pub struct LocalLab {
     generation: u32,
 }
 
-fn random_token() -> String {
-    let mut b = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// The guest agent's control token: 16 random bytes as 32 hex digits
+/// ([`wire::random`]; no fallback).
+fn random_token() -> Result<String> {
+    wire::random::token_hex(16).context("drawing the guest agent's control token")
 }
 
 fn tail_of(path: &Path, lines: usize) -> String {
@@ -109,7 +106,7 @@ impl LocalLab {
         let agent_binary = find_agent(agent)?;
         let lab =
             Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
-        Ok(Self::new(lab, scenario, kernel, agent_binary, extras))
+        Self::new(lab, scenario, kernel, agent_binary, extras)
     }
 
     fn new(
@@ -118,15 +115,15 @@ impl LocalLab {
         kernel: KernelChoice,
         agent_binary: PathBuf,
         extras: Vec<PathBuf>,
-    ) -> Self {
+    ) -> Result<Self> {
         let guest_addr = lab.addrs.guest(0);
-        let token = random_token();
+        let token = random_token()?;
         let agent = AgentClient {
             site: Site::lab_namespace(&lab.client_ns()),
             addr: SocketAddr::from((guest_addr, CONTROL_PORT)),
             token: token.clone(),
         };
-        Self {
+        Ok(Self {
             lab,
             accel: "tcg",
             accel_note: String::new(),
@@ -142,7 +139,7 @@ impl LocalLab {
             running: None,
             standby: None,
             generation: 0,
-        }
+        })
     }
 
     /// The reflector's address, for the probe.

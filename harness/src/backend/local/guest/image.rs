@@ -550,7 +550,6 @@ kernel/net/core/failover.ko:
         assert!(e.to_string().contains("libfoo.so.1"), "{e}");
     }
 
-
     /// A prerequisite of this test is missing: under `CI=true` that fails the
     /// test, naming it; elsewhere the test is skipped with a note.
     fn missing_prerequisite(what: &str) {

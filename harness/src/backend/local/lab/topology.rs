@@ -107,7 +107,7 @@ impl Lab {
         // Labs of runs that crashed or were killed still hold QEMUs that
         // burn CPU and would skew this run's timings: remove them first.
         let swept = clean(&CleanScope::Abandoned).context("removing labs of ended runs")?;
-        let id = random_id();
+        let id = random_id()?;
         let state_dir = Path::new(RUN_ROOT).join(&id);
         // The folder appears with its owner file already in it (a rename),
         // so a concurrent `lab clean` never sees it ownerless.
@@ -216,23 +216,10 @@ impl Drop for Lab {
     }
 }
 
-fn random_id() -> String {
-    let mut b = [0u8; 3];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    if b == [0, 0, 0] {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        b = [
-            (t >> 16) as u8,
-            (t >> 8) as u8,
-            t as u8 ^ std::process::id() as u8,
-        ];
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// A new run id: 3 random bytes as six hex digits ([`wire::random`]; no
+/// fallback).
+fn random_id() -> Result<String> {
+    wire::random::token_hex(3).context("drawing the lab's run id")
 }
 
 /// The file in a lab's state folder naming the process that built it.
@@ -501,7 +488,7 @@ mod owner_tests {
         // Others' namespaces that share the prefix are not labs.
         assert_eq!(run_id_of_ns("lmig-doctor-1234"), None);
         assert_eq!(run_id_of_ns("lmig-t-ann-99a"), None);
-        assert!(is_run_id(&random_id()));
+        assert!(is_run_id(&random_id().unwrap()));
         assert!(!is_run_id(".a1b2c3"));
     }
 }
