@@ -18,8 +18,8 @@ pub enum ProbeError {
         source: std::io::Error,
     },
     /// No random session id could be drawn.
-    #[error("cannot draw a random session id from /dev/urandom")]
-    Session(#[source] std::io::Error),
+    #[error("cannot draw a random session id")]
+    Session(#[source] wire::random::RandomError),
     /// A probe thread could not be started.
     #[error("cannot start the {0} thread")]
     Spawn(&'static str, #[source] std::io::Error),

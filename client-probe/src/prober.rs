@@ -330,14 +330,10 @@ impl Drop for Prober {
     }
 }
 
-/// Eight random bytes from the kernel.
+/// Eight random bytes from the operating system ([`wire::random`]); no
+/// fallback.
 fn random_session() -> Result<u64, ProbeError> {
-    use std::io::Read;
-    let mut b = [0u8; 8];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(ProbeError::Session)?;
-    Ok(u64::from_ne_bytes(b))
+    wire::random::random_u64().map_err(ProbeError::Session)
 }
 
 #[cfg(test)]
