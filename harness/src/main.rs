@@ -6,7 +6,7 @@ use harness::bench::probe::BenchOptions;
 use harness::run::{run, Job, RunControl, RunOptions, ScenarioSource};
 use harness::scenario::{Acceleration, Nic, Scenario};
 use measure::calibration::CalibrationPlan;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Measure what a VM's live migration does to the people using the VM.
 ///
@@ -379,30 +379,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             pauses,
             cuts,
             common,
-        } => {
-            let source = match scenario {
-                Some(p) => ScenarioSource::File(p),
-                None => ScenarioSource::Inline(Box::new(Scenario {
-                    name: "calibrate".into(),
-                    description: "QMP stop/cont pauses and tap link cuts of known length, probed"
-                        .into(),
-                    ..Scenario::default()
-                })),
-            };
-            execute(RunOptions {
-                scenario: source,
-                job: Job::Calibrate(CalibrationPlan {
-                    pauses_ms: pauses,
-                    cuts_ms: cuts,
-                    ..CalibrationPlan::default()
-                }),
-                out_dir: common.out,
-                agent: common.agent,
-                kernel: common.kernel,
-                accel: common.accel.map(AccelArg::into),
-                probe_rate: Some(rate),
-            })
-        }
+        } => calibrate(scenario, rate, pauses, cuts, common),
         Cmd::Bench {
             cmd:
                 BenchCmd::Probe {
@@ -437,22 +414,7 @@ fn real_main(cli: Cli) -> Result<i32> {
         }),
         Cmd::Lab {
             cmd: LabCmd::Clean { run, all },
-        } => {
-            use harness::backend::local::lab::topology::{clean, CleanScope};
-            let scope = match (run, all) {
-                (Some(id), _) => CleanScope::Run(id),
-                (None, true) => CleanScope::All,
-                (None, false) => CleanScope::Abandoned,
-            };
-            let r = clean(&scope)?;
-            for line in r.lines() {
-                println!("{line}");
-            }
-            if r.is_empty() {
-                println!("nothing to clean");
-            }
-            Ok(0)
-        }
+        } => lab_clean(run, all),
         Cmd::Guest {
             cmd:
                 GuestCmd::Build {
@@ -461,84 +423,146 @@ fn real_main(cli: Cli) -> Result<i32> {
                     kernel,
                     agent,
                 },
-        } => {
-            let k = harness::backend::local::guest::find_kernel(&kernel)?;
-            let a = harness::backend::local::guest::find_agent(agent.as_deref())?;
-            let nic = match nic {
-                NicArg::VirtioNet => Nic::VirtioNet,
-                NicArg::E1000 => Nic::E1000,
-            };
-            let img = harness::backend::local::guest::build_image(&k, &a, nic, &out)?;
-            println!(
-                "kernel    {} ({})",
-                img.kernel.vmlinuz.display(),
-                img.kernel.release
-            );
-            println!("initramfs {}", img.initramfs.display());
-            println!("agent     {}", img.agent.display());
-            println!("modules   {}", img.modules.join(" "));
-            Ok(0)
-        }
+        } => guest_build(&out, nic, &kernel, agent.as_deref()),
         Cmd::Verify { bundle } => {
             let report = harness::bundle::verify::verify_bundle(&bundle)?;
             print_ignoring_closed_pipe(&report.to_string())?;
             Ok(if report.passed() { 0 } else { 1 })
         }
-        Cmd::Compare { a, b, json } => {
-            let c = harness::report::compare::compare(&a, &b)?;
-            let text = if json {
-                serde_json::to_string_pretty(&c).context("serialising the comparison")?
-            } else {
-                c.to_string()
-            };
-            print_ignoring_closed_pipe(&text)?;
-            Ok(0)
-        }
-        Cmd::Report { bundle } => {
-            let (s, rec) = harness::report::regenerate(&bundle)?;
-            for n in &rec.notes {
-                println!("note: {n}");
-            }
-            println!("{}", measure::summary::to_table(&s));
-            println!(
-                "run {}: {} completed, {} failed; rewrote summary.json, summary.csv, timeline/ and report.html in {}",
-                s.run_status,
-                s.completed,
-                s.failed,
-                bundle.display()
-            );
-            if let Some(e) = &s.error {
-                println!("error: {e}");
-            }
-            Ok(verdict_code(&s).unwrap_or(0))
-        }
-        Cmd::Doctor => {
-            let checks = harness::backend::local::doctor::run_checks();
-            let mut bad = 0;
-            for c in &checks {
-                let mark = if c.ok {
-                    "ok "
-                } else if c.optional {
-                    "-- "
-                } else {
-                    "NO "
-                };
-                println!("{mark} {:<22} {}", c.what, c.detail);
-                if !c.ok && !c.optional {
-                    bad += 1;
-                }
-            }
-            println!(
-                "{}",
-                if bad == 0 {
-                    "this machine can run the lab".to_string()
-                } else {
-                    format!("{bad} problem(s) to fix first")
-                }
-            );
-            Ok(if bad == 0 { 0 } else { 1 })
+        Cmd::Compare { a, b, json } => compare(&a, &b, json),
+        Cmd::Report { bundle } => report(&bundle),
+        Cmd::Doctor => doctor(),
+    }
+}
+
+/// `harness calibrate`: the scenario's guest (or a default one), paused
+/// and cut off for known times instead of migrated.
+fn calibrate(
+    scenario: Option<PathBuf>,
+    rate: u32,
+    pauses: Vec<u64>,
+    cuts: Vec<u64>,
+    common: CommonArgs,
+) -> Result<i32> {
+    let source = match scenario {
+        Some(p) => ScenarioSource::File(p),
+        None => ScenarioSource::Inline(Box::new(Scenario {
+            name: "calibrate".into(),
+            description: "QMP stop/cont pauses and tap link cuts of known length, probed".into(),
+            ..Scenario::default()
+        })),
+    };
+    execute(RunOptions {
+        scenario: source,
+        job: Job::Calibrate(CalibrationPlan {
+            pauses_ms: pauses,
+            cuts_ms: cuts,
+            ..CalibrationPlan::default()
+        }),
+        out_dir: common.out,
+        agent: common.agent,
+        kernel: common.kernel,
+        accel: common.accel.map(AccelArg::into),
+        probe_rate: Some(rate),
+    })
+}
+
+/// `harness lab clean`: removes what ended (or, with `--all`, every) lab left.
+fn lab_clean(run: Option<String>, all: bool) -> Result<i32> {
+    use harness::backend::local::lab::topology::{clean, CleanScope};
+    let scope = match (run, all) {
+        (Some(id), _) => CleanScope::Run(id),
+        (None, true) => CleanScope::All,
+        (None, false) => CleanScope::Abandoned,
+    };
+    let r = clean(&scope)?;
+    for line in r.lines() {
+        println!("{line}");
+    }
+    if r.is_empty() {
+        println!("nothing to clean");
+    }
+    Ok(0)
+}
+
+/// `harness guest build`: writes the lab's guest image and says what is in it.
+fn guest_build(out: &Path, nic: NicArg, kernel: &str, agent: Option<&Path>) -> Result<i32> {
+    let k = harness::backend::local::guest::find_kernel(kernel)?;
+    let a = harness::backend::local::guest::find_agent(agent)?;
+    let nic = match nic {
+        NicArg::VirtioNet => Nic::VirtioNet,
+        NicArg::E1000 => Nic::E1000,
+    };
+    let img = harness::backend::local::guest::build_image(&k, &a, nic, out)?;
+    println!(
+        "kernel    {} ({})",
+        img.kernel.vmlinuz.display(),
+        img.kernel.release
+    );
+    println!("initramfs {}", img.initramfs.display());
+    println!("agent     {}", img.agent.display());
+    println!("modules   {}", img.modules.join(" "));
+    Ok(0)
+}
+
+/// `harness compare A B [--json]`.
+fn compare(a: &Path, b: &Path, json: bool) -> Result<i32> {
+    let c = harness::report::compare::compare(a, b)?;
+    let text = if json {
+        serde_json::to_string_pretty(&c).context("serialising the comparison")?
+    } else {
+        c.to_string()
+    };
+    print_ignoring_closed_pipe(&text)?;
+    Ok(0)
+}
+
+/// `harness report BUNDLE`: re-derives everything from the raw records.
+fn report(bundle: &Path) -> Result<i32> {
+    let (s, rec) = harness::report::regenerate(bundle)?;
+    for n in &rec.notes {
+        println!("note: {n}");
+    }
+    println!("{}", measure::summary::to_table(&s));
+    println!(
+        "run {}: {} completed, {} failed; rewrote summary.json, summary.csv, timeline/ and report.html in {}",
+        s.run_status,
+        s.completed,
+        s.failed,
+        bundle.display()
+    );
+    if let Some(e) = &s.error {
+        println!("error: {e}");
+    }
+    Ok(verdict_code(&s).unwrap_or(0))
+}
+
+/// `harness doctor`: can this machine run the lab?
+fn doctor() -> Result<i32> {
+    let checks = harness::backend::local::doctor::run_checks();
+    let mut bad = 0;
+    for c in &checks {
+        let mark = if c.ok {
+            "ok "
+        } else if c.optional {
+            "-- "
+        } else {
+            "NO "
+        };
+        println!("{mark} {:<22} {}", c.what, c.detail);
+        if !c.ok && !c.optional {
+            bad += 1;
         }
     }
+    println!(
+        "{}",
+        if bad == 0 {
+            "this machine can run the lab".to_string()
+        } else {
+            format!("{bad} problem(s) to fix first")
+        }
+    );
+    Ok(if bad == 0 { 0 } else { 1 })
 }
 
 #[cfg(test)]

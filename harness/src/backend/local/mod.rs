@@ -20,7 +20,7 @@ use crate::backend::local::qemu::process::{kill_pid, QemuProcess};
 use crate::bundle::Bundle;
 use crate::clock::now_ns;
 use crate::live::Live;
-use crate::scenario::{Acceleration, FaultKind, Scenario};
+use crate::scenario::{Acceleration, FaultKind, FaultSpec, Scenario};
 use anyhow::{bail, Context, Result};
 use measure::migration::qmp::MigrationInfo;
 use measure::migration::record::{MigrationRecord, RepStatus, Sample, SideEvent};
@@ -500,26 +500,41 @@ impl LocalLab {
         live: &Live,
         of: u32,
     ) -> Result<()> {
-        let caps = self.qmp_capabilities();
-        let extra = self.extra_parameters();
         let uri = format!(
             "tcp:{}:{MIGRATION_PORT}",
             self.lab.addrs.migration_addr(dst.node)
         );
-        {
-            let d = dst.qmp()?;
-            d.execute("migrate-set-capabilities", Some(caps.clone()))
+        self.configure(src, dst, &uri).await?;
+        let t0 = Instant::now();
+        rec.migrate_cmd_ns = Some(now_ns());
+        src.qmp()?
+            .execute("migrate", Some(json!({ "uri": uri })))
+            .await
+            .context("starting the migration")?;
+        self.poll_until_finished(src, dst, rec, req, t0, live, of)
+            .await?;
+        rec.finished_ns = Some(now_ns());
+        settle_final_stats(src, rec).await?;
+        conclude(dst, rec, dst_events_from).await
+    }
+
+    /// Sets the scenario's capabilities and parameters on both sides and
+    /// starts the destination's listener on `uri`.
+    async fn configure(&self, src: &QemuProcess, dst: &QemuProcess, uri: &str) -> Result<()> {
+        let caps = self.qmp_capabilities();
+        let extra = self.extra_parameters();
+        let d = dst.qmp()?;
+        d.execute("migrate-set-capabilities", Some(caps.clone()))
+            .await
+            .context("setting capabilities on the destination")?;
+        if !extra.is_empty() {
+            d.execute("migrate-set-parameters", Some(Value::Object(extra.clone())))
                 .await
-                .context("setting capabilities on the destination")?;
-            if !extra.is_empty() {
-                d.execute("migrate-set-parameters", Some(Value::Object(extra.clone())))
-                    .await
-                    .context("setting parameters on the destination")?;
-            }
-            d.execute("migrate-incoming", Some(json!({ "uri": uri })))
-                .await
-                .context("starting the destination's listener")?;
+                .context("setting parameters on the destination")?;
         }
+        d.execute("migrate-incoming", Some(json!({ "uri": uri })))
+            .await
+            .context("starting the destination's listener")?;
         let mut params = extra;
         params.insert(
             "max-bandwidth".into(),
@@ -529,21 +544,30 @@ impl LocalLab {
             "downtime-limit".into(),
             json!(self.scenario.migration.downtime_limit_ms),
         );
-        {
-            let s = src.qmp()?;
-            s.execute("migrate-set-capabilities", Some(caps))
-                .await
-                .context("setting capabilities on the source")?;
-            s.execute("migrate-set-parameters", Some(Value::Object(params)))
-                .await
-                .context("setting parameters on the source")?;
-        }
-        let t0 = Instant::now();
-        rec.migrate_cmd_ns = Some(now_ns());
-        src.qmp()?
-            .execute("migrate", Some(json!({ "uri": uri })))
+        let s = src.qmp()?;
+        s.execute("migrate-set-capabilities", Some(caps))
             .await
-            .context("starting the migration")?;
+            .context("setting capabilities on the source")?;
+        s.execute("migrate-set-parameters", Some(Value::Object(params)))
+            .await
+            .context("setting parameters on the source")?;
+        Ok(())
+    }
+
+    /// Samples `query-migrate` every [`SAMPLE_INTERVAL`] until QEMU says the
+    /// migration ended, injecting the repetition's faults when they are due
+    /// and cancelling on the user's request or after `migration.timeout_s`.
+    #[expect(clippy::too_many_arguments, reason = "one migration's parts")]
+    async fn poll_until_finished(
+        &self,
+        src: &mut QemuProcess,
+        dst: &QemuProcess,
+        rec: &mut MigrationRecord,
+        req: &MigrationRequest<'_>,
+        t0: Instant,
+        live: &Live,
+        of: u32,
+    ) -> Result<()> {
         let mut faults: Vec<_> = req.faults.clone();
         let timeout = Duration::from_secs_f64(self.scenario.migration.timeout_s);
         let mut next = tokio::time::Instant::from_std(t0) + SAMPLE_INTERVAL;
@@ -552,32 +576,13 @@ impl LocalLab {
             tokio::time::sleep_until(next).await;
             next += SAMPLE_INTERVAL;
             let elapsed = t0.elapsed();
-            let mut i = 0;
-            while i < faults.len() {
-                if elapsed >= Duration::from_millis(faults[i].after_ms) {
-                    let f = faults.remove(i);
-                    let (victim, what) = match f.kill {
-                        FaultKind::Destination => (&*dst, "destination"),
-                        FaultKind::Source => (&*src, "source"),
-                    };
-                    kill_pid(victim.pid as i32);
-                    rec.faults.push(format!(
-                        "fault injected: killed the {what} QEMU (pid {}) with SIGKILL {} ms after migrate",
-                        victim.pid,
-                        elapsed.as_millis()
-                    ));
-                    live.println(rec.faults.last().map_or("", |s| s.as_str()));
-                } else {
-                    i += 1;
-                }
-            }
+            inject_due_faults(&mut faults, elapsed, src, dst, rec, live);
             if req.cancel.load(Ordering::SeqCst) && !cancel_sent {
                 cancel_sent = true;
                 rec.status = RepStatus::Interrupted;
                 let _ = src.qmp()?.execute("migrate_cancel", None).await;
             }
-            let answer = src.qmp()?.execute("query-migrate", None).await;
-            let raw = match answer {
+            let raw = match src.qmp()?.execute("query-migrate", None).await {
                 Ok(v) => v,
                 Err(e) => {
                     if let Some(st) = src.exit_status() {
@@ -599,7 +604,7 @@ impl LocalLab {
             let finished = info.is_finished();
             rec.samples.push(Sample { host_ns, info, raw });
             if finished {
-                break;
+                return Ok(());
             }
             if elapsed > timeout && !cancel_sent {
                 cancel_sent = true;
@@ -610,67 +615,110 @@ impl LocalLab {
                 ));
             }
         }
-        rec.finished_ns = Some(now_ns());
-        // QEMU sets the status to `completed` a moment before it fills in
-        // `total-time` and `downtime` (seen with 7.2: a completed reply with
-        // both 0). Ask again until they are there.
-        for _ in 0..25 {
-            let Some(last) = rec.samples.last() else {
-                break;
-            };
-            let done = last.info.status.as_deref() == Some("completed");
-            if !done || last.info.total_time.unwrap_or(0) > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let Ok(raw) = src.qmp()?.execute("query-migrate", None).await else {
-                break;
-            };
-            rec.samples.push(Sample {
-                host_ns: now_ns(),
-                info: MigrationInfo::from_value(&raw),
-                raw,
-            });
+    }
+}
+
+/// Kills the QEMU each fault names once its time after `migrate` has come,
+/// and records it.
+fn inject_due_faults(
+    faults: &mut Vec<&FaultSpec>,
+    elapsed: Duration,
+    src: &QemuProcess,
+    dst: &QemuProcess,
+    rec: &mut MigrationRecord,
+    live: &Live,
+) {
+    let (due, later): (Vec<&FaultSpec>, Vec<&FaultSpec>) = faults
+        .iter()
+        .partition(|f| elapsed >= Duration::from_millis(f.after_ms));
+    *faults = later;
+    for f in due {
+        let (victim, what) = match f.kill {
+            FaultKind::Destination => (dst, "destination"),
+            FaultKind::Source => (src, "source"),
+        };
+        kill_pid(victim.pid as i32);
+        rec.faults.push(format!(
+            "fault injected: killed the {what} QEMU (pid {}) with SIGKILL {} ms after migrate",
+            victim.pid,
+            elapsed.as_millis()
+        ));
+        live.println(rec.faults.last().map_or("", |s| s.as_str()));
+    }
+}
+
+/// QEMU sets the status to `completed` a moment before it fills in
+/// `total-time` and `downtime` (seen with 7.2: a completed reply with both
+/// 0): asks again until they are there, and keeps the last reading.
+async fn settle_final_stats(src: &QemuProcess, rec: &mut MigrationRecord) -> Result<()> {
+    for _ in 0..25 {
+        let Some(last) = rec.samples.last() else {
+            break;
+        };
+        let done = last.info.status.as_deref() == Some("completed");
+        if !done || last.info.total_time.unwrap_or(0) > 0 {
+            break;
         }
-        let last = rec
-            .samples
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let Ok(raw) = src.qmp()?.execute("query-migrate", None).await else {
+            break;
+        };
+        rec.samples.push(Sample {
+            host_ns: now_ns(),
+            info: MigrationInfo::from_value(&raw),
+            raw,
+        });
+    }
+    rec.final_info = Some(
+        rec.samples
             .last()
             .map(|s| s.info.clone())
-            .unwrap_or_default();
-        rec.final_info = Some(last.clone());
-        let status = last.status.clone().unwrap_or_else(|| "unknown".into());
-        if status == "completed" {
-            let resumed = dst
-                .qmp()?
-                .wait_event("RESUME", dst_events_from, Duration::from_secs(10))
-                .await;
-            if resumed.is_none() {
-                let why = dst.exit_status().map_or("it did not say why".into(), |s| {
-                    format!("its QEMU exited ({s})")
-                });
-                bail!("QEMU reported the migration completed, but the destination did not resume the guest within 10 s: {why}");
-            }
-            rec.status = RepStatus::Completed;
-            return Ok(());
+            .unwrap_or_default(),
+    );
+    Ok(())
+}
+
+/// A completed migration must also see the destination resume the guest;
+/// anything else fails with what QEMU said (and whether the destination
+/// died).
+async fn conclude(
+    dst: &mut QemuProcess,
+    rec: &mut MigrationRecord,
+    dst_events_from: usize,
+) -> Result<()> {
+    let last = rec.final_info.clone().unwrap_or_default();
+    let status = last.status.clone().unwrap_or_else(|| "unknown".into());
+    if status == "completed" {
+        let resumed = dst
+            .qmp()?
+            .wait_event("RESUME", dst_events_from, Duration::from_secs(10))
+            .await;
+        if resumed.is_none() {
+            let why = dst.exit_status().map_or("it did not say why".into(), |s| {
+                format!("its QEMU exited ({s})")
+            });
+            bail!("QEMU reported the migration completed, but the destination did not resume the guest within 10 s: {why}");
         }
-        let mut msg = match (&rec.error, rec.status) {
-            (Some(e), _) => e.clone(),
-            (None, RepStatus::Interrupted) => "interrupted; migration cancelled".into(),
-            (None, _) => format!(
-                "migration {status}: {}",
-                last.error_desc.as_deref().unwrap_or("QEMU gave no reason")
-            ),
-        };
-        // Give a killed destination a moment to be reaped so we can say so.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Some(st) = dst.exit_status() {
-            msg.push_str(&format!(
-                "; the destination QEMU (pid {}) exited ({st})",
-                dst.pid
-            ));
-        }
-        bail!(msg)
+        rec.status = RepStatus::Completed;
+        return Ok(());
     }
+    let mut msg = match (&rec.error, rec.status) {
+        (Some(e), _) => e.clone(),
+        (None, RepStatus::Interrupted) => "interrupted; migration cancelled".into(),
+        (None, _) => format!(
+            "migration {status}: {}",
+            last.error_desc.as_deref().unwrap_or("QEMU gave no reason")
+        ),
+    };
+    // Give a killed destination a moment to be reaped so we can say so.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Some(st) = dst.exit_status() {
+        msg.push_str(&format!(
+            "; the destination QEMU (pid {}) exited ({st})",
+            dst.pid
+        ));
+    }
+    bail!(msg)
 }
 
 fn progress_line(
