@@ -3,4 +3,5 @@
 //! lab guest through the backend.
 
 pub mod dirty;
+pub mod dirty_report;
 pub mod probe;
