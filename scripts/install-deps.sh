@@ -8,9 +8,11 @@ fi
 packages=(
   ca-certificates     # cargo fetches crates over HTTPS
   git                 # the bundle's manifest records `git describe` of this tree
+  python3             # scripts/module-cycles.py (test.sh checks the module graph)
   linux-image-amd64   # the guest kernel (/boot/vmlinuz-*) and its NIC modules
   iproute2            # namespaces, bridges, veths, taps
   gcc libc6-dev       # linking; libc.a for the statically linked guest agent
+  g++                 # scripts/fuzz.sh: libfuzzer-sys compiles its bundled libFuzzer (C++)
   cpio file           # used by tests to cross-check the initramfs writer
   irtt iputils-ping   # compared with our probe by `harness bench probe`
   stress-ng           # compared with the agent's memory dirtier by `harness bench dirty`

@@ -12,6 +12,14 @@ lab_qemus() { pgrep -f -- 'qemu-system-x86_64 -name lmig-' || true; }
 before_ns=$(ip netns list | awk '{print $1}' | grep -c '^lmig-' || true)
 before_qemu=$(lab_qemus | grep -c . || true)
 status=0
+# The layout's two rules: the measurement core links no I/O library, and
+# no module imports another back.
+banned=$(cargo tree --locked -p measure -e normal --prefix none | awk '{print $1}' | grep -E '^(tokio|nix|pnet.*|hyper|ffmpeg-next|ffmpeg-sys-next|plotters)$' | sort -u || true)
+if [ -n "$banned" ]; then
+  echo "test.sh: the measure crate links" $banned >&2
+  status=1
+fi
+python3 scripts/module-cycles.py || status=1
 cargo test --workspace --locked --no-fail-fast || status=$?
 left=$(ip netns list | awk '{print $1}' | grep '^lmig-' || true)
 after_ns=$(printf '%s' "$left" | grep -c . || true)
