@@ -125,10 +125,13 @@ impl MigrationInfo {
     }
 }
 
-/// QMP's event timestamp `{seconds, microseconds}` as ns since the epoch.
+/// QMP's event timestamp `{seconds, microseconds}` as ns since the epoch;
+/// `None` when either is missing or the sum does not fit in an `i64`.
 pub fn event_timestamp_ns(ev: &Value) -> Option<i64> {
     let ts = ev.get("timestamp")?;
-    Some(int(ts, "seconds")? * 1_000_000_000 + int(ts, "microseconds")? * 1000)
+    let ns = i128::from(int(ts, "seconds")?) * 1_000_000_000
+        + i128::from(int(ts, "microseconds")?) * 1000;
+    i64::try_from(ns).ok()
 }
 
 #[cfg(test)]
@@ -178,5 +181,22 @@ mod tests {
         .unwrap();
         assert_eq!(event_timestamp_ns(&v), Some(1_700_000_000_123_456_000));
         assert_eq!(event_timestamp_ns(&Value::Null), None);
+    }
+
+    #[test]
+    fn an_event_timestamp_out_of_range_is_none_not_an_overflow() {
+        // Found by fuzz/fuzz_targets/qmp.rs: seconds * 10^9 overflowed.
+        let v: Value = serde_json::from_str(
+            r#"{"data":{"pass":1},"evefnt":"MIG*RATION_PASS","timestamp":{"micr=oseconds":779732,"seconds":17955790228}}"#,
+        )
+        .unwrap();
+        assert_eq!(event_timestamp_ns(&v), None);
+        let v = serde_json::json!({"timestamp": {"seconds": 17955790228i64, "microseconds": 0}});
+        assert_eq!(event_timestamp_ns(&v), None);
+        let v = serde_json::json!({"timestamp": {"seconds": i64::MIN, "microseconds": i64::MIN}});
+        assert_eq!(event_timestamp_ns(&v), None);
+        // The product overflows on its own, the sum does not.
+        let v = serde_json::json!({"timestamp": {"seconds": 9_300_000_000i64, "microseconds": -1_000_000_000_000_000i64}});
+        assert_eq!(event_timestamp_ns(&v), Some(8_300_000_000_000_000_000));
     }
 }
