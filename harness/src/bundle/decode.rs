@@ -5,6 +5,29 @@
 
 use measure::stream::rtp::{depacketize, RtpArrival};
 use measure::stream::views::frames_for_decoder;
+use serde::{Deserialize, Serialize};
+
+/// Where a run stores the decoder's verdict on each frame.
+pub const DECODED_FILE: &str = "stream/rtp-decoded.json";
+
+/// `stream/rtp-decoded.json`: per frame of the RTP stream, in timestamp
+/// order, when its last packet arrived (client clock, ns) and whether the
+/// H.264 decoder accepted it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecodedFrames {
+    /// Which decoder judged them.
+    pub decoder: String,
+    /// `(last packet's arrival ns, accepted)` per frame.
+    pub frames: Vec<(i64, bool)>,
+}
+
+/// Decodes the stream ([`decode_stream`]) into the record the run stores.
+pub fn decoded_frames(arrivals: &[RtpArrival], ssrc: Option<u32>) -> Option<DecodedFrames> {
+    Some(DecodedFrames {
+        decoder: "FFmpeg's H.264 decoder (libavcodec, through ffmpeg-next), strict".into(),
+        frames: decode_stream(arrivals, ssrc)?,
+    })
+}
 
 /// Decodes the whole stream once, frame by frame in timestamp order, with
 /// a real H.264 decoder (decoding must start where the stream starts, at

@@ -8,7 +8,7 @@
 //! `probe/announces.json` when present. A bundle of an interrupted or
 //! crashed run has some of them; what is missing is said, never invented.
 
-use super::decode::decode_stream;
+use super::decode::{decode_stream, DecodedFrames, DECODED_FILE};
 use crate::scenario::Scenario;
 use anyhow::{bail, Context, Result};
 use measure::migration::record::RepRecord;
@@ -50,6 +50,10 @@ pub struct BundleRecords {
     pub notes: Vec<String>,
     /// The RTP stream the client received, if the run had one.
     pub rtp: Option<(Vec<RtpArrival>, RtpMeta)>,
+    /// The decoder's verdict on each RTP frame, as the run recorded it
+    /// (`stream/rtp-decoded.json`); absent in bundles written before it
+    /// was recorded, which are decoded again when analysed.
+    pub decoded: Option<DecodedFrames>,
     /// The HTTP download's reads `(rx_ns, bytes)`, if the run had one.
     pub http: Option<(Vec<(i64, u64)>, HttpMeta)>,
 }
@@ -203,6 +207,11 @@ pub fn load(dir: &Path) -> Result<BundleRecords> {
     } else {
         None
     };
+    let decoded: Option<DecodedFrames> = if dir.join(DECODED_FILE).is_file() {
+        Some(json(dir, DECODED_FILE)?)
+    } else {
+        None
+    };
     let http = if dir.join("stream/http.json").is_file() {
         let meta: HttpMeta = json(dir, "stream/http.json")?;
         let csv = read(dir, "stream/http.csv")?;
@@ -226,6 +235,7 @@ pub fn load(dir: &Path) -> Result<BundleRecords> {
     };
     Ok(BundleRecords {
         rtp,
+        decoded,
         http,
         dir: dir.to_path_buf(),
         scenario,
@@ -336,10 +346,13 @@ impl BundleRecords {
             error,
             clock: self.clock.as_ref(),
         });
-        let decoded = self
-            .rtp
-            .as_ref()
-            .and_then(|(a, meta)| decode_stream(a, Some(meta.ssrc)));
+        let decoded = match &self.decoded {
+            Some(d) => Some(d.frames.clone()),
+            None => self
+                .rtp
+                .as_ref()
+                .and_then(|(a, meta)| decode_stream(a, Some(meta.ssrc))),
+        };
         for (r, rep) in summary.repetitions.iter_mut().zip(&self.reps) {
             r.stream = self.stream_view(rep.window_start_ns, rep.window_end_ns, decoded.as_deref());
         }

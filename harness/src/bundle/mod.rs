@@ -5,14 +5,16 @@
 //! <name>-<UTC stamp>-<run id>/
 //!   scenario.toml            the scenario with every default written out
 //!   manifest.json            versions, host, guest image hashes, times, status
-//!   qemu-cmdlines.txt        every QEMU command line, runnable by hand
-//!   reps/rep-001.json        raw record of each migration (QMP events, samples)
+//!   alignment.json           how the clocks were put on one axis
+//!   qemu-cmdlines.txt        every QEMU command line (the token redacted)
+//!   reps/rep-001.json        each migration's markers, statistics, raw QMP data
 //!   probe/replies.csv        every probe reply (kernel timestamps)
 //!   probe/sends.csv          every probe's send time
 //!   probe/meta.json          probe session, rate, counters
 //!   probe/gaps.jsonl         every gap over the threshold (whole run; derived)
 //!   timeline/rep-001.json    phases, markers, gap attribution (derived)
 //!   agent/report.json        the guest agent's final report
+//!   stream/                  RTP capture and decoder verdicts, HTTP reads
 //!   logs/                    guest consoles and QEMU stderr
 //!   summary.json, summary.csv   derived by `report::regenerate`
 //!   report.html              derived: plots and tables for people

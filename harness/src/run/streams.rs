@@ -155,6 +155,14 @@ impl Streams {
                 Err(e) => live.println(&format!("warning: cannot write stream/rtp.pcap: {e}")),
             }
             bundle.write_json("stream/rtp.json", &meta)?;
+            // The decoder's verdict is recorded with the capture, so that
+            // re-deriving the bundle needs no decoder.
+            match crate::bundle::decode::decoded_frames(&cap.arrivals, Some(meta.ssrc)) {
+                Some(d) => {
+                    bundle.write_json(crate::bundle::decode::DECODED_FILE, &d)?;
+                }
+                None => live.println("warning: no H.264 decoder: frames not judged"),
+            }
         }
         if let Some((dl, mut meta)) = self.http {
             meta.sender = agent.stop_workload(HTTP).await.ok();
