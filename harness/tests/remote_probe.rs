@@ -359,8 +359,17 @@ fn remote_probe_start_stop_collect_and_failures_in_a_namespace() {
             let e = probe.clock_offset(4).await.unwrap_err();
             assert!(format!("{e:#}").contains("GET /v1/time"), "{e:#}");
         });
-        let status = serve.try_wait().unwrap();
-        assert!(status.is_some(), "killed, so it has ended");
+        // SIGKILL is delivered at once, but the process may take a moment
+        // to become a zombie the parent can reap.
+        let mut status = None;
+        for _ in 0..200 {
+            status = serve.try_wait().unwrap();
+            if status.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(status.is_some(), "killed, so it has ended within 2 s");
         (ns.name.clone(), pid)
         // serve, refl, then the namespace are dropped here, in that order.
     };
