@@ -214,8 +214,6 @@ rate_hz = 1000
             r.client.max_outage_start_ns.unwrap(),
             r.client.max_outage_end_ns.unwrap(),
         );
-        let outage = r.client.max_outage_ms.unwrap();
-        assert!(outage >= gap, "outage {outage} ms < largest gap {gap} ms");
         assert!(
             g0 <= stop + 2_000_000 && g1 >= resume,
             "outage {g0}..{g1} vs STOP {stop} RESUME {resume}"
@@ -491,13 +489,15 @@ fn calibration_pauses_and_cuts_are_seen_where_the_host_timed_them() {
         );
         // It never reports an outage shorter than the host timed it...
         assert!(t.error_ms >= -t.tolerance_ms, "{t:?}");
-        // ...and what it adds is the guest answering again after it: the
-        // gap ends with the first reply after the outage's end.
-        let recovery = t.end_to_first_reply_ms.unwrap();
+        // ...and nothing answered while the host held the guest: the gap
+        // the probe saw ends no earlier than the host-timed end (gap end −
+        // host end = onset + error).
         assert!(
-            (t.error_ms - (recovery - onset)).abs() < 0.01,
-            "gap = outage + recovery − onset: {t:?}"
+            onset + t.error_ms >= -t.tolerance_ms,
+            "a reply arrived before the host ended the {:?}: {t:?}",
+            t.kind
         );
+        let recovery = t.end_to_first_reply_ms.unwrap();
         assert!(
             recovery < 50.0,
             "the guest took {recovery} ms to answer again: {t:?}"

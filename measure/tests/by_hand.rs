@@ -263,3 +263,37 @@ fn a_client_clock_offset_moves_the_markers_not_the_figures() {
     assert!(close(ow.switchover_ms, 95.2), "{ow:?}");
     assert!(close(ow.before_stop_ms, 5.8), "{ow:?}");
 }
+
+#[test]
+fn what_a_backend_could_not_measure_is_null_with_its_reason() {
+    assert!(summary(0).repetitions[0].not_measured.is_empty());
+    // A failed migration: the destination never resumed, and the backend
+    // (a task log, say) gave no QEMU statistics.
+    let mut r = rep();
+    r.migration.status = RepStatus::Failed;
+    r.migration
+        .markers
+        .retain(|m| m.kind != MarkerKind::DestinationResumed);
+    r.migration.hypervisor = None;
+    let s = measure::summary::summarize_rep(&r, None, &[], THRESHOLD);
+    assert_eq!(s.host.stop_to_resume_ms, None);
+    assert_eq!(
+        s.not_measured
+            .get("host.stop_to_resume_ms")
+            .map(String::as_str),
+        Some("no destination-resumed marker")
+    );
+    assert_eq!(s.qemu.downtime_ms, None);
+    assert!(s.not_measured["qemu"].contains("no hypervisor statistics"));
+    assert_eq!(s.not_measured["client"], "no probe record");
+    // Markers on two clocks cannot be subtracted.
+    let mut r = rep();
+    for m in &mut r.migration.markers {
+        if m.kind == MarkerKind::DestinationResumed {
+            m.clock = "node-b".into();
+        }
+    }
+    let s = measure::summary::summarize_rep(&r, None, &[], THRESHOLD);
+    assert_eq!(s.host.stop_to_resume_ms, None);
+    assert!(s.not_measured["host.stop_to_resume_ms"].contains("node-b"));
+}

@@ -11,6 +11,7 @@ use crate::probe::guest_clock::guest_clock_offset;
 use crate::probe::record::ProbeRecord;
 use crate::timeline::{rep_timeline, OutageBreakdown};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// QEMU's own view of a migration in a summary (the record's
 /// [`HypervisorStats`]).
@@ -214,6 +215,11 @@ pub struct RepSummary {
     /// phases (see [`crate::timeline`]), with QEMU's downtime beside it.
     #[serde(default)]
     pub outage: Option<OutageBreakdown>,
+    /// Why a view is `null`, by its dotted name (`host.stop_to_resume_ms`:
+    /// "no destination-resumed marker"), for the values a backend could
+    /// not measure.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_measured: BTreeMap<String, String>,
 }
 
 impl RepSummary {
@@ -237,6 +243,7 @@ impl RepSummary {
                 http: Some(HttpView::default()),
             },
             outage: Some(OutageBreakdown::default()),
+            not_measured: BTreeMap::new(),
         }
     }
 }
@@ -375,5 +382,36 @@ pub fn summarize_rep(
         guest,
         stream: StreamView::default(),
         outage,
+        not_measured: not_measured(rep, probe.is_some()),
     }
+}
+
+/// The reasons for the views of `rep` that stay `null`.
+fn not_measured(rep: &RepRecord, probed: bool) -> BTreeMap<String, String> {
+    let m = &rep.migration;
+    let mut out = BTreeMap::new();
+    let stop = m.marker(MarkerKind::SourceStopped);
+    let resume = m.marker(MarkerKind::DestinationResumed);
+    let why = match (stop, resume) {
+        (None, _) => Some("no source-stopped marker".to_string()),
+        (_, None) => Some("no destination-resumed marker".to_string()),
+        (Some(a), Some(b)) if a.clock != b.clock => Some(format!(
+            "source-stopped is on clock {} and destination-resumed on {}",
+            a.clock, b.clock
+        )),
+        _ => None,
+    };
+    if let Some(w) = why {
+        out.insert("host.stop_to_resume_ms".into(), w);
+    }
+    if m.hypervisor.is_none() {
+        out.insert(
+            "qemu".into(),
+            "the backend recorded no hypervisor statistics".into(),
+        );
+    }
+    if !probed {
+        out.insert("client".into(), "no probe record".into());
+    }
+    out
 }
