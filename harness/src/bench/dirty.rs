@@ -40,7 +40,7 @@
 
 pub use super::dirty_report::*;
 use crate::backend::Backend;
-use crate::bench::probe::{finish_bench_lab, prepare_bench_lab, BenchLab};
+use crate::bench::probe::{finish_bench_lab, prepare_bench_lab, version_of, BenchLab};
 use crate::bundle::manifest::HostFacts;
 use crate::bundle::Bundle;
 use crate::clock::{now_ns, rfc3339};
@@ -72,26 +72,6 @@ pub struct DirtyBenchOptions {
     pub agent: Option<PathBuf>,
     /// Guest kernel, if not `auto`.
     pub kernel: Option<String>,
-}
-/// First line of `cmd args`' output (stdout, else stderr), for versions.
-fn version_of(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .map(|o| {
-            let text = if o.stdout.is_empty() {
-                o.stderr
-            } else {
-                o.stdout
-            };
-            String::from_utf8_lossy(&text)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_else(|e| format!("cannot run {cmd}: {e}"))
 }
 
 /// Runs `argv` on the host to its end and returns its output (stdout then

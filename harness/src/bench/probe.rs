@@ -398,7 +398,7 @@ fn cpu_seconds(who: UsageWho) -> f64 {
 }
 
 /// First line of `cmd args`' output (stdout, else stderr), for versions.
-fn version_of(cmd: &str, args: &[&str]) -> String {
+pub(crate) fn version_of(cmd: &str, args: &[&str]) -> String {
     std::process::Command::new(cmd)
         .args(args)
         .output()
