@@ -118,13 +118,20 @@ pub fn run_checks() -> Vec<Check> {
         .read(true)
         .write(true)
         .open("/dev/kvm");
+    let failed_proof = super::kvm_proof::boot_id()
+        .and_then(|b| super::kvm_proof::remembered(&super::kvm_proof::path(), &b));
     out.push(Check {
         what: "KVM",
-        ok: kvm.is_ok(),
+        ok: kvm.is_ok() && failed_proof.is_none(),
         optional: true,
-        detail: match kvm {
-            Ok(_) => "/dev/kvm opens; `acceleration = \"auto\"` still proves a guest boots under it before trusting it".into(),
-            Err(e) => format!("/dev/kvm: {e}; guests will run under TCG (slower, but migrations work)"),
+        detail: match (kvm, failed_proof) {
+            (Ok(_), Some(f)) => format!(
+                "/dev/kvm opens, but in this boot {}; `auto` goes straight to TCG until a reboot (or delete {})",
+                f.reason,
+                super::kvm_proof::path().display()
+            ),
+            (Ok(_), None) => "/dev/kvm opens; `acceleration = \"auto\"` still proves a guest boots under it before trusting it".into(),
+            (Err(e), _) => format!("/dev/kvm: {e}; guests will run under TCG (slower, but migrations work)"),
         },
     });
     out
