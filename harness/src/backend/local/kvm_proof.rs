@@ -52,11 +52,29 @@ pub fn remember(file: &Path, failure: &Failure) {
     }
 }
 
-/// The innermost cause of a failed proof, on one line, for a person.
+/// Why a proof failed, on one line, for a person: the error's causes below
+/// its outermost context (which only says "booting under kvm" and carries
+/// the console), each by its first line.
 pub fn one_line(e: &anyhow::Error) -> String {
-    let root = e.root_cause().to_string();
-    let first = root.lines().next().unwrap_or("").trim();
-    format!("the guest did not come up under kvm: {first}")
+    let causes: Vec<String> = e
+        .chain()
+        .skip(1)
+        .map(|c| {
+            c.to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    let why = if causes.is_empty() {
+        e.to_string().lines().next().unwrap_or("").to_string()
+    } else {
+        causes.join(": ")
+    };
+    format!("the guest did not come up under kvm: {why}")
 }
 
 #[cfg(test)]
@@ -81,13 +99,13 @@ mod tests {
     }
 
     #[test]
-    fn the_line_names_the_innermost_cause() {
+    fn the_line_names_the_causes_without_the_console() {
         let e = anyhow::anyhow!("no answer within 3.0 s\nmore")
             .context("the guest agent did not answer within 12 s")
             .context("booting under kvm; last console lines:\n    (nothing)");
         assert_eq!(
             one_line(&e),
-            "the guest did not come up under kvm: no answer within 3.0 s"
+            "the guest did not come up under kvm: the guest agent did not answer within 12 s: no answer within 3.0 s"
         );
     }
 }

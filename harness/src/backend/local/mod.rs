@@ -306,7 +306,7 @@ impl LocalLab {
                 f.reason,
                 file.display()
             );
-            live.println(&format!("acceleration auto: {}", self.accel_note));
+            live.println(&format!("acceleration {}", self.accel_note));
             return self.boot_with("tcg", boot_deadline).await;
         }
         live.println("acceleration auto: trying kvm (a guest must answer within 12 s)...");
