@@ -57,7 +57,7 @@ pub fn parse_irtt(json: &serde_json::Value, interval_s: f64) -> Result<IrttSumma
         }
     }
     let send_span_s = match (first, last) {
-        (Some(f), Some(l)) => (l - f) as f64 / 1e9 + interval_s,
+        (Some(f), Some(l)) => (i128::from(l) - i128::from(f)) as f64 / 1e9 + interval_s,
         _ => 0.0,
     };
     rtts.sort_by(f64::total_cmp);
@@ -101,5 +101,19 @@ mod tests {
         assert_eq!(s.rtt_p99_ms, Some(0.3));
         assert_eq!(s.rtt_mean_ms, Some(0.2));
         assert!(parse_irtt(&serde_json::json!({}), 0.001).is_err());
+    }
+
+    #[test]
+    fn send_times_far_apart_do_not_overflow() {
+        // Wall clocks at both ends of i64: their difference overflowed.
+        let v = serde_json::json!({
+            "stats": {"packets_sent": 2, "packets_received": 0},
+            "round_trips": [
+                {"lost": "true", "timestamps": {"client": {"send": {"wall": i64::MIN}}}},
+                {"lost": "true", "timestamps": {"client": {"send": {"wall": i64::MAX}}}}
+            ]
+        });
+        let s = parse_irtt(&v, 0.0).unwrap();
+        assert!((s.send_span_s - 1.8446744073709552e10).abs() < 1.0, "{s:?}");
     }
 }
