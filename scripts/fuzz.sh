@@ -69,7 +69,7 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 # overflow checks and debug assertions so that they count as crashes.
 # `--target` keeps these flags off build scripts and proc macros.
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=3 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks -Cforce-frame-pointers"
-build_args=(build --release --locked --target "$host")
+build_args=(build --release --target "$host")
 for t in "${targets[@]}"; do build_args+=(--bin "$t"); done
 echo "fuzz.sh: building ${targets[*]}"
 cargo "${build_args[@]}"

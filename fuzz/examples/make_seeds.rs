@@ -352,6 +352,18 @@ fn tool_output() {
         })
         .to_string(),
     );
+    // The regression input of measure's irtt `send_times_far_apart_do_not_overflow`.
+    o.put(
+        "irtt-far-apart",
+        json!({
+            "stats": {"packets_sent": 2, "packets_received": 0},
+            "round_trips": [
+                {"lost": "true", "timestamps": {"client": {"send": {"wall": i64::MIN}}}},
+                {"lost": "true", "timestamps": {"client": {"send": {"wall": i64::MAX}}}}
+            ]
+        })
+        .to_string(),
+    );
     for f in ["host-3m-1", "host-4m-64", "host-64m-8", "rd-zero"] {
         o.put(
             &format!("stress-ng-{f}"),
