@@ -370,6 +370,11 @@ impl ServiceFile {
         toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
             let mut message = e.message().trim().to_string();
+            if message.is_empty() {
+                // The toml crate gives no message for some inputs (a
+                // control character in a comment, found by fuzzing).
+                message = "not valid TOML here (a stray control character?)".into();
+            }
             if let Some(hint) = lab_key_hint(&message) {
                 message = format!("{message}; {hint}");
             }
@@ -632,6 +637,14 @@ mod tests {
         c.reflector_port = 9999;
         let again = AgentConfig::from_cmdline(&format!("{DEBIAN} {}", c.to_cmdline())).unwrap();
         assert_eq!(again, c);
+    }
+
+    #[test]
+    fn a_toml_error_without_a_message_still_says_what_is_wrong() {
+        let e = ServiceFile::parse("# a comment \u{1}\n", Path::new("a.toml")).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("a.toml:1:"), "{text}");
+        assert!(text.contains("not valid TOML"), "no reason: {text}");
     }
 
     #[test]
