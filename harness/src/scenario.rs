@@ -125,9 +125,9 @@ pub struct ProbeSpec {
     pub payload_bytes: usize,
     /// Gaps between replies longer than this are listed one by one.
     pub gap_threshold_ms: f64,
-    /// How the harness runs the probe: `in-process` (a library call in the
-    /// client namespace) or `serve` (a `client-probe serve` process in the
-    /// client namespace, driven over its HTTP control API with a clock
+    /// How the harness runs the probe: `in-process` (a library call at the
+    /// client's site) or `serve` (a `client-probe serve` process started
+    /// there, driven over its HTTP control API with a clock
     /// offset exchange, exactly as a probe on a remote laptop would be).
     pub control: ProbeControl,
 }

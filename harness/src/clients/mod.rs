@@ -1,5 +1,5 @@
 //! The harness's client of a client probe driven remotely (`client-probe
-//! serve`, [`probe`]): on another machine, or in the lab's client
-//! namespace. It connects from the site the backend names.
+//! serve`, [`probe`]): on another machine, or at the lab's client. It
+//! connects from the site the backend names.
 
 pub mod probe;

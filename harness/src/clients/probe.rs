@@ -26,14 +26,14 @@
 //! # Reaching the API
 //!
 //! Each request opens its own TCP connection (the clock exchanges of one
-//! measurement share one), from the harness's network namespace, or, with
-//! [`RemoteProbe::connect_at`], from inside a lab namespace, the
-//! way [`crate::backend::agent`] reaches the guest agent. Every request has a
+//! measurement share one), from the harness's own network, or, with
+//! [`RemoteProbe::connect_at`], from the client's site the backend names,
+//! the way [`crate::backend::agent`] reaches the guest agent. Every request has a
 //! timeout ([`Timeouts`]), so a remote that vanished is an error, never a
 //! hang.
 //!
-//! [`ServeProcess`] runs a real `client-probe serve` inside a lab
-//! namespace, for tests and for a remote-style probe inside the lab.
+//! [`ServeProcess`] runs a real `client-probe serve` at a site (the lab's
+//! client), for tests and for a remote-style probe inside the lab.
 
 use std::fmt;
 use std::io::Read;
@@ -343,7 +343,7 @@ impl fmt::Debug for RemoteProbe {
 
 impl RemoteProbe {
     /// Connects to `base` (e.g. `"http://198.18.0.2:7100"`) with `token`,
-    /// from this process's network namespace, and checks that it answers
+    /// from this process's own network, and checks that it answers
     /// `GET /v1/health` and accepts the token. Connection failures are
     /// tried again for up to [`HEALTH_WAIT`] (the remote may just be
     /// starting); a refused token or a wrong answer fails at once.
@@ -765,10 +765,10 @@ const READY_LINE: &str = "control API on http://";
 /// How long a [`ServeProcess`] has to end after SIGTERM before SIGKILL.
 const TERM_WAIT: Duration = Duration::from_secs(2);
 
-/// A `client-probe serve` the harness started inside a lab namespace as a
-/// real subprocess: `ip netns exec NS <client-probe> serve --listen ADDR`
-/// with the token in `LMIG_PROBE_TOKEN` (`ip netns exec` replaces itself with the program, so the
-/// PID is client-probe's). It runs in its own process group (a Ctrl-C at
+/// A `client-probe serve` the harness started at a site as a real
+/// subprocess: `<client-probe> serve --listen ADDR` with the token in
+/// `LMIG_PROBE_TOKEN` (the site starts the program in place, so the PID is
+/// client-probe's). It runs in its own process group (a Ctrl-C at
 /// the terminal reaches the harness only, which ends it in order), and is
 /// ended by its PID when dropped: SIGTERM, then SIGKILL if it has not
 /// ended within 2 s, and reaped. Its stderr is kept (the last 64 KiB).
@@ -893,7 +893,7 @@ impl ServeProcess {
         }
     }
 
-    /// The process's PID (client-probe's own: `ip netns exec` execs it).
+    /// The process's PID (client-probe's own).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -1,6 +1,6 @@
 //! The client probe as a run uses it: in-process (a library call whose
-//! socket lives in the client namespace) or a real `client-probe serve`
-//! process in the client namespace, driven over its HTTP control API with
+//! socket opens at the client's site) or a real `client-probe serve`
+//! process started there, driven over its HTTP control API with
 //! clock-offset exchanges before and after, exactly as a probe on a tester's
 //! laptop would be driven (`docs/remote-probe.md`).
 
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Port of `client-probe serve` in the client namespace.
+/// Port of `client-probe serve` at the client's site.
 pub const SERVE_PORT: u16 = 7100;
 /// Time exchanges per clock-offset measurement.
 const EXCHANGES: usize = 16;

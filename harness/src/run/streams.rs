@@ -1,7 +1,7 @@
 //! The video streams during a run (the I/O shell around
-//! [`crate::streams`]): makes the clip (cached), hands it to the guest
+//! `measure::stream`): makes the clip (cached), hands it to the guest
 //! agent, starts the agent's RTP and HTTP workloads and the client's
-//! receivers in the client namespace, and at the end writes what the
+//! receivers at the client's site, and at the end writes what the
 //! client received into the bundle as raw records:
 //!
 //! ```text
