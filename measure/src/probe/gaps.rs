@@ -177,50 +177,14 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
     let sent = &rec.send_ns;
     let n = sent.len();
 
-    // First arrivals, duplicates, reordering (arrival order).
-    let mut first: Vec<Option<&ReplyRecord>> = vec![None; n];
-    let mut firsts: Vec<&ReplyRecord> = Vec::new();
-    let (mut replies, mut duplicates, mut reordered) = (0u64, 0u64, 0u64);
-    let mut highest: Option<u64> = None;
-    for r in &rec.replies {
-        let Some(slot) = usize::try_from(r.seq).ok().and_then(|i| first.get_mut(i)) else {
-            continue; // never sent: not a reply to this record
-        };
-        let inw = in_win(r.rx_ns);
-        replies += u64::from(inw);
-        if slot.is_some() {
-            duplicates += u64::from(inw);
-            continue;
-        }
-        *slot = Some(r);
-        if inw && highest.is_some_and(|h| r.seq < h) {
-            reordered += 1;
-        }
-        highest = Some(highest.map_or(r.seq, |h| h.max(r.seq)));
-        firsts.push(r);
-    }
-
-    // Loss and its split by direction.
-    let (mut probes_sent, mut replied) = (0u64, 0u64);
-    let (mut c_in, mut c_before) = (0u64, 0u64);
-    for (seq, &t) in sent.iter().enumerate() {
-        let reply = first[seq];
-        if in_win(t) {
-            probes_sent += 1;
-            if let Some(r) = reply {
-                replied += 1;
-                c_in = c_in.max(r.reflector_rx_count);
-            }
-        } else if t < from {
-            if let Some(r) = reply {
-                c_before = c_before.max(r.reflector_rx_count);
-            }
-        }
-    }
-    let lost = probes_sent - replied;
-    let reached = c_in.saturating_sub(c_before);
-    let lost_forward = probes_sent.saturating_sub(reached).min(lost);
-
+    let Arrivals {
+        first,
+        firsts,
+        replies,
+        duplicates,
+        reordered,
+    } = first_arrivals(rec, &in_win);
+    let (probes_sent, lost, lost_forward) = loss(sent, &first, from, &in_win);
     // Reply gaps (receive-time order).
     let mut unreplied_before = Vec::with_capacity(n + 1); // [i] = unreplied seqs < i
     unreplied_before.push(0u64);
@@ -279,48 +243,10 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
         .map(|(_, i)| make_gap(by_rx[i], by_rx[i + 1]))
         .collect();
     let max_gap = longest(&by_rx);
-    let recovery = recovery_span_ns(rec.rate_hz);
-    let mut outages: Vec<Gap> = Vec::new();
-    for g in &gaps {
-        match outages.last_mut() {
-            Some(o) if g.start_ns - o.end_ns < recovery => {
-                *o = Gap {
-                    start_ns: o.start_ns,
-                    end_ns: g.end_ns,
-                    len_ms: ms(g.end_ns.saturating_sub(o.start_ns)),
-                    last_seq_before: o.last_seq_before,
-                    first_seq_after: g.first_seq_after,
-                    lost_in_gap: lost_between(o.last_seq_before, g.first_seq_after),
-                    prober_stalled: o.prober_stalled || g.prober_stalled,
-                };
-            }
-            _ => outages.push(g.clone()),
-        }
-    }
-    let max_outage = outages
-        .into_iter()
-        .fold(None::<Gap>, |best, o| match best {
-            Some(b) if b.end_ns - b.start_ns >= o.end_ns - o.start_ns => Some(b),
-            _ => Some(o),
-        })
+    let max_outage = join_outages(&gaps, recovery_span_ns(rec.rate_hz), &lost_between)
         .or_else(|| max_gap.clone());
-
-    // Forward gaps (reflector-count order).
     let send_of = |r: &ReplyRecord| sent[r.seq as usize]; // seq < n: checked above
-    let mut by_count = firsts.clone();
-    by_count.sort_by_key(|r| r.reflector_rx_count);
-    let mut max_forward_ns = 0i64;
-    for w in by_count.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        if b.reflector_rx_count.checked_sub(a.reflector_rx_count) != Some(1) {
-            continue;
-        }
-        let (sa, sb) = (send_of(a), send_of(b));
-        if sb > from && sa < to {
-            max_forward_ns = max_forward_ns.max(sb.saturating_sub(sa));
-        }
-    }
-
+    let max_forward_ns = max_forward_ns(&firsts, sent, from, to);
     // Round trips.
     let mut rtts: Vec<i64> = firsts
         .iter()
@@ -362,6 +288,133 @@ pub fn analyze(rec: &ProbeRecord, window: Option<(i64, i64)>, gap_threshold_ns: 
         },
         jitter_ms: jitter_ns / 1e6,
     }
+}
+
+/// Each sequence number's first reply, and the counts of replies,
+/// duplicates and reordered first arrivals in the window.
+struct Arrivals<'a> {
+    /// By sequence number: its first reply, if one came.
+    first: Vec<Option<&'a ReplyRecord>>,
+    /// The first replies, in arrival order.
+    firsts: Vec<&'a ReplyRecord>,
+    replies: u64,
+    duplicates: u64,
+    reordered: u64,
+}
+
+fn first_arrivals<'a>(rec: &'a ProbeRecord, in_win: &dyn Fn(i64) -> bool) -> Arrivals<'a> {
+    let mut first: Vec<Option<&ReplyRecord>> = vec![None; rec.send_ns.len()];
+    let mut firsts: Vec<&ReplyRecord> = Vec::new();
+    let (mut replies, mut duplicates, mut reordered) = (0u64, 0u64, 0u64);
+    let mut highest: Option<u64> = None;
+    for r in &rec.replies {
+        let Some(slot) = usize::try_from(r.seq).ok().and_then(|i| first.get_mut(i)) else {
+            continue; // never sent: not a reply to this record
+        };
+        let inw = in_win(r.rx_ns);
+        replies += u64::from(inw);
+        if slot.is_some() {
+            duplicates += u64::from(inw);
+            continue;
+        }
+        *slot = Some(r);
+        if inw && highest.is_some_and(|h| r.seq < h) {
+            reordered += 1;
+        }
+        highest = Some(highest.map_or(r.seq, |h| h.max(r.seq)));
+        firsts.push(r);
+    }
+    Arrivals {
+        first,
+        firsts,
+        replies,
+        duplicates,
+        reordered,
+    }
+}
+
+/// Probes sent in the window, those lost, and those lost on the way to the
+/// guest (by the reflector's receive counter).
+fn loss(
+    sent: &[i64],
+    first: &[Option<&ReplyRecord>],
+    from: i64,
+    in_win: &dyn Fn(i64) -> bool,
+) -> (u64, u64, u64) {
+    let (mut probes_sent, mut replied) = (0u64, 0u64);
+    let (mut c_in, mut c_before) = (0u64, 0u64);
+    for (seq, &t) in sent.iter().enumerate() {
+        let reply = first[seq];
+        if in_win(t) {
+            probes_sent += 1;
+            if let Some(r) = reply {
+                replied += 1;
+                c_in = c_in.max(r.reflector_rx_count);
+            }
+        } else if t < from {
+            if let Some(r) = reply {
+                c_before = c_before.max(r.reflector_rx_count);
+            }
+        }
+    }
+    let lost = probes_sent - replied;
+    let reached = c_in.saturating_sub(c_before);
+    (
+        probes_sent,
+        lost,
+        probes_sent.saturating_sub(reached).min(lost),
+    )
+}
+
+/// The longest outage: reply gaps joined while replies resume for less than
+/// the recovery span between them; the first among equals.
+fn join_outages(
+    gaps: &[Gap],
+    recovery: i64,
+    lost_between: &dyn Fn(u64, u64) -> u64,
+) -> Option<Gap> {
+    let mut outages: Vec<Gap> = Vec::new();
+    for g in gaps {
+        match outages.last_mut() {
+            Some(o) if g.start_ns - o.end_ns < recovery => {
+                *o = Gap {
+                    start_ns: o.start_ns,
+                    end_ns: g.end_ns,
+                    len_ms: ms(g.end_ns.saturating_sub(o.start_ns)),
+                    last_seq_before: o.last_seq_before,
+                    first_seq_after: g.first_seq_after,
+                    lost_in_gap: lost_between(o.last_seq_before, g.first_seq_after),
+                    prober_stalled: o.prober_stalled || g.prober_stalled,
+                };
+            }
+            _ => outages.push(g.clone()),
+        }
+    }
+    outages.into_iter().fold(None::<Gap>, |best, o| match best {
+        Some(b) if b.end_ns - b.start_ns >= o.end_ns - o.start_ns => Some(b),
+        _ => Some(o),
+    })
+}
+
+/// The largest client-to-guest gap, ns: between two probes the reflector
+/// received one after the other (its counter says so), their send times
+/// apart, for pairs that overlap the window.
+fn max_forward_ns(firsts: &[&ReplyRecord], sent: &[i64], from: i64, to: i64) -> i64 {
+    let send_of = |r: &ReplyRecord| sent[r.seq as usize]; // seq < n: checked by the caller
+    let mut by_count = firsts.to_vec();
+    by_count.sort_by_key(|r| r.reflector_rx_count);
+    let mut max_forward_ns = 0i64;
+    for w in by_count.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if b.reflector_rx_count.checked_sub(a.reflector_rx_count) != Some(1) {
+            continue;
+        }
+        let (sa, sb) = (send_of(a), send_of(b));
+        if sb > from && sa < to {
+            max_forward_ns = max_forward_ns.max(sb.saturating_sub(sa));
+        }
+    }
+    max_forward_ns
 }
 
 /// The recovery span `R` of the outage measure: `max(10 ms, 10 probe
