@@ -702,11 +702,15 @@ seconds = 4
 }
 
 /// Starts `harness run` on a scenario of several repetitions and waits until
-/// it has recorded its first; returns the child, its bundle and its run id.
+/// it has recorded its first, and the probe's checkpoint of it (written
+/// just after: a kill between the two would find no client view, as CI
+/// once did); returns the child, its bundle and its run id.
 fn start_cli_run_and_wait_for_a_repetition(
     tag: &str,
 ) -> (std::process::Child, PathBuf, String, PathBuf) {
-    start_cli_run_and_wait_for(tag, |b, _| b.join("reps/rep-001.json").exists())
+    start_cli_run_and_wait_for(tag, |b, _| {
+        b.join("reps/rep-001.json").exists() && b.join("probe/checkpoint/meta.json").exists()
+    })
 }
 
 /// Starts `harness run` on a scenario of several repetitions and waits until
