@@ -229,8 +229,33 @@ fn read_some(conn: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> ReadRes
     }
 }
 
+/// One connection's socket, its read buffer and the caller's stop flag.
+struct Socket<'a> {
+    conn: TcpStream,
+    buf: Vec<u8>,
+    stop: &'a AtomicBool,
+}
+
+impl Socket<'_> {
+    /// The next read (its bytes are [`Socket::got`]).
+    fn read(&mut self) -> ReadResult {
+        read_some(&mut self.conn, &mut self.buf, self.stop)
+    }
+
+    /// The `n` bytes the last read returned.
+    fn got(&self, n: usize) -> &[u8] {
+        self.buf.get(..n).unwrap_or(&[])
+    }
+}
+
+/// Bytes that came after the head in the read that ended it: their count
+/// and that read's time.
+type Pending = (usize, i64);
+
+/// One attempt: request the file from where `cap` stopped, read the head,
+/// then the body into `cap`.
 fn one_connection(
-    mut conn: TcpStream,
+    conn: TcpStream,
     host: &str,
     path: &str,
     stop: &AtomicBool,
@@ -238,129 +263,197 @@ fn one_connection(
     live_bytes: &AtomicU64,
 ) -> Ended {
     let resume_at = cap.bytes;
-    if let Err(e) = conn
-        .set_read_timeout(Some(READ_TIMEOUT))
-        .and_then(|()| conn.set_write_timeout(Some(Duration::from_secs(2))))
-    {
+    if let Err(e) = set_options(&conn) {
         return Ended::Failed(format!("socket options: {e}"));
     }
+    let mut sock = Socket {
+        conn,
+        buf: vec![0u8; 64 * 1024],
+        stop,
+    };
+    let req = request(host, path, resume_at);
+    if let Err(e) = sock.conn.write_all(req.as_bytes()) {
+        return Ended::Failed(format!("sending the request: {e}"));
+    }
+    let (head, pending) = match read_head(&mut sock) {
+        Ok(h) => h,
+        Err(ended) => return ended,
+    };
+    if cap.status.is_none() {
+        cap.status = Some(head.status);
+    }
+    let body = match Body::of(&head, resume_at) {
+        Ok(b) => b,
+        Err(e) => return Ended::Failed(e),
+    };
+    cap.connections += 1;
+    read_body(&mut sock, body, pending, cap, live_bytes)
+}
+
+/// Timeouts: reads return every [`READ_TIMEOUT`] to check for stop, and a
+/// stuck request write fails instead of blocking.
+fn set_options(conn: &TcpStream) -> io::Result<()> {
+    conn.set_read_timeout(Some(READ_TIMEOUT))
+        .and_then(|()| conn.set_write_timeout(Some(Duration::from_secs(2))))?;
+    // Only sends the request sooner: not worth failing the attempt over.
     let _ = conn.set_nodelay(true);
+    Ok(())
+}
+
+/// The `GET`, with a `Range` from `resume_at` when resuming.
+fn request(host: &str, path: &str, resume_at: u64) -> String {
     let range = if resume_at > 0 {
         format!("Range: bytes={resume_at}-\r\n")
     } else {
         String::new()
     };
-    let request = format!(
+    format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lmig-client-probe\r\nAccept: */*\r\n{range}Connection: close\r\n\r\n"
-    );
-    if let Err(e) = conn.write_all(request.as_bytes()) {
-        return Ended::Failed(format!("sending the request: {e}"));
-    }
+    )
+}
 
-    // The response head.
-    let mut buf = vec![0u8; 64 * 1024];
+/// Reads up to the end of the response head; `Err` is how the connection
+/// ended before it.
+fn read_head(sock: &mut Socket<'_>) -> Result<(Head, Pending), Ended> {
     let mut head_buf: Vec<u8> = Vec::new();
-    let (head, mut pending, mut pending_ns) = loop {
-        match read_some(&mut conn, &mut buf, stop) {
-            ReadResult::Stopped => return Ended::Stopped,
+    loop {
+        match sock.read() {
+            ReadResult::Stopped => return Err(Ended::Stopped),
             ReadResult::Eof => {
-                return Ended::Failed("connection closed before the response head".into())
+                return Err(Ended::Failed(
+                    "connection closed before the response head".into(),
+                ))
             }
-            ReadResult::Error(e) => return Ended::Failed(format!("reading the response: {e}")),
+            ReadResult::Error(e) => {
+                return Err(Ended::Failed(format!("reading the response: {e}")))
+            }
             ReadResult::Data(n, t) => {
-                head_buf.extend_from_slice(buf.get(..n).unwrap_or(&[]));
+                head_buf.extend_from_slice(sock.got(n));
                 if let Some(end) = find_head_end(&head_buf) {
                     let rest = head_buf.split_off(end);
-                    match parse_head(&head_buf) {
-                        Ok(h) => break (h, rest, t),
-                        Err(e) => return Ended::Failed(e),
-                    }
+                    return parse_head(&head_buf)
+                        .map(|h| (h, (rest.len(), t)))
+                        .map_err(Ended::Failed);
                 }
                 if head_buf.len() > MAX_HEAD {
-                    return Ended::Failed(format!("response head over {MAX_HEAD} bytes"));
+                    return Err(Ended::Failed(format!(
+                        "response head over {MAX_HEAD} bytes"
+                    )));
                 }
             }
         }
-    };
-    if cap.status.is_none() {
-        cap.status = Some(head.status);
     }
-    if head.chunked {
-        return Ended::Failed("chunked transfer encoding is not supported".into());
-    }
-    // Bytes to skip (a 200 answering a range request) and where the body
-    // ends, counted in bytes of the whole file.
-    let mut skip = match head.status {
-        200 => resume_at,
-        206 if head.range_start == Some(resume_at) => 0,
-        206 => {
-            return Ended::Failed(format!(
-                "206 from byte {:?}, asked for {resume_at}",
-                head.range_start
-            ))
+}
+
+/// Where a response's body lies, in bytes of the whole file.
+struct Body {
+    /// Bytes still to skip: a 200 answering a range request starts at 0.
+    skip: u64,
+    /// Where the body ends (`None`: at EOF).
+    end: Option<u64>,
+}
+
+impl Body {
+    /// The body of a response with `head` to a request from `resume_at`;
+    /// `Err` when it is not one we can use.
+    fn of(head: &Head, resume_at: u64) -> Result<Body, String> {
+        if head.chunked {
+            return Err("chunked transfer encoding is not supported".into());
         }
-        s => return Ended::Failed(format!("HTTP status {s}")),
-    };
-    let total_end = head.content_length.map(|n| match head.status {
-        206 => resume_at.saturating_add(n),
-        _ => n,
-    });
-    cap.connections += 1;
+        let skip = match head.status {
+            200 => resume_at,
+            206 if head.range_start == Some(resume_at) => 0,
+            206 => {
+                return Err(format!(
+                    "206 from byte {:?}, asked for {resume_at}",
+                    head.range_start
+                ))
+            }
+            s => return Err(format!("HTTP status {s}")),
+        };
+        let end = head.content_length.map(|n| match head.status {
+            206 => resume_at.saturating_add(n),
+            _ => n,
+        });
+        Ok(Body { skip, end })
+    }
+
+    /// Of `len` bytes just read, with `have` body bytes counted before
+    /// them, how many are new: what we already have is skipped, and
+    /// nothing past the announced end counts.
+    fn take(&mut self, len: usize, have: u64) -> u64 {
+        let drop_n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(len);
+        self.skip -= drop_n as u64;
+        let n = (len - drop_n) as u64;
+        match self.end {
+            Some(end) => n.min(end.saturating_sub(have)),
+            None => n,
+        }
+    }
+
+    /// `have` body bytes are the whole body.
+    fn done(&self, have: u64) -> bool {
+        self.end.is_some_and(|end| have >= end)
+    }
+}
+
+/// Reads the body to its end, recording every read into `cap`; `pending`
+/// is what came with the head.
+fn read_body(
+    sock: &mut Socket<'_>,
+    mut body: Body,
+    pending: Pending,
+    cap: &mut HttpCapture,
+    live_bytes: &AtomicU64,
+) -> Ended {
+    let (mut len, mut at) = pending;
     let mut got_body = false;
     loop {
-        // Count what is pending (skipping what we already have).
-        let drop_n = usize::try_from(skip)
-            .unwrap_or(usize::MAX)
-            .min(pending.len());
-        skip -= drop_n as u64;
-        let mut n = (pending.len() - drop_n) as u64;
-        if let Some(end) = total_end {
-            // Never count bytes past the announced end.
-            n = n.min(end.saturating_sub(cap.bytes));
-        }
+        let n = body.take(len, cap.bytes);
         if n > 0 {
-            if !got_body {
-                got_body = true;
-                if let Some(ev) = cap.events.last_mut() {
-                    if ev.reconnected_ns.is_none() {
-                        ev.reconnected_ns = Some(pending_ns);
-                    }
-                }
-            }
-            cap.samples.push((pending_ns, n));
-            cap.bytes += n;
+            record(cap, !got_body, at, n);
+            got_body = true;
             live_bytes.store(cap.bytes, Ordering::Release);
         }
-        if total_end.is_some_and(|end| cap.bytes >= end) {
+        if body.done(cap.bytes) {
             return Ended::Complete;
         }
-        pending.clear();
-        match read_some(&mut conn, &mut buf, stop) {
+        match sock.read() {
             ReadResult::Stopped => return Ended::Stopped,
-            ReadResult::Data(n, t) => {
-                pending.extend_from_slice(buf.get(..n).unwrap_or(&[]));
-                pending_ns = t;
-            }
+            ReadResult::Data(k, t) => (len, at) = (k, t),
             ReadResult::Eof => {
-                let Some(end) = total_end else {
+                let Some(end) = body.end else {
                     return Ended::Complete;
                 };
                 let why = format!("EOF after {} of {end} body bytes", cap.bytes);
-                return if got_body {
-                    Ended::Broke(why)
-                } else {
-                    Ended::Failed(why)
-                };
+                return cut_short(got_body, why);
             }
-            ReadResult::Error(e) => {
-                let why = format!("reading the body: {e}");
-                return if got_body {
-                    Ended::Broke(why)
-                } else {
-                    Ended::Failed(why)
-                };
+            ReadResult::Error(e) => return cut_short(got_body, format!("reading the body: {e}")),
+        }
+    }
+}
+
+/// `n` body bytes read at `at`; the first on this connection ends the
+/// last break (when it has not ended yet).
+fn record(cap: &mut HttpCapture, first_on_connection: bool, at: i64, n: u64) {
+    if first_on_connection {
+        if let Some(ev) = cap.events.last_mut() {
+            if ev.reconnected_ns.is_none() {
+                ev.reconnected_ns = Some(at);
             }
         }
+    }
+    cap.samples.push((at, n));
+    cap.bytes += n;
+}
+
+/// The connection ended before the body: a break once body bytes flowed
+/// on it, else a failed attempt.
+fn cut_short(got_body: bool, why: String) -> Ended {
+    if got_body {
+        Ended::Broke(why)
+    } else {
+        Ended::Failed(why)
     }
 }
 
@@ -454,6 +547,46 @@ mod tests {
         }
         assert_eq!(find_head_end(b"HTTP/1.1 200\r\n\r\nbody"), Some(16));
         assert_eq!(find_head_end(b"HTTP/1.1 200\r\n"), None);
+    }
+
+    #[test]
+    fn the_request_resumes_with_a_range() {
+        assert_eq!(
+            request("h:80", "/a.ts", 0),
+            "GET /a.ts HTTP/1.1\r\nHost: h:80\r\nUser-Agent: lmig-client-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        );
+        assert!(request("h", "/a.ts", 7).contains("Accept: */*\r\nRange: bytes=7-\r\nConnection"));
+    }
+
+    #[test]
+    fn the_body_skips_what_we_have_and_stops_at_its_end() {
+        let head = |status, content_length, range_start| Head {
+            status,
+            content_length,
+            range_start,
+            chunked: false,
+        };
+        // A 200 to a request from byte 10: its first 10 bytes are skipped,
+        // across reads, and nothing past its length counts.
+        let mut b = Body::of(&head(200, Some(30), None), 10).unwrap();
+        assert_eq!((b.skip, b.end), (10, Some(30)));
+        assert_eq!(b.take(4, 10), 0);
+        assert_eq!(b.take(8, 10), 2);
+        assert_eq!(b.take(100, 12), 18);
+        assert!(b.done(30) && !b.done(29));
+        // A 206 from where we stopped: its length counts from there.
+        let b = Body::of(&head(206, Some(5), Some(10)), 10).unwrap();
+        assert_eq!((b.skip, b.end), (0, Some(15)));
+        // Without a length the body runs to EOF.
+        let mut b = Body::of(&head(200, None, None), 0).unwrap();
+        assert_eq!((b.take(9, 1 << 40), b.done(u64::MAX)), (9, false));
+        assert!(Body::of(&head(206, Some(5), Some(3)), 10).is_err());
+        assert!(Body::of(&head(404, Some(5), None), 0).is_err());
+        let chunked = Head {
+            chunked: true,
+            ..head(200, None, None)
+        };
+        assert!(Body::of(&chunked, 0).is_err());
     }
 
     #[test]
