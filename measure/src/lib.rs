@@ -20,10 +20,13 @@
 //!   the verdict of the scenario's `[assert]` checks ([`summary::verdict`]);
 //! - [`stats`]: descriptive statistics and Welch's t-test for comparisons;
 //! - [`calibration`]: the probe against host-timed pauses and cuts;
-//! - [`tools`]: parsers of ping's, irtt's and stress-ng's output.
+//! - [`tools`]: parsers of ping's, irtt's and stress-ng's output;
+//! - [`platform`]: what a platform writes about a migration it ran
+//!   (Proxmox VE's task log), read into markers and figures.
 
 pub mod calibration;
 pub mod migration;
+pub mod platform;
 pub mod probe;
 pub mod stats;
 pub mod stream;
