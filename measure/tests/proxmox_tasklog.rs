@@ -1062,3 +1062,390 @@ proptest! {
         prop_assert_eq!(parse_duration(&format_total_duration(seconds)), Some(seconds));
     }
 }
+
+// ---- the outcome ----
+
+mod outcome {
+    use super::*;
+    use measure::migration::marker::{Marker, MarkerKind, MarkerSource};
+    use measure::migration::record::RepStatus;
+    use measure::platform::proxmox::outcome::{
+        outcome, outcome_checked, MirrorLimit, Outcome, DOWNTIME_SOURCE,
+    };
+
+    const S: i64 = 1_000_000_000;
+    /// CET, the zone every fixture was written in (March and November).
+    const CET: i64 = 3600;
+
+    fn read(text: &str) -> Outcome {
+        outcome_checked(&TaskLog::parse(text), CET, "host").unwrap()
+    }
+
+    /// The markers as (kind, t_ns, uncertainty_ns), all on `host` from the task log.
+    fn marks(o: &Outcome) -> Vec<(MarkerKind, i64, i64)> {
+        for m in &o.markers {
+            assert_eq!(
+                (m.clock.as_str(), m.source, m.pass),
+                ("host", MarkerSource::TaskLog, None)
+            );
+        }
+        o.markers
+            .iter()
+            .map(|m: &Marker| (m.kind, m.t_ns, m.uncertainty_ns))
+            .collect()
+    }
+
+    #[test]
+    fn a_migration_with_local_disks() {
+        let o = read(OK_LOCAL_DISKS);
+        assert_eq!((o.status, o.error.as_deref()), (RepStatus::Completed, None));
+        assert_eq!(o.vmid, Some(100));
+        assert_eq!(o.target_node.as_deref(), Some("pve2"));
+        assert_eq!(o.target_ip.as_deref(), Some("10.10.10.2"));
+        assert_eq!(
+            o.local_disks,
+            ["local-lvm:vm-100-disk-0", "local-zfs:vm-100-disk-1"]
+        );
+        assert_eq!(o.exit_status.as_deref(), Some("OK"));
+
+        // The numbers written in the log.
+        let p = &o.platform;
+        assert_eq!(p.platform, "proxmox");
+        assert_eq!(p.downtime_ms, Some(87.0));
+        assert_eq!(p.downtime_source.as_deref(), Some(DOWNTIME_SOURCE));
+        assert_eq!(p.duration_ms, Some(33_000.0));
+        // 7.6 GiB = 8160437862.4 bytes.
+        assert_eq!(p.ram_transferred_bytes, Some(8_160_437_862));
+        // The last line of each mirror: 8.0 GiB + 2.0 GiB.
+        assert_eq!(p.disk_transferred_bytes, Some(10 * GIB as i64));
+        // 455.1 MiB/s = 477206937.6 bytes/s.
+        assert_eq!(o.average_speed_bytes_s, Some(477_206_938));
+        assert_eq!(o.downtime_limit_ms, Some(100.0));
+        assert_eq!(o.downtime_increases_ms, [200.0]);
+        assert_eq!(o.speed_limit_bytes_s, Some(GIB));
+        assert_eq!(
+            o.mirror_limits,
+            [
+                MirrorLimit {
+                    device: "drive-scsi0".into(),
+                    kib_s: 1_048_576
+                },
+                MirrorLimit {
+                    device: "drive-scsi1".into(),
+                    kib_s: 512_000
+                },
+            ]
+        );
+        assert_eq!(o.cachesize_bytes, Some(512 * MIB));
+        assert_eq!(o.mirror_progress.len(), 9 + 5);
+        assert_eq!(o.ram_progress.len(), 8);
+        let last_ram = o.ram_progress.last().unwrap();
+        assert_eq!(
+            (last_ram.transferred_bytes, last_ram.speed_bytes_s),
+            (of(7.3, GIB), Some(of(1001.9, MIB)))
+        );
+        assert_eq!(o.ram_progress[3].dirty_rate_bytes_s, Some(of(1.1, GIB)));
+
+        // 10:15:02 CET is 09:15:02 UTC, epoch 1741943702.
+        let t0 = 1_741_943_702 * S;
+        let h = S / 2;
+        assert_eq!(
+            marks(&o),
+            [
+                // starting migration, 10:15:02.
+                (MarkerKind::MigrationRequested, t0 + h, h),
+                // The second `all 'mirror' jobs are ready` (after scsi1's
+                // ready), unstamped between 10:15:15 and 10:15:20: the span
+                // [15 s, 21 s), 18.0 s ± 3.0 s.
+                (MarkerKind::MirrorReady, t0 + 16 * S, 3 * S),
+                // start migrate command, 10:15:21.
+                (MarkerKind::SetupDone, t0 + 19 * S + h, h),
+                // migration completed, 10:15:30.
+                (MarkerKind::RamCompleted, t0 + 28 * S + h, h),
+                // mirror-scsi1: mirror-job finished, between 10:15:30 and
+                // 10:15:32: [30 s, 33 s), 31.5 s ± 1.5 s.
+                (MarkerKind::MirrorCompleted, t0 + 29 * S + h, 3 * h),
+                // migration finished successfully, 10:15:35.
+                (MarkerKind::PlatformCleanupDone, t0 + 33 * S + h, h),
+            ]
+        );
+        // No line says when the guest stopped or resumed.
+        assert!(o.markers.iter().all(|m| !matches!(
+            m.kind,
+            MarkerKind::SourceStopped | MarkerKind::DestinationResumed | MarkerKind::Pass
+        )));
+
+        // The first progress line sits between 10:15:06 and 10:15:15:
+        // [6 s, 16 s), 11.0 s ± 5.0 s.
+        let first = &o.mirror_progress[0];
+        assert_eq!(
+            (first.line, first.job.as_str(), first.transferred_bytes),
+            (12, "mirror-scsi0", 0)
+        );
+        let time = first.time.unwrap();
+        assert_eq!((time.t_ns, time.uncertainty_ns), (t0 + 9 * S, 5 * S));
+        // A stamped RAM line: its own second.
+        let ram0 = o.ram_progress[0].time.unwrap();
+        assert_eq!((ram0.t_ns, ram0.uncertainty_ns), (t0 + 20 * S + h, h));
+    }
+
+    #[test]
+    fn the_utc_offset_moves_every_marker() {
+        let log = TaskLog::parse(OK_LOCAL_DISKS);
+        let utc = outcome(&log, 0, "host");
+        let cet = outcome(&log, CET, "host");
+        for (a, b) in utc.markers.iter().zip(&cet.markers) {
+            assert_eq!(a.t_ns - b.t_ns, CET * S);
+            assert_eq!(a.uncertainty_ns, b.uncertainty_ns);
+        }
+        assert_eq!(outcome(&log, CET, "node-a").markers[0].clock, "node-a");
+    }
+
+    #[test]
+    fn an_old_format_log() {
+        let o = read(OLD_FORMAT);
+        assert_eq!((o.status, o.error.as_deref()), (RepStatus::Completed, None));
+        assert_eq!(
+            (o.vmid, o.target_node.as_deref()),
+            (Some(200), Some("node2"))
+        );
+        let p = &o.platform;
+        assert_eq!(p.downtime_ms, Some(42.0));
+        assert_eq!(p.duration_ms, Some(31_000.0));
+        // The old log has no `migration completed, transferred` line.
+        assert_eq!(p.ram_transferred_bytes, None);
+        assert_eq!(p.disk_transferred_bytes, Some(2_147_483_648));
+        assert_eq!(o.speed_limit_bytes_s, Some(8 * GIB));
+        assert_eq!(o.cachesize_bytes, Some(256 * MIB));
+        assert_eq!(o.ram_progress.len(), 5);
+        let r = &o.ram_progress[4];
+        assert_eq!(
+            (
+                r.transferred_bytes,
+                r.remaining_bytes,
+                r.total_bytes,
+                r.speed_bytes_s
+            ),
+            (2_005_368_832, Some(118_681_600), 2_165_121_024, None)
+        );
+        assert_eq!(o.mirror_progress.len(), 5);
+        assert_eq!(o.mirror_progress[0].elapsed_s, None);
+
+        // 2020-11-03 14:20:11 CET is 13:20:11 UTC, epoch 1604409611.
+        let t1 = 1_604_409_611 * S;
+        let h = S / 2;
+        assert_eq!(
+            marks(&o),
+            [
+                (MarkerKind::MigrationRequested, t1 + h, h),
+                // The ready line before the RAM migration, unstamped between
+                // 14:20:14 and 14:20:18: [14 s, 19 s), 16.5 s ± 2.5 s (the
+                // one printed again at completion does not count).
+                (MarkerKind::MirrorReady, t1 + 5 * S + h, 5 * h),
+                (MarkerKind::SetupDone, t1 + 7 * S + h, h),
+                // `migration status: completed`, 14:20:36.
+                (MarkerKind::RamCompleted, t1 + 25 * S + h, h),
+                // `drive-scsi0: finished` between 14:20:36 and 14:20:38.
+                (MarkerKind::MirrorCompleted, t1 + 26 * S + h, 3 * h),
+                (MarkerKind::PlatformCleanupDone, t1 + 31 * S + h, h),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_aborted_migration_says_why() {
+        let o = read(ABORTED);
+        assert_eq!(o.status, RepStatus::Failed);
+        assert_eq!(
+            o.error.as_deref(),
+            Some("Problem found while scanning volumes - can't migrate VM - check log (can't migrate local disk 'local-zfs:vm-101-disk-0': can't live migrate attached local disks without with-local-disks option)")
+        );
+        assert_eq!(o.platform.duration_ms, Some(1000.0));
+        assert_eq!(
+            (
+                o.platform.downtime_ms,
+                o.platform.downtime_source.as_deref()
+            ),
+            (None, None)
+        );
+        assert_eq!(o.exit_status.as_deref(), Some("migration aborted"));
+        // 11:02:10 CET = 10:02:10 UTC = 1741946530.
+        assert_eq!(
+            marks(&o),
+            [(
+                MarkerKind::MigrationRequested,
+                1_741_946_530 * S + S / 2,
+                S / 2
+            )]
+        );
+    }
+
+    #[test]
+    fn a_locked_vm() {
+        let o = read(LOCKED);
+        assert_eq!(
+            (o.status, o.error.as_deref()),
+            (RepStatus::Failed, Some("VM is locked (migrate)"))
+        );
+        assert_eq!(o.platform.duration_ms, Some(0.0));
+        assert_eq!(o.vmid, None);
+        assert!(o.markers.is_empty());
+    }
+
+    #[test]
+    fn a_ram_migration_that_failed() {
+        let o = read(FAILED_RAM);
+        assert_eq!(o.status, RepStatus::Failed);
+        assert_eq!(
+            o.error.as_deref(),
+            Some("migration status error: failed - Unable to write to socket: Broken pipe")
+        );
+        assert_eq!(o.platform.duration_ms, Some(7000.0));
+        assert_eq!(o.exit_status.as_deref(), Some("migration problems"));
+        // 13:10:00 CET = 12:10:00 UTC = 1741954200.
+        let t = 1_741_954_200 * S + S / 2;
+        assert_eq!(
+            marks(&o),
+            [
+                (MarkerKind::MigrationRequested, t, S / 2),
+                (MarkerKind::SetupDone, t + 3 * S, S / 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_api_s_json() {
+        let o = outcome_checked(&TaskLog::from_api_json(API_LOG).unwrap(), CET, "host").unwrap();
+        assert_eq!((o.status, o.error.as_deref()), (RepStatus::Completed, None));
+        let p = &o.platform;
+        assert_eq!(p.downtime_ms, Some(23.0));
+        assert_eq!(p.duration_ms, Some(10_000.0));
+        assert_eq!(p.ram_transferred_bytes, Some(GIB as i64));
+        assert_eq!(p.disk_transferred_bytes, None);
+        // 204.8 MiB/s = 1 GiB over 5 s.
+        assert_eq!(o.average_speed_bytes_s, Some(214_748_365));
+        assert_eq!(o.ram_progress.len(), 4);
+        // 12:00:01 CET = 11:00:01 UTC = 1741950001.
+        let t = 1_741_950_001 * S + S / 2;
+        assert_eq!(
+            marks(&o),
+            [
+                (MarkerKind::MigrationRequested, t, S / 2),
+                (MarkerKind::SetupDone, t + 3 * S, S / 2),
+                (MarkerKind::RamCompleted, t + 8 * S, S / 2),
+                (MarkerKind::PlatformCleanupDone, t + 10 * S, S / 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_log_that_stops_short() {
+        let head: Vec<&str> = OK_LOCAL_DISKS.lines().take(29).collect();
+        // It ends on the second `all 'mirror' jobs are ready`: no stamped
+        // line after it bounds it, so there is no mirror-ready marker.
+        assert_eq!(head.last(), Some(&"all 'mirror' jobs are ready"));
+        let o = read(&head.join("\n"));
+        assert_eq!(o.status, RepStatus::Failed);
+        assert_eq!(
+            o.error.as_deref(),
+            Some("the task log ends before the migration finished")
+        );
+        assert_eq!(o.exit_status, None);
+        assert_eq!(o.platform.duration_ms, None);
+        assert_eq!(
+            o.markers.iter().map(|m| m.kind).collect::<Vec<_>>(),
+            [MarkerKind::MigrationRequested]
+        );
+    }
+
+    #[test]
+    fn the_task_s_end_decides_too() {
+        let ok = OK_LOCAL_DISKS.replace("TASK OK", "\nTASK WARNINGS: 1");
+        let o = read(&ok);
+        assert_eq!(
+            (o.status, o.exit_status.as_deref()),
+            (RepStatus::Completed, Some("WARNINGS: 1"))
+        );
+
+        let err = OK_LOCAL_DISKS.replace("TASK OK", "\nTASK ERROR: command 'qm unlock 100' failed");
+        let o = read(&err);
+        assert_eq!(
+            (o.status, o.error.as_deref()),
+            (RepStatus::Failed, Some("command 'qm unlock 100' failed"))
+        );
+
+        let no_verdict = OK_LOCAL_DISKS.replace(
+            "2025-03-14 10:15:35 migration finished successfully (duration 00:00:33)\n",
+            "",
+        );
+        assert_eq!(
+            read(&no_verdict).error.as_deref(),
+            Some("the task ended without a 'migration finished successfully' line")
+        );
+
+        let storage = "2025-03-14 09:00:00 ERROR: migration aborted (duration 00:00:00): storage 'fast' does not exist\n\nTASK ERROR: migration aborted\n";
+        assert_eq!(
+            read(storage).error.as_deref(),
+            Some("storage 'fast' does not exist")
+        );
+    }
+
+    #[test]
+    fn a_task_error_alone_is_a_failure_but_not_a_migration_log() {
+        let log = TaskLog::parse("\nTASK ERROR: no such cluster node 'pve9'\n");
+        let o = outcome(&log, CET, "host");
+        assert_eq!(
+            (o.status, o.error.as_deref()),
+            (RepStatus::Failed, Some("no such cluster node 'pve9'"))
+        );
+        let e = outcome_checked(&log, CET, "host").unwrap_err();
+        assert_eq!(
+            e,
+            TaskLogError::NotAMigrationLog {
+                first_line: "TASK ERROR: no such cluster node 'pve9'".into()
+            }
+        );
+        assert!(e
+            .to_string()
+            .starts_with("this is not a migration task log: no 'starting migration of VM' line"));
+    }
+
+    #[test]
+    fn other_logs_are_refused() {
+        // A disk move writes the mirror's lines too, but none of a migration.
+        let move_disk = "create full clone of drive scsi0 (local-lvm:vm-100-disk-0)\n\
+            drive mirror is starting for drive-scsi0\n\
+            mirror-scsi0: transferred 8.0 GiB of 8.0 GiB (100.00%) in 8s, ready\n\
+            all 'mirror' jobs are ready\n\
+            mirror-scsi0: Completing block job...\n\
+            mirror-scsi0: Completed successfully.\n\
+            mirror-scsi0: mirror-job finished\n\
+            TASK OK\n";
+        for text in [move_disk, "", "PING 198.18.0.10 56(84) bytes of data.\n"] {
+            let e = outcome_checked(&TaskLog::parse(text), CET, "host").unwrap_err();
+            assert!(
+                matches!(e, TaskLogError::NotAMigrationLog { .. }),
+                "{text:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_log_gives_an_outcome(lines in prop::collection::vec(
+            prop_oneof![
+                any::<String>(),
+                (timestamp(), "[ -~]{0,40}").prop_map(|(t, m)| format!("{t} {m}")),
+                written_line().prop_map(|(m, _)| m),
+                (timestamp(), written_line()).prop_map(|(t, (m, _))| format!("{t} {m}")),
+            ],
+            0..40,
+        ), offset in -50_000i64..50_000) {
+            let log = TaskLog::parse(&lines.join("\n"));
+            let o = outcome(&log, offset, "host");
+            prop_assert_eq!(o.status == RepStatus::Completed, o.error.is_none());
+            prop_assert!(o.markers.windows(2).all(|w| w[0].t_ns <= w[1].t_ns));
+            prop_assert!(o.markers.iter().all(|m| m.uncertainty_ns >= S / 2));
+        }
+    }
+}

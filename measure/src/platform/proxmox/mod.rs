@@ -7,11 +7,14 @@
 //!
 //! - [`tasklog`]: each line read into a [`tasklog::LineKind`] with its
 //!   values; a whole log from text or from the API's JSON;
+//! - [`outcome`]: a log turned into what the migration record needs: how
+//!   it ended, its markers, the platform's figures;
 //! - [`units`]: Proxmox's sizes (`1.5 GiB`) and durations (`7m 49s`,
 //!   `00:01:01`), read and written as Proxmox does;
 //! - [`timestamp`]: the local `YYYY-MM-DD HH:MM:SS` of the lines, and the
 //!   date arithmetic that turns it into epoch seconds.
 
+pub mod outcome;
 mod render;
 pub mod tasklog;
 pub mod timestamp;
