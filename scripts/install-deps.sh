@@ -35,14 +35,25 @@ fi
 # migration loses pages a running guest dirties, so the destination's
 # kernel panics (list_add corruption, timerqueue_add GPFs), even for an
 # idle guest now and then (docs/findings.md). 10.0 migrates cleanly.
-qemu_major() { qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p'; }
-if [ "$(qemu_major)" = "" ] || [ "$(qemu_major)" -lt 10 ]; then
-  echo "install-deps: installing qemu-system-x86 from bookworm-backports"
+backports() {
+  echo "install-deps: installing $* from bookworm-backports"
   echo "deb http://deb.debian.org/debian bookworm-backports main" \
     > /etc/apt/sources.list.d/lmig-bookworm-backports.list
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports "$@" >/dev/null
+}
+qemu_major() { qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p'; }
+if [ "$(qemu_major)" = "" ] || [ "$(qemu_major)" -lt 10 ]; then
+  backports qemu-system-x86
+fi
+# libvirt for the libvirt backend (two daemons in the lab), also from
+# bookworm-backports: 11.3 pairs with QEMU 10 (bookworm's 9.0 predates it).
+# The monolithic libvirtd; no daemon is enabled or started here (the lab
+# starts its own, in its namespaces).
+libvirt_major() { libvirtd --version 2>/dev/null | sed -n 's/.* \([0-9]*\)\.[0-9.]*$/\1/p'; }
+if [ "$(libvirt_major)" = "" ] || [ "$(libvirt_major)" -lt 11 ]; then
+  backports libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 fi
 # Rust: the machine's own toolchain if it has one (rustup's, say) that is new
 # enough; otherwise Debian 12's own rustc-web/cargo-web (1.85 in bookworm,

@@ -5,6 +5,9 @@
 //! field has a default, and [`Scenario::resolved_toml`] writes the scenario
 //! back with every default made explicit, which is what a bundle stores.
 
+pub mod backend;
+
+pub use backend::{BackendKind, BackendSpec, LibvirtTransport};
 use measure::summary::verdict::AssertSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -423,6 +426,8 @@ pub struct Scenario {
     /// (see [`crate::verdict`]).
     #[serde(rename = "assert")]
     pub asserts: Option<AssertSpec>,
+    /// The platform the run migrates on (`[backend]`).
+    pub backend: BackendSpec,
 }
 
 impl Default for Scenario {
@@ -441,6 +446,7 @@ impl Default for Scenario {
             fault: Vec::new(),
             sweep: None,
             asserts: None,
+            backend: BackendSpec::default(),
         }
     }
 }
@@ -481,6 +487,10 @@ impl Scenario {
     }
 
     fn check(&self) -> Result<(), String> {
+        self.backend.check()?;
+        if self.backend.kind == BackendKind::Libvirt && self.acceleration == Acceleration::Kvm {
+            return Err("`acceleration` = \"kvm\": the libvirt lab runs its domain under TCG (type 'qemu'); use \"tcg\" or \"auto\"".into());
+        }
         if self.repetitions == 0 {
             return Err("`repetitions` must be at least 1".into());
         }

@@ -9,19 +9,24 @@
 //! only this interface.
 //!
 //! The local QEMU lab ([`local::LocalLab`]: namespaces, taps, QMP) is the
-//! first backend. A new one (libvirt, Proxmox) is a module beside
-//! `local/` implementing [`Backend`]; nothing outside `backend/` knows
-//! about namespaces, taps or QMP sockets.
+//! first backend; [`libvirt::LibvirtLab`] runs the same guest between two
+//! real libvirt daemons in the same lab. A new one is a module beside them
+//! implementing [`Backend`], and a variant of [`AnyBackend`]; nothing
+//! outside `backend/` knows about namespaces, taps, QMP sockets or virsh.
 
 pub mod agent;
+mod any;
+pub mod libvirt;
 pub mod local;
 mod site;
+
+pub use any::AnyBackend;
 
 pub use site::Site;
 
 use crate::bundle::Bundle;
 use crate::live::Live;
-use crate::scenario::{FaultSpec, Scenario};
+use crate::scenario::{BackendKind, FaultSpec, Scenario};
 use agent::AgentClient;
 use measure::migration::record::MigrationRecord;
 use measure::summary::ClockAlignment;
@@ -29,9 +34,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// What the scenario's backend is and can do, known before anything is
-/// made. Today every scenario runs on the local lab.
-pub fn described(_scenario: &Scenario) -> (&'static str, Capabilities) {
-    (local::NAME, local::CAPABILITIES)
+/// made.
+pub fn described(scenario: &Scenario) -> (&'static str, Capabilities) {
+    match scenario.backend.kind {
+        BackendKind::Local => (local::NAME, local::CAPABILITIES),
+        BackendKind::Libvirt => (libvirt::NAME, libvirt::CAPABILITIES),
+    }
 }
 
 /// Refuses a scenario that asks for something its backend cannot do,
@@ -80,15 +88,25 @@ fn check_against(
     Ok(())
 }
 
-/// The backend a scenario runs on, created (nothing started yet). Today
-/// every scenario runs on the local lab; `agent` overrides the guest
-/// agent binary, `extras` are host programs to ship into the guest image.
+/// The backend the scenario's `[backend]` names, created (nothing started
+/// yet). `agent` overrides the guest agent binary, `extras` are host
+/// programs to ship into the guest image (the local lab only).
 pub fn open(
     scenario: &Scenario,
     agent: Option<&std::path::Path>,
     extras: Vec<std::path::PathBuf>,
-) -> anyhow::Result<impl Backend> {
-    local::LocalLab::create(scenario, agent, extras)
+) -> anyhow::Result<AnyBackend> {
+    Ok(match scenario.backend.kind {
+        BackendKind::Local => {
+            AnyBackend::Local(Box::new(local::LocalLab::create(scenario, agent, extras)?))
+        }
+        BackendKind::Libvirt => {
+            if !extras.is_empty() {
+                anyhow::bail!("the libvirt backend does not ship extra programs into the guest (the benchmarks run on the local lab)");
+            }
+            AnyBackend::Libvirt(Box::new(libvirt::LibvirtLab::create(scenario, agent)?))
+        }
+    })
 }
 
 /// What the run loop asks of a backend for one repetition.

@@ -136,6 +136,29 @@ pub struct GuestRecord {
 }
 
 impl MigrationRecord {
+    /// A record of a migration about to start: failed until the backend
+    /// says otherwise, nothing seen yet.
+    pub fn starting(repetition: u32, source: &str, destination: &str) -> MigrationRecord {
+        MigrationRecord {
+            repetition,
+            source: source.into(),
+            destination: destination.into(),
+            status: RepStatus::Failed,
+            error: None,
+            migrate_cmd_ns: None,
+            finished_ns: None,
+            final_info: None,
+            faults: Vec::new(),
+            vm_lost: false,
+            markers: Vec::new(),
+            hypervisor: None,
+            platform: None,
+            platform_raw: None,
+            events: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+
     /// The first marker of `kind`.
     pub fn marker(&self, kind: MarkerKind) -> Option<&Marker> {
         first(&self.markers, kind)
@@ -156,6 +179,11 @@ pub struct HypervisorStats {
     pub total_time_ms: Option<f64>,
     /// `downtime`: source stop to completion, as QEMU measures it, ms.
     pub downtime_ms: Option<f64>,
+    /// Where `downtime_ms` came from when it is not the source's last
+    /// `query-migrate` (a backend whose platform ends the source QEMU too
+    /// soon after completion to ask it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_note: Option<String>,
     /// `setup-time`, ms.
     pub setup_time_ms: Option<f64>,
     /// `ram.transferred`, bytes.

@@ -45,6 +45,15 @@ pub fn to_table(s: &Summary) -> String {
                 .corrupted_pages
                 .map_or("-".into(), |v| v.to_string()),
         ));
+        if let Some(p) = &r.platform {
+            out.push_str(&format!(
+                "    {}: downtime {} ms, migration {} ms, RAM {} MiB\n",
+                p.platform,
+                cell(p.downtime_ms, 0),
+                cell(p.duration_ms, 0),
+                cell(p.ram_transferred_bytes.map(|b| b as f64 / 1048576.0), 1),
+            ));
+        }
         if let Some(v) = &r.stream.rtp {
             out.push_str(&format!(
                 "    rtp: largest gap {} ms, {} lost, freezes {} ({} ms in all, picture stale up to {} ms), frames complete {} / decoded {}\n",

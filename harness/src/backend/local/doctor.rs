@@ -114,6 +114,20 @@ pub fn run_checks() -> Vec<Check> {
             )
         },
     });
+    let libvirtd = std::process::Command::new("libvirtd")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    out.push(Check {
+        what: "libvirt (for `[backend] kind = \"libvirt\"`)",
+        ok: libvirtd.is_some(),
+        optional: true,
+        detail: libvirtd.unwrap_or_else(|| {
+            "not installed: scripts/install-deps.sh installs it from bookworm-backports".into()
+        }),
+    });
     let kvm = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

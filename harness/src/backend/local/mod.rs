@@ -12,8 +12,7 @@ use crate::backend::agent::AgentClient;
 use crate::backend::local::guest::{
     build_image_with, find_agent, find_kernel, GuestImage, KernelChoice,
 };
-use crate::backend::local::lab::netlink::LinkControl;
-use crate::backend::local::lab::netns::in_netns;
+use crate::backend::local::lab::netlink::cut_tap;
 use crate::backend::local::lab::{Lab, Node};
 use crate::backend::local::qemu::cmdline::{kernel_append, QemuSpec};
 use crate::backend::local::qemu::process::{kill_pid, QemuProcess};
@@ -83,11 +82,11 @@ pub struct LocalLab {
 
 /// The guest agent's control token: 16 random bytes as 32 hex digits
 /// ([`wire::random`]; no fallback).
-fn random_token() -> Result<String> {
+pub(crate) fn random_token() -> Result<String> {
     wire::random::token_hex(16).context("drawing the guest agent's control token")
 }
 
-fn tail_of(path: &Path, lines: usize) -> String {
+pub(crate) fn tail_of(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let v: Vec<&str> = text.lines().rev().take(lines).collect();
     if v.is_empty() {
@@ -377,34 +376,11 @@ impl LocalLab {
         Ok((stop_ns, resume.qemu_ts_ns.unwrap_or(resume.host_rx_ns)))
     }
 
-    /// Cuts the guest off the network for about `d` by taking its tap
-    /// device down and up again (both directions stop: the bridge drops
-    /// frames to a down port, and QEMU's writes to a down tap fail). Each
-    /// change is one netlink message, acknowledged by the kernel; returns
-    /// the midpoints of the two exchanges as the cut's start and end, and
-    /// half their durations as the uncertainty (±, ns).
+    /// Cuts the guest off the network for about `d` ([`cut_tap`] on the
+    /// running node's tap): start, end and their uncertainty, ns.
     pub async fn cut_network(&self, d: Duration) -> Result<(i64, i64, i64)> {
         let node = self.running.as_ref().context("no running VM")?.node;
-        let (ns, tap) = (self.lab.node_ns(node), self.lab.tap(0));
-        let times = tokio::task::spawn_blocking(move || {
-            in_netns(&ns, move || {
-                let index = nix::net::if_::if_nametoindex(tap.as_str())?;
-                let mut link = LinkControl::open()?;
-                let t0 = now_ns();
-                link.set_up(index, false)?;
-                let t1 = now_ns();
-                std::thread::sleep(d);
-                let t2 = now_ns();
-                link.set_up(index, true)?;
-                let t3 = now_ns();
-                Ok((t0, t1, t2, t3))
-            })
-        })
-        .await
-        .context("the link-control thread")?
-        .context("taking the guest's tap down and up")?;
-        let (t0, t1, t2, t3) = times;
-        Ok(((t0 + t1) / 2, (t2 + t3) / 2, ((t1 - t0) + (t3 - t2)) / 2))
+        cut_tap(self.lab.node_ns(node), self.lab.tap(0), d).await
     }
 
     /// Ends every QEMU of this lab (by PID) and removes the lab.
@@ -721,7 +697,8 @@ async fn conclude(
     bail!(msg)
 }
 
-fn progress_line(
+/// The live line during a migration: pass, MiB sent and left.
+pub(crate) fn progress_line(
     rep: u32,
     of: u32,
     rec: &MigrationRecord,
@@ -842,24 +819,8 @@ impl Backend for LocalLab {
             self.running = Some(src);
             bail!("no destination QEMU");
         };
-        let mut rec = MigrationRecord {
-            repetition: req.repetition,
-            source: src.node.letter().into(),
-            destination: dst.node.letter().into(),
-            status: RepStatus::Failed,
-            error: None,
-            migrate_cmd_ns: None,
-            finished_ns: None,
-            final_info: None,
-            faults: Vec::new(),
-            vm_lost: false,
-            events: Vec::new(),
-            samples: Vec::new(),
-            markers: Vec::new(),
-            hypervisor: None,
-            platform: None,
-            platform_raw: None,
-        };
+        let mut rec =
+            MigrationRecord::starting(req.repetition, src.node.letter(), dst.node.letter());
         let s0 = src.qmp.as_ref().map_or(0, |q| q.event_count());
         let d0 = dst.qmp.as_ref().map_or(0, |q| q.event_count());
         let of = req.of;

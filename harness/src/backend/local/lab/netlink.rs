@@ -83,6 +83,40 @@ fn parse_ack(buf: &[u8], seq: u32) -> Option<i32> {
     u32_at(16).map(|e| e as i32)
 }
 
+/// Cuts a guest off the network for about `d` by taking its tap device
+/// `tap` (in namespace `ns`) down and up again: both directions stop (the
+/// bridge drops frames to a down port, and QEMU's writes to a down tap
+/// fail). Each change is one netlink message, acknowledged by the kernel;
+/// returns the midpoints of the two exchanges as the cut's start and end,
+/// and half their durations as the uncertainty (±, ns).
+pub async fn cut_tap(
+    ns: String,
+    tap: String,
+    d: std::time::Duration,
+) -> anyhow::Result<(i64, i64, i64)> {
+    use crate::clock::now_ns;
+    use anyhow::Context;
+    let times = tokio::task::spawn_blocking(move || {
+        super::netns::in_netns(&ns, move || {
+            let index = nix::net::if_::if_nametoindex(tap.as_str())?;
+            let mut link = LinkControl::open()?;
+            let t0 = now_ns();
+            link.set_up(index, false)?;
+            let t1 = now_ns();
+            std::thread::sleep(d);
+            let t2 = now_ns();
+            link.set_up(index, true)?;
+            let t3 = now_ns();
+            Ok((t0, t1, t2, t3))
+        })
+    })
+    .await
+    .context("the link-control thread")?
+    .context("taking the guest's tap down and up")?;
+    let (t0, t1, t2, t3) = times;
+    Ok(((t0 + t1) / 2, (t2 + t3) / 2, ((t1 - t0) + (t3 - t2)) / 2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

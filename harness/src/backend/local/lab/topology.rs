@@ -155,7 +155,14 @@ impl Lab {
                 ],
             )?;
             ip_in(&sw, &["link", "set", &port, "master", "br0", "up"])?;
-            ip_in(ns, &["link", "add", "br0", "type", "bridge"])?;
+            // A fixed MAC: a bridge otherwise takes its ports' lowest, and
+            // a node's bridge that takes the guest tap's MAC answers for
+            // the guest (libvirt's first TCP migration timed out so).
+            let mac = format!("02:6c:6d:00:00:{:02x}", 0x0a + node as u8);
+            ip_in(
+                ns,
+                &["link", "add", "br0", "address", &mac, "type", "bridge"],
+            )?;
             ip_in(ns, &["link", "set", "uplink", "master", "br0", "up"])?;
             ip_in(ns, &["link", "set", "br0", "up"])?;
             for vm in 0..vms {

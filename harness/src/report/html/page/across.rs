@@ -12,9 +12,12 @@ use std::fmt::Write as _;
 
 /// One row of the at-a-glance table.
 struct Stat {
-    name: &'static str,
+    name: String,
     decimals: usize,
     values: Vec<f64>,
+    /// Left out when no repetition has a value (the platform's downtime
+    /// on a backend that is no platform).
+    optional: bool,
 }
 
 /// The whole section, or a note that no repetition ran.
@@ -40,40 +43,59 @@ pub(super) fn across(h: &mut String, cx: &Ctx<'_>) {
 /// reply gap and the lost probes over the completed repetitions.
 fn glance_table(h: &mut String, done: &[&RepView<'_>]) {
     let n_done = done.len();
+    let platform: Vec<f64> = done
+        .iter()
+        .filter_map(|r| r.s.platform.as_ref().and_then(|p| p.downtime_ms))
+        .collect();
+    let platform_name = done
+        .iter()
+        .find_map(|r| r.s.platform.as_ref())
+        .map_or("platform".into(), |p| p.platform.clone());
     let stats = [
         Stat {
-            name: "QEMU downtime, ms",
+            name: "QEMU downtime, ms".into(),
             decimals: 1,
             values: done.iter().filter_map(|r| r.s.qemu.downtime_ms).collect(),
+            optional: false,
         },
         Stat {
-            name: "STOP → RESUME, ms",
+            name: format!("{platform_name}'s downtime, ms"),
+            decimals: 1,
+            values: platform,
+            optional: true,
+        },
+        Stat {
+            name: "STOP → RESUME, ms".into(),
             decimals: 1,
             values: done
                 .iter()
                 .filter_map(|r| r.s.host.stop_to_resume_ms)
                 .collect(),
+            optional: false,
         },
         Stat {
-            name: "client outage, ms",
+            name: "client outage, ms".into(),
             decimals: 1,
             values: done
                 .iter()
                 .filter_map(|r| r.s.client.max_outage_ms)
                 .collect(),
+            optional: false,
         },
         Stat {
-            name: "largest reply gap, ms",
+            name: "largest reply gap, ms".into(),
             decimals: 1,
             values: done.iter().filter_map(|r| r.s.client.max_gap_ms).collect(),
+            optional: false,
         },
         Stat {
-            name: "lost probes",
+            name: "lost probes".into(),
             decimals: 0,
             values: done
                 .iter()
                 .filter_map(|r| r.s.client.lost_probes.map(|v| v as f64))
                 .collect(),
+            optional: false,
         },
     ];
     let _ = write!(
@@ -81,12 +103,16 @@ fn glance_table(h: &mut String, done: &[&RepView<'_>]) {
         "<div class=\"scroll\"><table id=\"table-glance\"><tr><th class=\"l\">over {n_done} completed repetition{}</th><th>n</th><th>min</th><th>mean</th><th>max</th></tr>",
         if n_done == 1 { "" } else { "s" }
     );
-    for st in &stats {
+    // The platform's row only where the backend is a platform.
+    for st in stats
+        .iter()
+        .filter(|st| !(st.optional && st.values.is_empty()))
+    {
         let (lo, mean, hi) = min_mean_max(&st.values);
         let _ = write!(
             h,
             "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(st.name),
+            esc(&st.name),
             st.values.len(),
             num(lo, st.decimals),
             num(mean, 1),
@@ -183,6 +209,7 @@ fn three_ways_figure(h: &mut String, cx: &Ctx<'_>) {
             label: format!("{} {}", r.s.repetition, r.s.direction),
             values: [
                 r.s.qemu.downtime_ms,
+                r.s.platform.as_ref().and_then(|p| p.downtime_ms),
                 r.s.host.stop_to_resume_ms,
                 r.s.client.max_outage_ms,
                 r.s.client.max_gap_ms,
@@ -198,7 +225,7 @@ fn three_ways_figure(h: &mut String, cx: &Ctx<'_>) {
             "Per repetition: QEMU downtime, STOP to RESUME, client outage and largest reply gap, ms",
             &rows,
         )),
-        "Each group is one repetition (number and direction). The client's outage is the longest stretch in which replies did not flow (<code>client.max_outage_ms</code>); the largest reply gap is shorter when a reply held over the pause splits it. With an RTP video stream, the fifth bar is how long its viewer's picture stayed frozen at worst (<code>stream.rtp.picture_stale_max_ms</code>, under the jitter-buffer model). n/a: not measured (a failed migration, no probe).",
+        "Each group is one repetition (number and direction). The platform's downtime, when the backend has one, is what libvirt's job statistics or Proxmox's task log report (<code>platform.downtime_ms</code>; what it spans is in <code>platform.downtime_source</code>). The client's outage is the longest stretch in which replies did not flow (<code>client.max_outage_ms</code>); the largest reply gap is shorter when a reply held over the pause splits it. With an RTP video stream, the fifth bar is how long its viewer's picture stayed frozen at worst (<code>stream.rtp.picture_stale_max_ms</code>, under the jitter-buffer model). n/a: not measured (a failed migration, no probe).",
     );
 }
 

@@ -147,20 +147,35 @@ fn min_mean_max(v: &[f64]) -> Option<(f64, f64, f64)> {
 pub(crate) struct ThreeWays {
     /// `1 a->b`.
     pub label: String,
-    /// QEMU downtime, STOP..RESUME, client outage, largest reply gap, and
-    /// the RTP stream's worst stale picture (when there is a stream), ms.
-    pub values: [Option<f64>; 5],
+    /// QEMU downtime, the platform's downtime (libvirt's, Proxmox's, when
+    /// the backend has one), STOP..RESUME, client outage, largest reply
+    /// gap, and the RTP stream's worst stale picture (when there is a
+    /// stream), ms.
+    pub values: [Option<f64>; 6],
 }
 
-/// The names of [`ThreeWays::values`], with their colours.
-pub(crate) fn three_ways_series() -> [(&'static str, RGBColor); 5] {
+/// The names of [`ThreeWays::values`], with their colours, and whether
+/// the series is drawn even when no repetition has a value (as `n/a`).
+pub(crate) fn three_ways_series() -> [(&'static str, RGBColor, bool); 6] {
     [
-        ("QEMU downtime", C_QEMU),
-        ("STOP → RESUME (host)", C_HOST),
-        ("client outage", C_CLIENT),
-        ("largest reply gap", C_GAP),
-        ("video frozen (RTP viewer)", C_SWITCH),
+        ("QEMU downtime", C_QEMU, true),
+        ("platform's downtime", C_OTHER, false),
+        ("STOP → RESUME (host)", C_HOST, true),
+        ("client outage", C_CLIENT, true),
+        ("largest reply gap", C_GAP, true),
+        ("video frozen (RTP viewer)", C_SWITCH, false),
     ]
+}
+
+/// The series drawn: the four every run has, and the platform's and the
+/// video's when some repetition has them.
+fn shown_series(reps: &[ThreeWays]) -> Vec<usize> {
+    three_ways_series()
+        .iter()
+        .enumerate()
+        .filter(|(k, (_, _, always))| *always || reps.iter().any(|r| r.values[*k].is_some()))
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// Grouped bars, one group per repetition: the same pause measured three
@@ -175,11 +190,10 @@ pub(crate) fn downtime_three_ways(aria: &str, reps: &[ThreeWays]) -> Result<Stri
     let ymax = if top > 0.0 { top * 1.15 } else { 1.0 };
     svg(w, h, aria, |root| {
         let series = three_ways_series();
-        let with_video = reps.iter().any(|r| r.values[4].is_some());
-        let items: Vec<(Key, String)> = series
+        let shown = shown_series(reps);
+        let items: Vec<(Key, String)> = shown
             .iter()
-            .take(if with_video { 5 } else { 4 })
-            .map(|(s, c)| (Key::Box(*c), s.to_string()))
+            .map(|&k| (Key::Box(series[k].1), series[k].0.to_string()))
             .collect();
         legend(root, LEFT as i32, 4, w as i32 - 20, &items)?;
         let (_, body) = root.split_vertically(30);
@@ -201,11 +215,9 @@ pub(crate) fn downtime_three_ways(aria: &str, reps: &[ThreeWays]) -> Result<Stri
             .label_style(font(12.0, C_TEXT))
             .axis_desc_style(font(12.0, C_TEXT))
             .draw()?;
-        // A fifth bar only when some repetition had a video stream.
-        let shown = if with_video { 5 } else { 4 };
         let every = n.div_ceil(20);
         for (i, r) in reps.iter().enumerate() {
-            three_ways_group(root, &mut chart, i, r, shown)?;
+            three_ways_group(root, &mut chart, i, r, &shown)?;
             if i % every == 0 {
                 let (tx, ty) = chart.plotting_area().map_coordinate(&(i as f64, 0.0));
                 label(
@@ -223,25 +235,26 @@ pub(crate) fn downtime_three_ways(aria: &str, reps: &[ThreeWays]) -> Result<Stri
     })
 }
 
-/// Repetition `i`'s `shown` bars, each with its value above when it fits,
-/// or `n/a` where there is no value.
+/// Repetition `i`'s bars of the `shown` series, each with its value above
+/// when it fits, or `n/a` where there is no value.
 fn three_ways_group(
     root: &Area<'_>,
     chart: &mut LinearChart<'_, '_>,
     i: usize,
     r: &ThreeWays,
-    shown: usize,
+    shown: &[usize],
 ) -> Result<()> {
     let series = three_ways_series();
-    let bw = 0.8 / shown as f64;
+    let bw = 0.8 / shown.len() as f64;
     let px_per_bar = {
         let (a, _) = chart.plotting_area().map_coordinate(&(0.0, 0.0));
         let (b, _) = chart.plotting_area().map_coordinate(&(bw, 0.0));
         b - a
     };
-    for (k, v) in r.values.iter().enumerate().take(shown) {
-        let x0 = i as f64 - 0.4 + k as f64 * bw;
-        let (_, c) = series[k];
+    for (slot, &k) in shown.iter().enumerate() {
+        let v = &r.values[k];
+        let x0 = i as f64 - 0.4 + slot as f64 * bw;
+        let (_, c, _) = series[k];
         match v {
             Some(v) => {
                 chart.draw_series(std::iter::once(Rectangle::new(
