@@ -1,8 +1,9 @@
 //! Writes the seed corpora `fuzz/corpus/<target>/` from the project's own
 //! builders and its real records (the `bundle-split-gap` fixture, the
 //! captured stress-ng outputs, the ping and irtt samples of the tool
-//! parsers' tests). Deterministic: running it again rewrites the same
-//! files. Run (uninstrumented, from `fuzz/`):
+//! parsers' tests, the hand-written Proxmox task logs). Deterministic:
+//! running it again rewrites the same files. Run (uninstrumented, from
+//! `fuzz/`):
 //!
 //! ```sh
 //! cargo run --release --example make_seeds
@@ -413,6 +414,20 @@ fn agent_config() {
     );
 }
 
+fn proxmox_tasklog() {
+    let o = Out::new("proxmox_tasklog");
+    for f in [
+        "ok-local-disks.log",
+        "aborted.log",
+        "locked.log",
+        "old-format.log",
+        "failed-ram.log",
+        "api-log.json",
+    ] {
+        o.put(f, fixture(&format!("measure/tests/fixtures/proxmox/{f}")));
+    }
+}
+
 fn main() {
     probe();
     let tagged = small_stream(0xCAFE, 65500, true, 12);
@@ -441,4 +456,5 @@ fn main() {
     tool_output();
     replies_csv();
     agent_config();
+    proxmox_tasklog();
 }

@@ -14,13 +14,15 @@ const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 /// Reads a size as Proxmox prints it, `NUMBER UNIT` (`1.5 GiB`, `0.0 B`,
 /// `1048576 B`), into bytes rounded to the nearest one. `None` for
 /// anything else: another unit, no space, a sign, an exponent, or a value
-/// beyond `u64`.
+/// above 2^64. Exactly 2^64 (`16384.0 PiB`, which is how the largest
+/// sizes print) reads as `u64::MAX`, so every size [`format_size`] writes
+/// reads back.
 pub fn parse_size(text: &str) -> Option<u64> {
     let (number, unit) = text.split_once(' ')?;
     let power = UNITS.iter().position(|u| *u == unit)?;
     let value = parse_decimal(number)? * 1024f64.powi(i32::try_from(power).ok()?);
-    // 2^64 is exactly representable; anything at or above it is not a u64.
-    if value >= 18_446_744_073_709_551_616.0 {
+    // 2^64 is exactly representable; `as` saturates it to u64::MAX.
+    if value > 18_446_744_073_709_551_616.0 {
         return None;
     }
     Some(value.round() as u64)
@@ -173,6 +175,10 @@ mod tests {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
         assert_eq!(parse_size("99999999.0 PiB"), None);
+        assert_eq!(parse_size("16384.1 PiB"), None);
+        // The largest sizes print as 2^64 and read back as the largest u64.
+        assert_eq!(format_size(u64::MAX as f64), "16384.0 PiB");
+        assert_eq!(parse_size("16384.0 PiB"), Some(u64::MAX));
         assert_eq!(size_resolution("1.5 GiB"), Some(53_687_092));
         assert_eq!(size_resolution("1048576 B"), Some(1));
     }
