@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-all_targets=(probe_decode rtp clip_decode rtp_ext qmp control_api tool_output replies_csv rtp_pcap agent_config)
+all_targets=(probe_decode rtp clip_decode rtp_ext qmp control_api tool_output replies_csv rtp_pcap agent_config proxmox_tasklog)
 
 usage() {
   sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
