@@ -173,6 +173,21 @@ pub struct MigrationSpec {
     pub parameters: BTreeMap<String, toml::Value>,
     /// Give up on a migration that has not finished after this long.
     pub timeout_s: f64,
+    /// How the local lab switches over: `qemu` (the destination resumes
+    /// as soon as QEMU completes) or `proxmox` (qemu-server's way: the
+    /// destination waits paused for its poll, its cleanup and `cont`).
+    pub flow: MigrationFlow,
+}
+
+/// How the local lab performs a migration.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationFlow {
+    /// QMP `migrate`; the destination resumes by itself.
+    #[default]
+    Qemu,
+    /// As Proxmox VE's qemu-server does it, with its task log.
+    Proxmox,
 }
 
 impl Default for MigrationSpec {
@@ -183,6 +198,7 @@ impl Default for MigrationSpec {
             capabilities: BTreeMap::new(),
             parameters: BTreeMap::new(),
             timeout_s: 120.0,
+            flow: MigrationFlow::Qemu,
         }
     }
 }
@@ -572,6 +588,14 @@ impl Scenario {
                     "`workload.dirty.threads` = {} must be 1 to 64",
                     d.threads
                 ));
+            }
+        }
+        if self.migration.flow == MigrationFlow::Proxmox {
+            if self.backend.kind != BackendKind::Local {
+                return Err("`migration.flow` = \"proxmox\" is a choice of the local lab (`backend.kind` = \"local\")".into());
+            }
+            if !self.migration.capabilities.is_empty() || !self.migration.parameters.is_empty() {
+                return Err("`migration.capabilities` and `migration.parameters` cannot be set with `migration.flow` = \"proxmox\": qemu-server sets its own (auto-converge, xbzrle, its cache size)".into());
             }
         }
         for name in self.migration.parameters.keys() {

@@ -402,6 +402,62 @@ fn calibration_pauses_and_cuts_are_seen_where_the_host_timed_them() {
 }
 
 #[test]
+fn the_proxmox_flow_keeps_the_guest_paused_past_the_downtime_its_task_log_reports() {
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    require_lab();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/proxmox-flow.toml"),
+    )
+    .unwrap()
+    .replace("repetitions = 3", "repetitions = 2");
+    let out = run_scenario(&text, "pveflow");
+    for r in &out.summary.repetitions {
+        assert_eq!(r.status, RepStatus::Completed, "{:?}", r.error);
+        let p = r.platform.as_ref().expect("the task log's view");
+        assert_eq!(p.platform, "proxmox");
+        let logged = p.downtime_ms.expect("the task log's downtime");
+        // The log reports QEMU's own source-side figure...
+        assert_eq!(Some(logged), r.qemu.downtime_ms);
+        // ...while the destination waits paused for qemu-server's next
+        // poll and its cleanup: the guest's pause is longer, and the
+        // client sees at least that.
+        let paused = r.host.stop_to_resume_ms.unwrap();
+        assert!(paused > logged, "STOP->RESUME {paused} <= logged {logged}");
+        assert!(r.client.max_outage_ms.unwrap() + 2.0 >= paused);
+    }
+    let rec = json_file(&out.bundle.join("reps/rep-001.json"));
+    let m = &rec["migration"];
+    let log: Vec<&str> = m["platform_raw"]["task_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        log[0].contains("starting migration of VM 100 to node 'node-b'"),
+        "{log:?}"
+    );
+    assert!(log
+        .iter()
+        .any(|l| l.ends_with("migration downtime limit: 100 ms")));
+    assert_eq!(log.last(), Some(&"TASK OK"));
+    // The cleanup marker (cont sent) lies after QEMU completed and before
+    // the destination resumed.
+    let at = |kind: &str| {
+        m["markers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kind"] == kind)
+            .map(|k| k["t_ns"].as_i64().unwrap())
+            .unwrap_or_else(|| panic!("no {kind} marker"))
+    };
+    assert!(at("ram-completed") < at("platform-cleanup-done"));
+    assert!(at("platform-cleanup-done") <= at("destination-resumed"));
+    assert_lab_gone(&out.bundle);
+}
+
+#[test]
 fn qemus_dirty_rate_agrees_with_the_agents_and_memory_survives_intact() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_lab();

@@ -5,6 +5,7 @@ pub mod doctor;
 pub mod guest;
 pub mod kvm_proof;
 pub mod lab;
+pub mod proxmox_flow;
 pub mod qemu;
 
 use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared, Site};
@@ -19,11 +20,12 @@ use crate::backend::local::qemu::process::{kill_pid, QemuProcess};
 use crate::bundle::Bundle;
 use crate::clock::now_ns;
 use crate::live::Live;
-use crate::scenario::{Acceleration, FaultKind, FaultSpec, Scenario};
+use crate::scenario::{Acceleration, FaultKind, FaultSpec, MigrationFlow, Scenario};
 use anyhow::{bail, Context, Result};
 use measure::migration::qmp::MigrationInfo;
 use measure::migration::record::{MigrationRecord, RepStatus, Sample, SideEvent};
 use measure::summary::ClockAlignment;
+use proxmox_flow::{PollAction, ProxmoxPoll, TaskLogWriter};
 use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -184,6 +186,7 @@ impl LocalLab {
             qmp: dir.join(format!("{tag}.qmp")),
             console: dir.join(format!("{tag}.console.log")),
             incoming,
+            paused: incoming && self.scenario.migration.flow == MigrationFlow::Proxmox,
         };
         let cmdline = format!(
             "ip netns exec {} {} {}",
@@ -474,24 +477,88 @@ impl LocalLab {
         req: &MigrationRequest<'_>,
         dst_events_from: usize,
         live: &Live,
-        of: u32,
+        mut pve: Option<&mut ProxmoxPoll>,
     ) -> Result<()> {
         let uri = format!(
             "tcp:{}:{MIGRATION_PORT}",
             self.lab.addrs.migration_addr(dst.node)
         );
-        self.configure(src, dst, &uri).await?;
+        match pve.as_deref() {
+            Some(p) => self.configure_proxmox(src, dst, &uri, p).await?,
+            None => self.configure(src, dst, &uri).await?,
+        }
         let t0 = Instant::now();
         rec.migrate_cmd_ns = Some(now_ns());
+        if let Some(p) = pve.as_deref_mut() {
+            p.migrate_sent();
+        }
         src.qmp()?
             .execute("migrate", Some(json!({ "uri": uri })))
             .await
             .context("starting the migration")?;
-        self.poll_until_finished(src, dst, rec, req, t0, live, of)
+        self.poll_until_finished(src, dst, rec, req, t0, live, pve.as_deref_mut())
             .await?;
         rec.finished_ns = Some(now_ns());
         settle_final_stats(src, rec).await?;
+        if let Some(p) = pve {
+            proxmox_switchover(p, src, dst, t0).await?;
+        }
         conclude(dst, rec, dst_events_from).await
+    }
+
+    /// qemu-server's phase-2 setup: its capabilities and parameters, each
+    /// step in the task log as it writes it.
+    async fn configure_proxmox(
+        &self,
+        src: &QemuProcess,
+        dst: &QemuProcess,
+        uri: &str,
+        p: &ProxmoxPoll,
+    ) -> Result<()> {
+        use measure::platform::proxmox::tasklog::LineKind as L;
+        let log = &p.log;
+        let node = format!("node-{}", dst.node.letter());
+        let ip = self.lab.addrs.migration_addr(dst.node).to_string();
+        let vmid = proxmox_flow::VMID;
+        log.log(&L::StartingMigration {
+            vmid,
+            node: node.clone(),
+            ip,
+        });
+        log.log(&L::StartingRemoteVm { vmid, node });
+        log.log(&L::StartRemoteTunnel);
+        log.log(&L::StartingLiveMigration { uri: uri.into() });
+        log.log(&L::SetCapabilities);
+        let caps = json!({ "capabilities": [
+            {"capability": "events", "state": true},
+            {"capability": "auto-converge", "state": true},
+            {"capability": "xbzrle", "state": true},
+        ]});
+        for (q, side) in [(src, "source"), (dst, "destination")] {
+            q.qmp()?
+                .execute("migrate-set-capabilities", Some(caps.clone()))
+                .await
+                .with_context(|| format!("setting qemu-server's capabilities on the {side}"))?;
+        }
+        let bandwidth = (self.scenario.migration.max_bandwidth_mib_s * 1048576.0) as u64;
+        let cache = proxmox_flow::xbzrle_cache_bytes(self.scenario.vm.memory_mib);
+        log.log(&L::SpeedLimit {
+            bytes_per_s: bandwidth,
+        });
+        log.log(&L::DowntimeLimit { ms: p.downtime_ms });
+        log.log(&L::Cachesize { bytes: cache });
+        log.log(&L::SetParameters);
+        let params = json!({"max-bandwidth": bandwidth, "downtime-limit": p.downtime_ms as u64, "xbzrle-cache-size": cache});
+        src.qmp()?
+            .execute("migrate-set-parameters", Some(params))
+            .await
+            .context("setting qemu-server's parameters on the source")?;
+        dst.qmp()?
+            .execute("migrate-incoming", Some(json!({ "uri": uri })))
+            .await
+            .context("starting the destination's listener")?;
+        log.log(&L::StartMigrateCommand { uri: uri.into() });
+        Ok(())
     }
 
     /// Sets the scenario's capabilities and parameters on both sides and
@@ -542,8 +609,9 @@ impl LocalLab {
         req: &MigrationRequest<'_>,
         t0: Instant,
         live: &Live,
-        of: u32,
+        mut pve: Option<&mut ProxmoxPoll>,
     ) -> Result<()> {
+        let of = req.of;
         let mut faults: Vec<_> = req.faults.clone();
         let timeout = Duration::from_secs_f64(self.scenario.migration.timeout_s);
         let mut next = tokio::time::Instant::from_std(t0) + SAMPLE_INTERVAL;
@@ -577,6 +645,15 @@ impl LocalLab {
                 &info,
                 (req.status_suffix)(),
             ));
+            if let Some(p) = pve.as_deref_mut().filter(|p| p.due(elapsed)) {
+                if let PollAction::SetDowntime(ms) = p.observe(&raw, elapsed) {
+                    let set = json!({ "downtime-limit": ms });
+                    let _ = src
+                        .qmp()?
+                        .execute("migrate-set-parameters", Some(set))
+                        .await;
+                }
+            }
             let finished = info.is_finished();
             rec.samples.push(Sample { host_ns, info, raw });
             if finished {
@@ -651,6 +728,35 @@ async fn settle_final_stats(src: &QemuProcess, rec: &mut MigrationRecord) -> Res
             .map(|s| s.info.clone())
             .unwrap_or_default(),
     );
+    Ok(())
+}
+
+/// The end of qemu-server's phase 2 and its phase-3 cleanup: its next
+/// poll notices the completion (up to a poll after QEMU), then the config
+/// moves to the target and the target gets `cont`. The guest stays paused
+/// on the destination (`-S`) all that time.
+async fn proxmox_switchover(
+    p: &mut ProxmoxPoll,
+    src: &QemuProcess,
+    dst: &QemuProcess,
+    t0: Instant,
+) -> Result<()> {
+    while p.ended.is_none() {
+        tokio::time::sleep(p.until_next(t0.elapsed())).await;
+        let raw = src.qmp()?.execute("query-migrate", None).await?;
+        p.observe(&raw, t0.elapsed());
+    }
+    if p.ended != Some(true) {
+        return Ok(()); // conclude() says what QEMU said
+    }
+    // Phase 3: the config moves to the target node (a file write on the
+    // cluster filesystem), then the tunnel's `resume` makes the target
+    // `cont`. Without disks there is no NBD server to stop.
+    p.cont_ns = Some(now_ns());
+    dst.qmp()?
+        .execute("cont", None)
+        .await
+        .context("resuming the destination (qemu-server's `resume`)")?;
     Ok(())
 }
 
@@ -823,9 +929,14 @@ impl Backend for LocalLab {
             MigrationRecord::starting(req.repetition, src.node.letter(), dst.node.letter());
         let s0 = src.qmp.as_ref().map_or(0, |q| q.event_count());
         let d0 = dst.qmp.as_ref().map_or(0, |q| q.event_count());
-        let of = req.of;
+        let mut pve = (self.scenario.migration.flow == MigrationFlow::Proxmox).then(|| {
+            ProxmoxPoll::new(
+                TaskLogWriter::default(),
+                self.scenario.migration.downtime_limit_ms as f64,
+            )
+        });
         let outcome = self
-            .drive(&mut src, &mut dst, &mut rec, req, d0, live, of)
+            .drive(&mut src, &mut dst, &mut rec, req, d0, live, pve.as_mut())
             .await;
         if let Err(e) = outcome {
             if rec.status != RepStatus::Interrupted {
@@ -836,6 +947,7 @@ impl Backend for LocalLab {
                 rec.finished_ns = Some(now_ns());
             }
         }
+
         for (q, side, from) in [(&src, "source", s0), (&dst, "destination", d0)] {
             if let Some(qmp) = &q.qmp {
                 rec.events
@@ -849,6 +961,9 @@ impl Backend for LocalLab {
         rec.events
             .sort_by_key(|e| e.event.qemu_ts_ns.unwrap_or(e.event.host_rx_ns));
         measure::migration::from_qmp::complete(&mut rec);
+        if let Some(p) = &pve {
+            proxmox_flow::record_task_log(p, &mut rec);
+        }
         if rec.status == RepStatus::Completed {
             src.quit().await;
             self.running = Some(dst);

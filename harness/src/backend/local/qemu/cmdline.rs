@@ -33,6 +33,9 @@ pub struct QemuSpec {
     pub console: PathBuf,
     /// Start as a migration destination (`-incoming defer`).
     pub incoming: bool,
+    /// Stay paused after an incoming migration until `cont` (`-S`, as
+    /// Proxmox starts its destinations).
+    pub paused: bool,
 }
 
 impl QemuSpec {
@@ -85,6 +88,9 @@ impl QemuSpec {
         if self.incoming {
             a.extend(["-incoming".to_string(), "defer".to_string()]);
         }
+        if self.paused {
+            a.push("-S".to_string());
+        }
         a
     }
 }
@@ -116,6 +122,7 @@ mod tests {
             qmp: "/run/q.sock".into(),
             console: "/run/c.log".into(),
             incoming: false,
+            paused: false,
         };
         let src = s.args();
         s.incoming = true;
