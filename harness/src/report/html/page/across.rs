@@ -1,5 +1,6 @@
 //! The "Across repetitions" section: the three downtimes at a glance, the
-//! outage-to-downtime ratio, and the plots comparing repetitions.
+//! outage-to-downtime ratio, the platform's own figures per repetition
+//! (`study`), and the plots comparing repetitions.
 
 use super::context::{Ctx, RepView};
 use super::figure::{drawn, figure};
@@ -32,6 +33,7 @@ pub(super) fn across(h: &mut String, cx: &Ctx<'_>) {
     let done = cx.completed();
     glance_table(h, &done);
     ratio_line(h, &done);
+    super::study::study(h, cx);
     bar_charts(h, cx, &done);
     three_ways_figure(h, cx);
     breakdown_figure(h, cx);

@@ -47,6 +47,20 @@ pub(super) struct Ctx<'a> {
     pub reps: Vec<RepView<'a>>,
     /// What the page cannot show, for the list near the top.
     pub missing: Vec<String>,
+    /// What was read, when the bundle is an import (`harness import`).
+    pub imported: Option<Imported>,
+}
+
+/// What an imported bundle's manifest says it was made from.
+pub(super) struct Imported {
+    /// The kind of record (`Proxmox VE migration task logs`).
+    pub from: String,
+    /// The files' names, in repetition order.
+    pub files: Vec<String>,
+    /// What the records' times are, in a sentence.
+    pub times: String,
+    /// Why there is no client view.
+    pub no_probe: String,
 }
 
 /// What the page takes from `scenario.toml`.
@@ -71,10 +85,14 @@ impl<'a> Ctx<'a> {
         let interval_ms = probe
             .filter(|p| p.rate_hz > 0)
             .map(|p| 1000.0 / f64::from(p.rate_hz));
+        let imported = imported(input.manifest);
         if probe.is_none() {
-            missing.push(
-                "no probe record: the client's view (round-trip times, reply gaps, outages, loss) is missing from every plot and table".into(),
-            );
+            let why = imported
+                .as_ref()
+                .map_or("no probe record", |i| i.no_probe.as_str());
+            missing.push(format!(
+                "{why}: the client's view (round-trip times, reply gaps, outages, loss) is missing from every plot and table"
+            ));
         }
         let replied = replied_mask(probe);
         if input.summary.repetitions.is_empty() {
@@ -105,6 +123,16 @@ impl<'a> Ctx<'a> {
             sweep_param: sc.sweep_param,
             reps,
             missing,
+            imported,
+        }
+    }
+
+    /// The clock the plots' times are on, for a caption.
+    pub fn clock_name(&self) -> &'static str {
+        if self.imported.is_some() {
+            "the platform node's clock, as its records stamped it"
+        } else {
+            "host clock"
         }
     }
 
@@ -115,6 +143,28 @@ impl<'a> Ctx<'a> {
             .filter(|r| r.s.status == RepStatus::Completed)
             .collect()
     }
+}
+
+/// What an imported bundle was made from, if its manifest has an
+/// `import` table.
+fn imported(m: &serde_json::Value) -> Option<Imported> {
+    let imp = m.get("import")?;
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let files = imp
+        .get("files")
+        .and_then(|f| f.as_array())
+        .map(|a| a.iter().map(|f| text(f.get("name"))).collect())
+        .unwrap_or_default();
+    let no_probe = m
+        .get("client_not_measured")
+        .and_then(|v| v.as_str())
+        .unwrap_or("imported: no client probe ran");
+    Some(Imported {
+        from: text(imp.get("from")),
+        files,
+        times: text(imp.get("times")),
+        no_probe: no_probe.to_string(),
+    })
 }
 
 /// The scenario's name, description, gap threshold and swept parameter,

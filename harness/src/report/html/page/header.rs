@@ -1,7 +1,7 @@
 //! The page's header: the scenario's name and description, a banner when
 //! the run did not complete, the run's facts, and how clocks were aligned.
 
-use super::context::Ctx;
+use super::context::{Ctx, Imported};
 use crate::report::html::plots;
 use crate::report::html::text::{esc, num};
 use measure::migration::record::RepStatus;
@@ -95,6 +95,9 @@ fn run_facts(cx: &Ctx<'_>) -> Vec<Fact> {
 /// Where it ran: acceleration, QEMU, the host, the guest kernel and the
 /// backend (the last two only when recorded).
 fn platform_facts(cx: &Ctx<'_>) -> Vec<Fact> {
+    if let Some(imp) = &cx.imported {
+        return import_facts(cx, imp);
+    }
     let s = cx.input.summary;
     let m = cx.input.manifest;
     let mut v = Vec::new();
@@ -134,6 +137,22 @@ fn platform_facts(cx: &Ctx<'_>) -> Vec<Fact> {
     v
 }
 
+/// What an imported bundle was made from, its times, and its backend: no
+/// lab ran, so there is no acceleration, QEMU or host to name.
+fn import_facts(cx: &Ctx<'_>, imp: &Imported) -> Vec<Fact> {
+    let mut v = vec![
+        (
+            "imported from",
+            esc(&format!("{}: {}", imp.from, imp.files.join(", "))),
+        ),
+        ("times", esc(&imp.times)),
+    ];
+    if let Some(b) = mstr(cx.input.manifest, "/backend") {
+        v.push(("backend", esc(&b)));
+    }
+    v
+}
+
 /// The client probe's settings, when the run ran, the harness's version
 /// and the run's id (the last two only when recorded).
 fn probe_and_provenance_facts(cx: &Ctx<'_>) -> Vec<Fact> {
@@ -147,7 +166,10 @@ fn probe_and_provenance_facts(cx: &Ctx<'_>) -> Vec<Fact> {
             p.payload_len,
             plots::short(cx.threshold_ms)
         ),
-        (None, _) => "no probe record".into(),
+        (None, _) => cx
+            .imported
+            .as_ref()
+            .map_or("no probe record".into(), |i| i.no_probe.clone()),
     };
     v.push(("client probe", esc(&probe)));
     let when = match (mstr(m, "/started"), mstr(m, "/ended")) {

@@ -3,7 +3,8 @@
 //! `esc`; the only markup is ours.
 //!
 //! Modules, in page order: `header` (the run's facts), `verdict` (the
-//! checks, the three downtimes explained), `across` (across repetitions),
+//! checks, the three downtimes explained), `across` (across repetitions,
+//! with `study`: the platform's own figures per repetition),
 //! `repetition` with `rep_tables` (one section per repetition),
 //! `every_rep` (the table of all), `footer`; `context` reads the input
 //! once, `figure` frames a plot, `style` is the CSS.
@@ -16,6 +17,7 @@ mod footer;
 mod header;
 mod rep_tables;
 mod repetition;
+mod study;
 mod style;
 mod verdict;
 

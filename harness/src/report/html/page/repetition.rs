@@ -303,11 +303,12 @@ fn timeline_caption(
 ) -> String {
     let mut c = if cx.input.probe.is_some() {
         format!(
-            "x: {origin} (host clock), over {what}. Top: round-trip time of each probe reply on a <b>log scale</b>; replies with a round trip over {} ms in vermillion (a reply held over the pause shows as one); grey ticks (bars, for runs of them) along the bottom: probes never answered, at their send time; shaded red: reply gaps over the threshold; the vermillion bar on top: the longest outage (<code>client.max_outage_ms</code>). Background colours: migration phases, named in the strip above. Vertical lines: events.",
+            "x: {origin} ({}), over {what}. Top: round-trip time of each probe reply on a <b>log scale</b>; replies with a round trip over {} ms in vermillion (a reply held over the pause shows as one); grey ticks (bars, for runs of them) along the bottom: probes never answered, at their send time; shaded red: reply gaps over the threshold; the vermillion bar on top: the longest outage (<code>client.max_outage_ms</code>). Background colours: migration phases, named in the strip above. Vertical lines: events.",
+            cx.clock_name(),
             plots::short(cx.threshold_ms)
         )
     } else {
-        format!("x: {origin} (host clock), over {what}. No probe record: no replies, gaps or outage to draw. Background colours: migration phases, named in the strip above. Vertical lines: events.")
+        format!("x: {origin} ({}), over {what}. No probe record: no replies, gaps or outage to draw. Background colours: migration phases, named in the strip above. Vertical lines: events.", cx.clock_name())
     };
     if what.contains("window") {
         c.push_str(" Bottom: bytes QEMU still had to send (<code>query-migrate</code> samples).");

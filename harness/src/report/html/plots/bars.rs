@@ -1,5 +1,6 @@
 //! Bar charts across repetitions: a metric's mean per group with its
-//! spread, and the same pause measured three (four, five) ways.
+//! spread, the same pause measured three (four, five) ways, and any
+//! figures per repetition.
 
 use super::common::{
     font, label, legend, short, svg, tick, Area, Key, C_CLIENT, C_GAP, C_GRID, C_HOST, C_OTHER,
@@ -181,6 +182,36 @@ fn shown_series(reps: &[ThreeWays]) -> Vec<usize> {
 /// Grouped bars, one group per repetition: the same pause measured three
 /// (four) ways.
 pub(crate) fn downtime_three_ways(aria: &str, reps: &[ThreeWays]) -> Result<String> {
+    let all = three_ways_series();
+    let shown = shown_series(reps);
+    let series: Vec<(&str, RGBColor)> = shown.iter().map(|&k| (all[k].0, all[k].1)).collect();
+    let rows: Vec<RepBars> = reps
+        .iter()
+        .map(|r| RepBars {
+            label: r.label.clone(),
+            values: shown.iter().map(|&k| r.values[k]).collect(),
+        })
+        .collect();
+    per_rep_bars(aria, "ms", &series, &rows)
+}
+
+/// One repetition in [`per_rep_bars`].
+pub(crate) struct RepBars {
+    /// Shown under its group (every label when there are up to 20).
+    pub label: String,
+    /// One value per series, `None` drawn as `n/a`.
+    pub values: Vec<Option<f64>>,
+}
+
+/// Grouped bars, one group per repetition and one bar per series (named
+/// with its colour in the legend), each with its value above when it
+/// fits, `n/a` where a repetition has none.
+pub(crate) fn per_rep_bars(
+    aria: &str,
+    unit: &str,
+    series: &[(&str, RGBColor)],
+    reps: &[RepBars],
+) -> Result<String> {
     let (w, h) = (1200u32, 340u32);
     let n = reps.len().max(1);
     let top = reps
@@ -189,11 +220,9 @@ pub(crate) fn downtime_three_ways(aria: &str, reps: &[ThreeWays]) -> Result<Stri
         .fold(0.0f64, f64::max);
     let ymax = if top > 0.0 { top * 1.15 } else { 1.0 };
     svg(w, h, aria, |root| {
-        let series = three_ways_series();
-        let shown = shown_series(reps);
-        let items: Vec<(Key, String)> = shown
+        let items: Vec<(Key, String)> = series
             .iter()
-            .map(|&k| (Key::Box(series[k].1), series[k].0.to_string()))
+            .map(|(name, c)| (Key::Box(*c), name.to_string()))
             .collect();
         legend(root, LEFT as i32, 4, w as i32 - 20, &items)?;
         let (_, body) = root.split_vertically(30);
@@ -211,13 +240,14 @@ pub(crate) fn downtime_three_ways(aria: &str, reps: &[ThreeWays]) -> Result<Stri
             .bold_line_style(C_GRID)
             .light_line_style(TRANSPARENT)
             .y_label_formatter(&|v| tick(*v))
-            .y_desc("ms")
+            .y_desc(unit)
             .label_style(font(12.0, C_TEXT))
             .axis_desc_style(font(12.0, C_TEXT))
             .draw()?;
+        let colors: Vec<RGBColor> = series.iter().map(|(_, c)| *c).collect();
         let every = n.div_ceil(20);
         for (i, r) in reps.iter().enumerate() {
-            three_ways_group(root, &mut chart, i, r, &shown)?;
+            rep_group(root, &mut chart, i, &r.values, &colors)?;
             if i % every == 0 {
                 let (tx, ty) = chart.plotting_area().map_coordinate(&(i as f64, 0.0));
                 label(
@@ -235,26 +265,23 @@ pub(crate) fn downtime_three_ways(aria: &str, reps: &[ThreeWays]) -> Result<Stri
     })
 }
 
-/// Repetition `i`'s bars of the `shown` series, each with its value above
-/// when it fits, or `n/a` where there is no value.
-fn three_ways_group(
+/// Repetition `i`'s bars, one per colour, each with its value above when
+/// it fits, or `n/a` where there is no value.
+fn rep_group(
     root: &Area<'_>,
     chart: &mut LinearChart<'_, '_>,
     i: usize,
-    r: &ThreeWays,
-    shown: &[usize],
+    values: &[Option<f64>],
+    colors: &[RGBColor],
 ) -> Result<()> {
-    let series = three_ways_series();
-    let bw = 0.8 / shown.len() as f64;
+    let bw = 0.8 / colors.len() as f64;
     let px_per_bar = {
         let (a, _) = chart.plotting_area().map_coordinate(&(0.0, 0.0));
         let (b, _) = chart.plotting_area().map_coordinate(&(bw, 0.0));
         b - a
     };
-    for (slot, &k) in shown.iter().enumerate() {
-        let v = &r.values[k];
+    for (slot, (v, c)) in values.iter().zip(colors).enumerate() {
         let x0 = i as f64 - 0.4 + slot as f64 * bw;
-        let (_, c, _) = series[k];
         match v {
             Some(v) => {
                 chart.draw_series(std::iter::once(Rectangle::new(

@@ -6,9 +6,9 @@
 //! Categorical axes (groups, repetitions) are drawn as numeric ranges with
 //! labels placed by hand: plotters' own tick choice would not fall on them.
 //!
-//! Modules: `bars` (a metric per group; downtime three ways), `breakdown`
-//! (where the outage went), `cdf` (reply gaps), `timeline` (one
-//! repetition), all drawing with what `common` holds.
+//! Modules: `bars` (a metric per group; downtime three ways; figures per
+//! repetition), `breakdown` (where the outage went), `cdf` (reply gaps),
+//! `timeline` (one repetition), all drawing with what `common` holds.
 
 mod bars;
 mod breakdown;
@@ -16,8 +16,10 @@ mod cdf;
 mod common;
 mod timeline;
 
-pub(crate) use bars::{bars_with_whiskers, downtime_three_ways, Group, ThreeWays};
+pub(crate) use bars::{
+    bars_with_whiskers, downtime_three_ways, per_rep_bars, Group, RepBars, ThreeWays,
+};
 pub(crate) use breakdown::{outage_breakdown, BreakdownRow};
 pub(crate) use cdf::gap_cdf;
-pub(crate) use common::{short, C_BEFORE, C_OTHER, C_QEMU};
+pub(crate) use common::{short, C_BEFORE, C_OTHER, C_QEMU, C_SWITCH};
 pub(crate) use timeline::{is_reply_gap, timeline, DrawnTimeline, Timeline};
