@@ -11,6 +11,8 @@
 //! - [`bundle`]: the result folder: writing, loading, checksums, manifest;
 //! - [`report`]: `report.html`, `harness report`, `harness compare`;
 //! - [`bench`]: `harness bench probe` and `harness bench dirty`;
+//! - [`import`]: `harness import`: a platform's own records of migrations
+//!   it ran (Proxmox's task logs) made into a bundle;
 //! - [`scenario`], [`clock`], [`live`], [`cache`]: the scenario file, the
 //!   host's clock, the live progress line, what is kept between runs.
 
@@ -20,6 +22,7 @@ pub mod bundle;
 pub mod cache;
 pub mod clients;
 pub mod clock;
+pub mod import;
 pub mod live;
 pub mod report;
 pub mod run;

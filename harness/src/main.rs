@@ -75,6 +75,14 @@ enum Cmd {
         /// The bundle folder.
         bundle: PathBuf,
     },
+    /// Make a bundle from records a platform already wrote about
+    /// migrations it ran (no lab, no root): summary.json, summary.csv and
+    /// report.html as for a run, with the views the records cannot give
+    /// left empty and saying why.
+    Import {
+        #[command(subcommand)]
+        cmd: ImportCmd,
+    },
     /// Check that this machine can run the lab, and say what to fix.
     Doctor,
     /// Check a result bundle against its SHA256SUMS: every listed file
@@ -165,6 +173,31 @@ enum BenchCmd {
         working_set_mib: u64,
         #[command(flatten)]
         common: CommonArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCmd {
+    /// Proxmox VE migration task logs, one repetition per log in the order
+    /// given: files from /var/log/pve/tasks/ (their UPID name gives the
+    /// source node), the web UI's task viewer saved as text, or the API's
+    /// /tasks/{upid}/log JSON. A migration that failed is a failed
+    /// repetition with the log's error; a file that is not a migration's
+    /// task log stops the import, and no bundle is written.
+    Proxmox {
+        /// The task logs.
+        #[arg(required = true, value_name = "TASKLOG")]
+        tasklogs: Vec<PathBuf>,
+        /// Folder in which the bundle folder is created.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// The node's offset from UTC (+HH:MM or -HH:MM): the logs print
+        /// its local time without a zone.
+        #[arg(long, default_value = "+00:00", allow_hyphen_values = true)]
+        utc_offset: harness::import::offset::UtcOffset,
+        /// The bundle's name (its folder's first part, the report's title).
+        #[arg(long, default_value = "proxmox-import")]
+        name: String,
     },
 }
 
@@ -431,6 +464,21 @@ fn real_main(cli: Cli) -> Result<i32> {
         }
         Cmd::Compare { a, b, json } => compare(&a, &b, json),
         Cmd::Report { bundle } => report(&bundle),
+        Cmd::Import {
+            cmd:
+                ImportCmd::Proxmox {
+                    tasklogs,
+                    out,
+                    utc_offset,
+                    name,
+                },
+        } => import_proxmox(harness::import::proxmox::Options {
+            logs: tasklogs,
+            out,
+            utc_offset,
+            name,
+            command: std::env::args().collect(),
+        }),
         Cmd::Doctor => doctor(),
     }
 }
@@ -535,6 +583,26 @@ fn report(bundle: &Path) -> Result<i32> {
         println!("error: {e}");
     }
     Ok(verdict_code(&s).unwrap_or(0))
+}
+
+/// `harness import proxmox`: prints what the times are, the table and
+/// where the bundle is.
+fn import_proxmox(opts: harness::import::proxmox::Options) -> Result<i32> {
+    let imported = harness::import::proxmox::import(&opts)?;
+    let s = &imported.summary;
+    println!("note: {}", imported.times);
+    for n in &imported.notes {
+        println!("note: {n}");
+    }
+    println!("{}", measure::summary::to_table(s));
+    println!(
+        "imported {} task log(s): {} completed, {} failed; no client probe ran, so the client's view is not measured; bundle {}",
+        s.repetitions.len(),
+        s.completed,
+        s.failed,
+        imported.bundle.display()
+    );
+    Ok(0)
 }
 
 /// `harness doctor`: can this machine run the lab?

@@ -186,7 +186,10 @@ pub fn load(dir: &Path) -> Result<BundleRecords> {
     };
     let probe = load_probe(dir, &mut notes)?;
     if probe.is_none() {
-        notes.push("no probe records (probe/meta.json missing): the client's view is empty".into());
+        notes.push(match no_probe_reason(&manifest) {
+            Some(why) => format!("no probe records: {why}"),
+            None => "no probe records (probe/meta.json missing): the client's view is empty".into(),
+        });
     }
     let announces = if dir.join("probe/announces.json").is_file() {
         let v: Value = json(dir, "probe/announces.json")?;
@@ -247,6 +250,12 @@ pub fn load(dir: &Path) -> Result<BundleRecords> {
         announces,
         notes,
     })
+}
+
+/// Why the bundle has no client view, when its manifest says (a bundle
+/// `harness import` made: no probe ran at all).
+fn no_probe_reason(manifest: &Value) -> Option<&str> {
+    manifest.get("client_not_measured").and_then(Value::as_str)
 }
 
 /// What the analysis derives from a bundle's records.
@@ -355,6 +364,13 @@ impl BundleRecords {
         };
         for (r, rep) in summary.repetitions.iter_mut().zip(&self.reps) {
             r.stream = self.stream_view(rep.window_start_ns, rep.window_end_ns, decoded.as_deref());
+        }
+        if let (None, Some(why)) = (&self.probe, no_probe_reason(&self.manifest)) {
+            // The summary only knows that no probe record is there; the
+            // manifest knows why.
+            for r in &mut summary.repetitions {
+                r.not_measured.insert("client".into(), why.to_string());
+            }
         }
         summary.verdict = self
             .scenario

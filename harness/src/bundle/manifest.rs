@@ -97,3 +97,97 @@ pub struct Manifest {
     /// migration (absent when the run never got that far).
     pub agent_answered_at_end: Option<bool>,
 }
+
+/// `manifest.json` of a bundle made from records a platform already wrote
+/// (`harness import`): no lab ran, so it has no host, guest or
+/// acceleration facts, and says what was read instead.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportManifest {
+    /// [`SCHEMA`].
+    pub schema: String,
+    /// This tool's version.
+    pub tool_version: String,
+    /// `git describe` of the tool's source.
+    pub tool_git: String,
+    /// The command line, every path cut to its last part: full paths can
+    /// name the user's home folder ([`without_folders`]).
+    pub command: Vec<String>,
+    /// The import's id: a hash of the files read.
+    pub run_id: String,
+    /// `complete`: every file was read. A migration that failed is its
+    /// repetition's status, not the import's.
+    pub status: String,
+    /// Always `None`: an import that fails writes no bundle.
+    pub error: Option<String>,
+    /// When the import began, RFC 3339 UTC.
+    pub started: String,
+    /// When it wrote the records, RFC 3339 UTC.
+    pub ended: Option<String>,
+    /// `proxmox-import`.
+    pub backend: String,
+    /// What was read.
+    pub import: ImportFacts,
+    /// Why no repetition has a client view; the analysis gives it as each
+    /// repetition's `not_measured.client`.
+    pub client_not_measured: String,
+    /// What a person should know about the files (an offset a file's
+    /// UPID contradicts).
+    pub notes: Vec<String>,
+}
+
+/// What an import read.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportFacts {
+    /// What kind of record (`Proxmox VE migration task logs`).
+    pub from: String,
+    /// The files, in repetition order.
+    pub files: Vec<ImportedFile>,
+    /// The UTC offset the records' local times were read with, `+HH:MM`.
+    pub utc_offset: String,
+    /// What the times in the records are, in a sentence.
+    pub times: String,
+}
+
+/// One file an import read.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedFile {
+    /// The repetition it became.
+    pub repetition: u32,
+    /// Its file name only (never its folder).
+    pub name: String,
+    /// How it was stored (`text`, `api-json`).
+    pub format: String,
+    /// The node it ran on, when its name says (a UPID).
+    pub node: Option<String>,
+}
+
+/// `arg` with any path in it cut to its last part (`/home/u/a.log` →
+/// `a.log`, `--out=/tmp/r` → `--out=r`), for a command line to store.
+pub fn without_folders(arg: &str) -> String {
+    let last = |p: &str| {
+        p.rsplit('/')
+            .find(|s| !s.is_empty())
+            .unwrap_or(p)
+            .to_string()
+    };
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => format!("{flag}={}", last(value)),
+        _ if arg.contains('/') => last(arg),
+        _ => arg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_command_lines_name_no_folder() {
+        assert_eq!(without_folders("/home/u/logs/a.log"), "a.log");
+        assert_eq!(without_folders("target/debug/harness"), "harness");
+        assert_eq!(without_folders("--out=/tmp/r/"), "--out=r");
+        assert_eq!(without_folders("--utc-offset"), "--utc-offset");
+        assert_eq!(without_folders("+01:00"), "+01:00");
+        assert_eq!(without_folders("/"), "/");
+    }
+}

@@ -31,6 +31,22 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+/// A bundle's folder name, `<name>-<stamp>-<id>`, with every character of
+/// `name` that is not ASCII alphanumeric, `-` or `_` made `_`.
+pub fn folder_name(name: &str, stamp: &str, id: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}-{stamp}-{id}")
+}
+
 /// An open bundle folder.
 #[derive(Debug, Clone)]
 pub struct Bundle {
@@ -41,17 +57,7 @@ pub struct Bundle {
 impl Bundle {
     /// Creates `<out>/<name>-<stamp>-<id>/`.
     pub fn create(out: &Path, name: &str, stamp: &str, id: &str) -> Result<Bundle> {
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let dir = out.join(format!("{safe}-{stamp}-{id}"));
+        let dir = out.join(folder_name(name, stamp, id));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create bundle folder {}", dir.display()))?;
         Ok(Bundle { dir })
