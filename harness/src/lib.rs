@@ -4,8 +4,12 @@
 //! Where to look (the measurement itself is the `measure` crate, with no
 //! I/O):
 //! - [`backend`]: where migrations happen; [`backend::local`] is the
-//!   embedded lab (namespaces, QEMU, QMP, the guest image, `doctor`);
+//!   embedded lab (namespaces, QEMU, QMP, the guest image, `doctor`),
+//!   [`backend::libvirt`] the lab's guest between two libvirt daemons,
+//!   [`backend::proxmox`] a Proxmox VE cluster through its API;
 //!   [`backend::agent`] is the guest agent's control client;
+//! - [`standin`]: a stand-in for a Proxmox cluster (HTTPS API over real
+//!   lab migrations, qemu-server's way) for testing the Proxmox backend;
 //! - [`run`]: `harness run`'s pipeline over any backend;
 //! - [`clients`]: the harness's client of a served probe;
 //! - [`bundle`]: the result folder: writing, loading, checksums, manifest;
@@ -27,3 +31,4 @@ pub mod live;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod standin;

@@ -18,6 +18,8 @@ pub enum AnyBackend {
     Local(Box<super::local::LocalLab>),
     /// The lab's guest between two libvirt daemons.
     Libvirt(Box<super::libvirt::LibvirtLab>),
+    /// A VM on a Proxmox VE cluster, through its API.
+    Proxmox(Box<super::proxmox::ProxmoxBackend>),
 }
 
 /// Calls the same method on whichever backend it is.
@@ -26,6 +28,7 @@ macro_rules! each {
         match $self {
             AnyBackend::Local($b) => $call,
             AnyBackend::Libvirt($b) => $call,
+            AnyBackend::Proxmox($b) => $call,
         }
     };
 }

@@ -18,6 +18,7 @@ pub mod agent;
 mod any;
 pub mod libvirt;
 pub mod local;
+pub mod proxmox;
 mod site;
 
 pub use any::AnyBackend;
@@ -39,6 +40,7 @@ pub fn described(scenario: &Scenario) -> (&'static str, Capabilities) {
     match scenario.backend.kind {
         BackendKind::Local => (local::NAME, local::CAPABILITIES),
         BackendKind::Libvirt => (libvirt::NAME, libvirt::CAPABILITIES),
+        BackendKind::Proxmox => (proxmox::NAME, proxmox::CAPABILITIES),
     }
 }
 
@@ -105,6 +107,12 @@ pub fn open(
                 anyhow::bail!("the libvirt backend does not ship extra programs into the guest (the benchmarks run on the local lab)");
             }
             AnyBackend::Libvirt(Box::new(libvirt::LibvirtLab::create(scenario, agent)?))
+        }
+        BackendKind::Proxmox => {
+            if !extras.is_empty() || agent.is_some() {
+                anyhow::bail!("the proxmox backend migrates a VM that exists: it ships no agent or programs into it (install the agent in the VM, docs/agent-on-a-real-vm.md)");
+            }
+            AnyBackend::Proxmox(Box::new(proxmox::ProxmoxBackend::create(scenario)?))
         }
     })
 }

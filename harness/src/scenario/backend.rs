@@ -2,6 +2,8 @@
 //! Switching platform changes this table and nothing else.
 
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::PathBuf;
 
 /// The platform kinds.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -12,6 +14,8 @@ pub enum BackendKind {
     Local,
     /// libvirt: the lab's two libvirt daemons, driven through `virsh`.
     Libvirt,
+    /// Proxmox VE through its REST API, with the agent in a real VM.
+    Proxmox,
 }
 
 impl BackendKind {
@@ -20,6 +24,7 @@ impl BackendKind {
         match self {
             BackendKind::Local => "local",
             BackendKind::Libvirt => "libvirt",
+            BackendKind::Proxmox => "proxmox",
         }
     }
 }
@@ -37,25 +42,134 @@ pub enum LibvirtTransport {
     Unix,
 }
 
-/// `[backend]`.
+/// `[backend]`. Secrets are never values here: tokens come from the files
+/// or environment variables named.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendSpec {
-    /// `local` (the default) or `libvirt`.
+    /// `local` (the default), `libvirt` or `proxmox`.
     pub kind: BackendKind,
     /// libvirt only: `tcp` (the default) or `unix`.
     pub transport: Option<LibvirtTransport>,
+    /// proxmox: the API, `https://host:8006`.
+    pub api_url: Option<String>,
+    /// proxmox: the two nodes the VM goes between, in order (the first is
+    /// `a` in the bundle, the second `b`).
+    pub nodes: Vec<String>,
+    /// proxmox: the VM's id.
+    pub vmid: Option<u64>,
+    /// proxmox: a file holding the API token, `USER@REALM!TOKENID=SECRET`.
+    pub token_file: Option<PathBuf>,
+    /// proxmox: or an environment variable holding it.
+    pub token_env: Option<String>,
+    /// proxmox: the API certificate's SHA-256 fingerprint (`AB:CD:…`) to
+    /// pin; without it the system's roots must vouch for it.
+    pub fingerprint: Option<String>,
+    /// proxmox: `with-local-disks` (mirror the VM's local disks).
+    pub with_local_disks: Option<bool>,
+    /// proxmox: `targetstorage` (`1` = same names, or `src:dst,…`).
+    pub targetstorage: Option<String>,
+    /// proxmox: the nodes' UTC offset (`+01:00`): their task logs stamp
+    /// local time. Default `+00:00`.
+    pub utc_offset: Option<String>,
+    /// A real VM's guest agent, `host:port`.
+    pub agent: Option<String>,
+    /// A file holding the agent's token (or `LMIG_AGENT_TOKEN`).
+    pub agent_token_file: Option<PathBuf>,
+    /// The agent's reflector, `host:port` (default: the agent's host, 7001).
+    pub reflector: Option<String>,
+    /// This machine's address as the guest sees it (where its RTP stream
+    /// goes); default: the address this machine reaches the agent from.
+    pub client_addr: Option<IpAddr>,
 }
 
 impl BackendSpec {
-    /// Refuses keys that belong to another kind, naming key and kind.
+    /// Refuses keys that belong to another kind and missing required keys,
+    /// naming key and kind.
     pub fn check(&self) -> Result<(), String> {
-        if self.transport.is_some() && self.kind != BackendKind::Libvirt {
-            return Err(format!(
-                "`backend.transport` is a libvirt key; this scenario's backend is `{}`",
+        let wrong = |key: &str, owner: &str| {
+            Err(format!(
+                "`backend.{key}` is a {owner} key; this scenario's backend is `{}`",
                 self.kind.as_str()
+            ))
+        };
+        if self.transport.is_some() && self.kind != BackendKind::Libvirt {
+            return wrong("transport", "libvirt");
+        }
+        if self.kind != BackendKind::Proxmox {
+            for (key, set) in self.proxmox_keys() {
+                if set {
+                    return wrong(key, "proxmox");
+                }
+            }
+            return Ok(());
+        }
+        self.check_proxmox()
+    }
+
+    fn proxmox_keys(&self) -> [(&'static str, bool); 13] {
+        [
+            ("api_url", self.api_url.is_some()),
+            ("nodes", !self.nodes.is_empty()),
+            ("vmid", self.vmid.is_some()),
+            ("token_file", self.token_file.is_some()),
+            ("token_env", self.token_env.is_some()),
+            ("fingerprint", self.fingerprint.is_some()),
+            ("with_local_disks", self.with_local_disks.is_some()),
+            ("targetstorage", self.targetstorage.is_some()),
+            ("utc_offset", self.utc_offset.is_some()),
+            ("agent", self.agent.is_some()),
+            ("agent_token_file", self.agent_token_file.is_some()),
+            ("reflector", self.reflector.is_some()),
+            ("client_addr", self.client_addr.is_some()),
+        ]
+    }
+
+    fn check_proxmox(&self) -> Result<(), String> {
+        let need = |key: &str, set: bool| {
+            if set {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`backend.{key}` is required for the proxmox backend"
+                ))
+            }
+        };
+        need("api_url", self.api_url.is_some())?;
+        need("vmid", self.vmid.is_some())?;
+        need("agent", self.agent.is_some())?;
+        need(
+            "token_file` or `backend.token_env",
+            self.token_file.is_some() || self.token_env.is_some(),
+        )?;
+        if self.nodes.len() != 2 || self.nodes[0] == self.nodes[1] {
+            return Err(format!(
+                "`backend.nodes` must name two different nodes, not {:?}",
+                self.nodes
             ));
+        }
+        if let Some(o) = &self.utc_offset {
+            parse_utc_offset(o)?;
         }
         Ok(())
     }
+}
+
+/// `+01:00`, `-05:30`, `Z` → seconds east of UTC.
+pub fn parse_utc_offset(text: &str) -> Result<i64, String> {
+    let bad = || format!("`backend.utc_offset` = {text:?} is not of the form +HH:MM");
+    if text == "Z" {
+        return Ok(0);
+    }
+    let sign = match text.chars().next() {
+        Some('+') => 1,
+        Some('-') => -1,
+        _ => return Err(bad()),
+    };
+    let (h, m) = text[1..].split_once(':').ok_or_else(bad)?;
+    let (h, m): (i64, i64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
 }

@@ -80,6 +80,9 @@ pub struct LocalLab {
     running: Option<QemuProcess>,
     standby: Option<QemuProcess>,
     generation: u32,
+    /// Where the next `migration.flow = "proxmox"` migration writes its
+    /// task log (the Proxmox stand-in serves it while it is written).
+    next_task_log: Option<TaskLogWriter>,
 }
 
 /// The guest agent's control token: 16 random bytes as 32 hex digits
@@ -140,12 +143,23 @@ impl LocalLab {
             running: None,
             standby: None,
             generation: 0,
+            next_task_log: None,
         })
     }
 
     /// The reflector's address, for the probe.
     pub fn reflector(&self) -> SocketAddr {
         SocketAddr::from((self.guest_addr, REFLECTOR_PORT))
+    }
+
+    /// Has the next Proxmox-flow migration write its task log to `log`.
+    pub fn set_task_log(&mut self, log: TaskLogWriter) {
+        self.next_task_log = Some(log);
+    }
+
+    /// The node the VM runs on.
+    pub fn vm_node(&self) -> Option<Node> {
+        self.running.as_ref().map(|q| q.node)
     }
 
     /// PIDs of the QEMU processes alive now (running, standby).
@@ -931,7 +945,7 @@ impl Backend for LocalLab {
         let d0 = dst.qmp.as_ref().map_or(0, |q| q.event_count());
         let mut pve = (self.scenario.migration.flow == MigrationFlow::Proxmox).then(|| {
             ProxmoxPoll::new(
-                TaskLogWriter::default(),
+                self.next_task_log.take().unwrap_or_default(),
                 self.scenario.migration.downtime_limit_ms as f64,
             )
         });

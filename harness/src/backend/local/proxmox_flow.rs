@@ -352,7 +352,12 @@ mod tests {
         for k in 2..=8 {
             actions.push(p.observe(&active(k << 20, 1000 + k), s(k as u64)));
         }
-        assert_eq!(actions.last(), Some(&PollAction::SetDowntime(200)));
+        // Polls 2..=7 each see `remaining` grow: the sixth doubles the limit.
+        assert_eq!(actions[5], PollAction::SetDowntime(200));
+        assert_eq!(
+            actions.iter().filter(|a| **a != PollAction::None).count(),
+            1
+        );
         let lines = log.lines();
         assert!(
             lines[0].contains(
