@@ -7,8 +7,13 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --release --locked --target x86_64-unknown-linux-gnu -p guest-agent
-# The lab's QEMUs are named `-name lmig-<run id>-...`; pgrep only looks.
-lab_qemus() { pgrep -f -- 'qemu-system-x86_64 -name lmig-' || true; }
+# The lab's QEMUs are named `-name lmig-<run id>-...` (libvirt's:
+# `-name guest=lmig-...`), its libvirt daemons use a pid file in their
+# private run folder; pgrep only looks.
+lab_qemus() {
+  pgrep -f -- 'qemu-system-x86_64 -name (guest=)?lmig-' || true
+  pgrep -f -- '^libvirtd --listen --pid-file /run/libvirt/libvirtd.pid' || true
+}
 before_ns=$(ip netns list | awk '{print $1}' | grep -c '^lmig-' || true)
 before_qemu=$(lab_qemus | grep -c . || true)
 status=0
@@ -29,7 +34,7 @@ if [ "$after_ns" -gt "$before_ns" ]; then
 fi
 qemus=$(lab_qemus)
 if [ "$(printf '%s' "$qemus" | grep -c . || true)" -gt "$before_qemu" ]; then
-  echo "test.sh: the tests left lab QEMU processes behind (PIDs):" $qemus >&2
+  echo "test.sh: the tests left lab QEMU or libvirtd processes behind (PIDs):" $qemus >&2
   status=1
 fi
 exit $status

@@ -160,16 +160,31 @@ fn report_reads_the_bundle_of_a_crashed_run() {
 
 #[test]
 fn every_shipped_scenario_parses() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
     let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "toml") {
-            harness::scenario::Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
-            n += 1;
+    for dir in [root.to_string(), format!("{root}/examples")] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                harness::scenario::Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
         }
     }
-    assert!(n >= 1);
+    assert!(n >= 8, "{n} scenarios");
+}
+
+#[test]
+fn a_backend_key_of_another_kind_or_a_missing_one_is_refused_by_name() {
+    let parse = |t: &str| harness::scenario::Scenario::parse(t, "s.toml");
+    let e = parse("[backend]\nkind = \"local\"\napi_url = \"https://x\"\n").unwrap_err();
+    assert!(e.to_string().contains("`backend.api_url` is a proxmox key"), "{e}");
+    let e = parse("[backend]\nkind = \"proxmox\"\napi_url = \"https://x\"\n").unwrap_err();
+    assert!(e.to_string().contains("`backend.vmid` is required"), "{e}");
+    let e = parse("[backend]\nkind = \"local\"\ntransport = \"unix\"\n").unwrap_err();
+    assert!(e.to_string().contains("libvirt key"), "{e}");
+    let e = parse("[backend]\nkind = \"libvirt\"\n[migration]\nflow = \"proxmox\"\n").unwrap_err();
+    assert!(e.to_string().contains("migration.flow"), "{e}");
 }
 
 #[test]
