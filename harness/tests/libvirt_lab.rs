@@ -115,3 +115,84 @@ fn the_libvirt_lab_scenario_migrates_three_times_between_two_real_daemons() {
         "a lab folder is still mounted here"
     );
 }
+
+/// `backend.uris` mode against two real daemons: the lab's, started by a
+/// `LibvirtLab` here and then driven by URI, as a real cluster's would be,
+/// by a harness run in the lab's client namespace (where the guest's
+/// agent is, as on a cluster's LAN).
+#[test]
+fn a_cluster_named_by_uris_is_migrated_by_a_harness_on_its_lan() {
+    use harness::backend::Backend;
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    require_libvirt();
+    let dir = temp_dir("libvirt-remote");
+    let lab_scenario = harness::scenario::Scenario::parse(
+        "[backend]\nkind = \"libvirt\"\n[vm]\nmemory_mib = 256\n",
+        "lab",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut lab = harness::backend::libvirt::LibvirtLab::create(&lab_scenario, None).unwrap();
+    let live = harness::live::Live::new();
+    let prepared = rt.block_on(Backend::prepare(&mut lab, &lab_scenario, &live));
+    let result = prepared.map(|_| {
+        let ep = lab.endpoints();
+        let token = dir.join("agent-token");
+        std::fs::write(&token, &ep.agent.token).unwrap();
+        let nodes = &lab.cluster.nodes;
+        let list = |f: &dyn Fn(&harness::backend::libvirt::NodeDaemon) -> String| {
+            nodes.iter().map(|n| format!("{:?}", f(n))).collect::<Vec<_>>().join(", ")
+        };
+        let text = format!(
+            "name = \"libvirt-remote\"\nrepetitions = 2\n[backend]\nkind = \"libvirt\"\nuris = [{}]\npeer_uris = [{}]\nmigrate_uris = [{}]\ndomain = \"{}\"\nagent = \"{}\"\nagent_token_file = \"{}\"\n",
+            list(&|n| n.virsh.uri.clone()),
+            list(&|n| n.peer_uri.clone()),
+            list(&|n| n.migrate_uri.clone().unwrap_or_default()),
+            lab.cluster.domain,
+            ep.agent.addr,
+            token.display()
+        );
+        let file = dir.join("remote.toml");
+        std::fs::write(&file, text).unwrap();
+        let ns = harness::backend::local::lab::Lab::client_ns(&lab.lab);
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(env!("CARGO_BIN_EXE_harness"))
+            .arg("run")
+            .arg("--out")
+            .arg(dir.join("results"))
+            .arg(&file)
+            .output()
+            .unwrap();
+        (out, ep.agent.token.clone())
+    });
+    let down = rt.block_on(lab.teardown());
+    let (out, agent_token) = result.unwrap();
+    down.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let bundle = std::fs::read_dir(dir.join("results"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let sum: measure::summary::Summary =
+        serde_json::from_value(json_file(&bundle.join("summary.json"))).unwrap();
+    assert_eq!(sum.repetitions.len(), 2);
+    for r in &sum.repetitions {
+        assert_eq!(r.status, RepStatus::Completed, "{:?}", r.error);
+        assert!(r.platform.as_ref().unwrap().downtime_ms.is_some());
+        assert!(r.host.stop_to_resume_ms.is_some() && r.client.max_outage_ms.is_some());
+    }
+    assert_eq!(
+        json_file(&bundle.join("manifest.json"))["backend"],
+        "libvirt"
+    );
+    let leaks = files_containing(&bundle, &agent_token);
+    assert!(leaks.is_empty(), "the agent's token is in {leaks:?}");
+}

@@ -18,6 +18,8 @@ pub enum AnyBackend {
     Local(Box<super::local::LocalLab>),
     /// The lab's guest between two libvirt daemons.
     Libvirt(Box<super::libvirt::LibvirtLab>),
+    /// A domain between two daemons of a real cluster.
+    LibvirtRemote(Box<super::libvirt::LibvirtRemote>),
     /// A VM on a Proxmox VE cluster, through its API.
     Proxmox(Box<super::proxmox::ProxmoxBackend>),
 }
@@ -28,6 +30,7 @@ macro_rules! each {
         match $self {
             AnyBackend::Local($b) => $call,
             AnyBackend::Libvirt($b) => $call,
+            AnyBackend::LibvirtRemote($b) => $call,
             AnyBackend::Proxmox($b) => $call,
         }
     };

@@ -19,6 +19,7 @@ mod any;
 pub mod libvirt;
 pub mod local;
 pub mod proxmox;
+pub mod real_vm;
 mod site;
 
 pub use any::AnyBackend;
@@ -39,6 +40,9 @@ use std::time::Duration;
 pub fn described(scenario: &Scenario) -> (&'static str, Capabilities) {
     match scenario.backend.kind {
         BackendKind::Local => (local::NAME, local::CAPABILITIES),
+        BackendKind::Libvirt if !scenario.backend.uris.is_empty() => {
+            (libvirt::NAME, libvirt::REMOTE_CAPABILITIES)
+        }
         BackendKind::Libvirt => (libvirt::NAME, libvirt::CAPABILITIES),
         BackendKind::Proxmox => (proxmox::NAME, proxmox::CAPABILITIES),
     }
@@ -106,7 +110,11 @@ pub fn open(
             if !extras.is_empty() {
                 anyhow::bail!("the libvirt backend does not ship extra programs into the guest (the benchmarks run on the local lab)");
             }
-            AnyBackend::Libvirt(Box::new(libvirt::LibvirtLab::create(scenario, agent)?))
+            if scenario.backend.uris.is_empty() {
+                AnyBackend::Libvirt(Box::new(libvirt::LibvirtLab::create(scenario, agent)?))
+            } else {
+                AnyBackend::LibvirtRemote(Box::new(libvirt::LibvirtRemote::create(scenario)?))
+            }
         }
         BackendKind::Proxmox => {
             if !extras.is_empty() || agent.is_some() {

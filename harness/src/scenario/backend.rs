@@ -49,8 +49,21 @@ pub enum LibvirtTransport {
 pub struct BackendSpec {
     /// `local` (the default), `libvirt` or `proxmox`.
     pub kind: BackendKind,
-    /// libvirt only: `tcp` (the default) or `unix`.
+    /// libvirt in the lab only: `tcp` (the default) or `unix`.
     pub transport: Option<LibvirtTransport>,
+    /// libvirt on a real cluster: the two daemons as `virsh -c` reaches
+    /// them from here (`qemu+ssh://root@host1/system`, …); without it the
+    /// harness starts its own two in the lab.
+    pub uris: Vec<String>,
+    /// libvirt: each daemon as the other reaches it (`virsh migrate
+    /// --p2p`'s destination); default: `uris`.
+    pub peer_uris: Vec<String>,
+    /// libvirt: where QEMU's stream goes to each node (`--migrateuri`,
+    /// e.g. `tcp://10.0.0.2` for a migration network); default: libvirt's
+    /// choice.
+    pub migrate_uris: Vec<String>,
+    /// libvirt on a real cluster: the domain's name.
+    pub domain: Option<String>,
     /// proxmox: the API, `https://host:8006`.
     pub api_url: Option<String>,
     /// proxmox: the two nodes the VM goes between, in order (the first is
@@ -87,27 +100,45 @@ impl BackendSpec {
     /// Refuses keys that belong to another kind and missing required keys,
     /// naming key and kind.
     pub fn check(&self) -> Result<(), String> {
-        let wrong = |key: &str, owner: &str| {
-            Err(format!(
-                "`backend.{key}` is a {owner} key; this scenario's backend is `{}`",
-                self.kind.as_str()
-            ))
-        };
-        if self.transport.is_some() && self.kind != BackendKind::Libvirt {
-            return wrong("transport", "libvirt");
-        }
-        if self.kind != BackendKind::Proxmox {
-            for (key, set) in self.proxmox_keys() {
-                if set {
-                    return wrong(key, "proxmox");
+        let owner = |keys: &[(&'static str, bool)], owner: &str, ok: bool| match keys
+            .iter()
+            .find(|(_, set)| *set)
+        {
+            Some((key, _)) if !ok => Err(format!(
+                "`backend.{key}` is a {owner} key; this scenario's backend is `{}`{}",
+                self.kind.as_str(),
+                if self.kind == BackendKind::Libvirt && owner.contains("real") {
+                    " in the lab (no `backend.uris`)"
+                } else {
+                    ""
                 }
-            }
-            return Ok(());
+            )),
+            _ => Ok(()),
+        };
+        let libvirt = self.kind == BackendKind::Libvirt;
+        let remote = libvirt && !self.uris.is_empty();
+        owner(
+            &self.proxmox_keys(),
+            "proxmox",
+            self.kind == BackendKind::Proxmox,
+        )?;
+        owner(&self.libvirt_keys(), "libvirt", libvirt)?;
+        owner(
+            &self.real_vm_keys(),
+            "real-VM",
+            self.kind == BackendKind::Proxmox || remote,
+        )?;
+        if remote && self.transport.is_some() {
+            return Err("`backend.transport` is for the lab's own daemons; with `backend.uris` use `backend.migrate_uris`".into());
         }
-        self.check_proxmox()
+        match self.kind {
+            BackendKind::Proxmox => self.check_proxmox(),
+            BackendKind::Libvirt if remote => self.check_libvirt_remote(),
+            _ => Ok(()),
+        }
     }
 
-    fn proxmox_keys(&self) -> [(&'static str, bool); 13] {
+    fn proxmox_keys(&self) -> [(&'static str, bool); 9] {
         [
             ("api_url", self.api_url.is_some()),
             ("nodes", !self.nodes.is_empty()),
@@ -118,6 +149,21 @@ impl BackendSpec {
             ("with_local_disks", self.with_local_disks.is_some()),
             ("targetstorage", self.targetstorage.is_some()),
             ("utc_offset", self.utc_offset.is_some()),
+        ]
+    }
+
+    fn libvirt_keys(&self) -> [(&'static str, bool); 5] {
+        [
+            ("transport", self.transport.is_some()),
+            ("uris", !self.uris.is_empty()),
+            ("peer_uris", !self.peer_uris.is_empty()),
+            ("migrate_uris", !self.migrate_uris.is_empty()),
+            ("domain", self.domain.is_some()),
+        ]
+    }
+
+    fn real_vm_keys(&self) -> [(&'static str, bool); 4] {
+        [
             ("agent", self.agent.is_some()),
             ("agent_token_file", self.agent_token_file.is_some()),
             ("reflector", self.reflector.is_some()),
@@ -150,6 +196,35 @@ impl BackendSpec {
         }
         if let Some(o) = &self.utc_offset {
             parse_utc_offset(o)?;
+        }
+        Ok(())
+    }
+
+    fn check_libvirt_remote(&self) -> Result<(), String> {
+        if self.uris.len() != 2 {
+            return Err(format!(
+                "`backend.uris` must name two daemons, not {}",
+                self.uris.len()
+            ));
+        }
+        for (key, v) in [
+            ("peer_uris", &self.peer_uris),
+            ("migrate_uris", &self.migrate_uris),
+        ] {
+            if !v.is_empty() && v.len() != 2 {
+                return Err(format!(
+                    "`backend.{key}` must have one entry per daemon (two)"
+                ));
+            }
+        }
+        if self.domain.is_none() {
+            return Err("`backend.domain` is required with `backend.uris`".into());
+        }
+        if self.agent.is_none() {
+            return Err(
+                "`backend.agent` is required with `backend.uris`: the real VM's agent, host:port"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -7,12 +7,11 @@
 //! stamps: STOP, RESUME, passes), libvirt's domain events, and
 //! `domjobinfo --completed` from both sides (libvirt's downtime).
 
-use super::{ensure_running, LibvirtLab, NodeDaemon, VIRSH_DEADLINE};
+use super::{ensure_running, Cluster, NodeDaemon, VIRSH_DEADLINE};
 use crate::backend::local::progress_line;
 use crate::backend::MigrationRequest;
 use crate::clock::now_ns;
 use crate::live::Live;
-use crate::scenario::LibvirtTransport;
 use anyhow::{bail, Context, Result};
 use measure::migration::qmp::MigrationInfo;
 use measure::migration::record::{MigrationRecord, RepStatus, Sample, SideEvent};
@@ -36,7 +35,7 @@ struct Marks {
 /// A failed migration is recorded, not returned; `Err` means the backend
 /// broke (a daemon does not answer, the domain is gone).
 pub(super) async fn one(
-    b: &LibvirtLab,
+    b: &Cluster,
     req: &MigrationRequest<'_>,
     live: &Live,
 ) -> Result<MigrationRecord> {
@@ -77,43 +76,32 @@ pub(super) async fn one(
     Ok(rec)
 }
 
-/// The `virsh migrate` arguments for the lab's transport.
-fn migrate_args(b: &LibvirtLab, dst: &NodeDaemon) -> Vec<String> {
+/// The `virsh migrate` arguments: to the destination daemon as the
+/// source daemon reaches it (`--p2p`), QEMU's stream where the node says.
+fn migrate_args(b: &Cluster, dst: &NodeDaemon) -> Vec<String> {
     let bandwidth = b.scenario.migration.max_bandwidth_mib_s.ceil().max(1.0) as u64;
-    let (desturi, migrateuri) = match b.transport {
-        LibvirtTransport::Tcp => {
-            let ip = b.lab.addrs.migration_addr(dst.node);
-            (dst.daemon.peer_uri(), format!("tcp://{ip}"))
-        }
-        LibvirtTransport::Unix => (
-            dst.virsh.uri.replace("qemu:///", "qemu+unix:///"),
-            format!(
-                "unix://{}",
-                b.lab.state_dir.join("libvirt-migration.sock").display()
-            ),
-        ),
-    };
-    [
+    let mut args: Vec<String> = [
         "migrate",
         "--live",
         "--p2p",
         "--persistent",
         &b.domain,
-        &desturi,
-        "--migrateuri",
-        &migrateuri,
-        "--bandwidth",
-        &bandwidth.to_string(),
+        &dst.peer_uri,
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    if let Some(m) = &dst.migrate_uri {
+        args.extend(["--migrateuri".to_string(), m.clone()]);
+    }
+    args.extend(["--bandwidth".to_string(), bandwidth.to_string()]);
+    args
 }
 
 /// Runs `virsh migrate` and polls the source until it returns; cancels
 /// (`domjobabort`) on the user's request or after `migration.timeout_s`.
 async fn run_migrate(
-    b: &LibvirtLab,
+    b: &Cluster,
     src: &NodeDaemon,
     dst: &NodeDaemon,
     rec: &mut MigrationRecord,
@@ -196,7 +184,7 @@ fn belongs(rec: &MigrationRecord, s: &Sample) -> bool {
 
 /// One `query-migrate` of the source QEMU through its daemon; `None` once
 /// the source has gone (libvirt ends it after the switchover).
-async fn poll_source(b: &LibvirtLab, src: &NodeDaemon) -> Option<Sample> {
+async fn poll_source(b: &Cluster, src: &NodeDaemon) -> Option<Sample> {
     let q = r#"{"execute":"query-migrate"}"#;
     let text = src
         .virsh
@@ -216,7 +204,7 @@ async fn poll_source(b: &LibvirtLab, src: &NodeDaemon) -> Option<Sample> {
 }
 
 /// Waits (10 s at most) for the destination QEMU's RESUME.
-async fn wait_resumed(b: &LibvirtLab, dst: &NodeDaemon, from: usize) -> Result<()> {
+async fn wait_resumed(b: &Cluster, dst: &NodeDaemon, from: usize) -> Result<()> {
     for _ in 0..200 {
         let resumed = dst.qemu_events.since(from).iter().any(|l| {
             parse_qemu_event(&l.text, l.host_rx_ns)
@@ -236,7 +224,7 @@ async fn wait_resumed(b: &LibvirtLab, dst: &NodeDaemon, from: usize) -> Result<(
 /// QEMU's events, libvirt's events and both sides' completed-job
 /// statistics into the record; markers and QEMU's figures from them.
 async fn gather(
-    b: &LibvirtLab,
+    b: &Cluster,
     src: &NodeDaemon,
     dst: &NodeDaemon,
     marks: &Marks,
@@ -297,7 +285,7 @@ fn raw_or_error(r: &Result<measure::platform::libvirt::JobStats, String>) -> Val
     }
 }
 
-fn qemu_events(b: &LibvirtLab, n: &NodeDaemon, side: &str, from: usize) -> Vec<SideEvent> {
+fn qemu_events(b: &Cluster, n: &NodeDaemon, side: &str, from: usize) -> Vec<SideEvent> {
     n.qemu_events
         .since(from)
         .iter()
@@ -313,7 +301,7 @@ fn qemu_events(b: &LibvirtLab, n: &NodeDaemon, side: &str, from: usize) -> Vec<S
 
 /// `domjobinfo --completed --keep-completed --rawstats` on one daemon.
 async fn job_stats(
-    b: &LibvirtLab,
+    b: &Cluster,
     n: &NodeDaemon,
 ) -> Result<measure::platform::libvirt::JobStats, String> {
     let args = [
@@ -333,7 +321,7 @@ async fn job_stats(
 
 /// Pauses the guest with `virsh suspend` for `d` from QEMU's STOP, then
 /// `virsh resume`; returns QEMU's STOP and RESUME stamps.
-pub(super) async fn pause(b: &LibvirtLab, d: Duration) -> Result<(i64, i64)> {
+pub(super) async fn pause(b: &Cluster, d: Duration) -> Result<(i64, i64)> {
     let n = b.node(b.on)?;
     let from = n.qemu_events.count();
     n.virsh.run(&["suspend", &b.domain], VIRSH_DEADLINE).await?;
@@ -348,7 +336,7 @@ pub(super) async fn pause(b: &LibvirtLab, d: Duration) -> Result<(i64, i64)> {
     Ok((stop, resume))
 }
 
-async fn wait_event(b: &LibvirtLab, n: &NodeDaemon, name: &str, from: usize) -> Result<i64> {
+async fn wait_event(b: &Cluster, n: &NodeDaemon, name: &str, from: usize) -> Result<i64> {
     for _ in 0..100 {
         let found = n.qemu_events.since(from).iter().find_map(|l| {
             let (d, e) = parse_qemu_event(&l.text, l.host_rx_ns)?;

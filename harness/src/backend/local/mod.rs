@@ -100,17 +100,49 @@ pub(crate) fn tail_of(path: &Path, lines: usize) -> String {
     v.into_iter().rev().collect::<Vec<_>>().join("\n    ")
 }
 
+/// What every backend that runs the lab's guest starts from: the guest
+/// kernel and agent (found before anything is made), the lab's namespaces
+/// and links, and the agent's token.
+pub(crate) fn lab_parts(
+    scenario: &Scenario,
+    agent: Option<&Path>,
+) -> Result<(KernelChoice, PathBuf, Lab, String)> {
+    let kernel = find_kernel(&scenario.vm.kernel)?;
+    let agent_binary = find_agent(agent)?;
+    let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
+    Ok((kernel, agent_binary, lab, random_token()?))
+}
+
+/// The agent's client for the lab's guest: from the client namespace.
+pub(crate) fn lab_agent(lab: &Lab, token: &str) -> AgentClient {
+    AgentClient {
+        site: Site::lab_namespace(&lab.client_ns()),
+        addr: SocketAddr::from((lab.addrs.guest(0), CONTROL_PORT)),
+        token: token.to_string(),
+    }
+}
+
+/// How the lab's guest is reached: everything from the client namespace.
+pub(crate) fn lab_endpoints(lab: &Lab, agent: &AgentClient) -> Endpoints {
+    let guest = lab.addrs.guest(0);
+    Endpoints {
+        agent: agent.clone(),
+        reflector: SocketAddr::from((guest, REFLECTOR_PORT)),
+        guest: guest.into(),
+        client: Site::lab_namespace(&lab.client_ns()),
+        client_addr: lab.addrs.client.into(),
+        announce_interface: Some(CLIENT_IF.into()),
+    }
+}
+
 impl LocalLab {
     /// Finds the guest kernel and the agent for `scenario` (failing before
     /// anything is made if one is missing) and builds the lab's
     /// namespaces and links; no QEMU runs yet. `extras` are host programs
     /// to ship into the guest image (the benchmarks' tools).
     pub fn create(scenario: &Scenario, agent: Option<&Path>, extras: Vec<PathBuf>) -> Result<Self> {
-        let kernel = find_kernel(&scenario.vm.kernel)?;
-        let agent_binary = find_agent(agent)?;
-        let lab =
-            Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
-        Self::new(lab, scenario, kernel, agent_binary, extras)
+        let (kernel, agent_binary, lab, token) = lab_parts(scenario, agent)?;
+        Self::new(lab, scenario, kernel, agent_binary, extras, token)
     }
 
     fn new(
@@ -119,14 +151,10 @@ impl LocalLab {
         kernel: KernelChoice,
         agent_binary: PathBuf,
         extras: Vec<PathBuf>,
+        token: String,
     ) -> Result<Self> {
         let guest_addr = lab.addrs.guest(0);
-        let token = random_token()?;
-        let agent = AgentClient {
-            site: Site::lab_namespace(&lab.client_ns()),
-            addr: SocketAddr::from((guest_addr, CONTROL_PORT)),
-            token: token.clone(),
-        };
+        let agent = lab_agent(&lab, &token);
         Ok(Self {
             lab,
             accel: "tcg",
@@ -867,14 +895,7 @@ impl Backend for LocalLab {
     }
 
     fn endpoints(&self) -> Endpoints {
-        Endpoints {
-            agent: self.agent.clone(),
-            reflector: self.reflector(),
-            guest: self.guest_addr.into(),
-            client: Site::lab_namespace(&self.lab.client_ns()),
-            client_addr: self.lab.addrs.client.into(),
-            announce_interface: Some(CLIENT_IF.into()),
-        }
+        lab_endpoints(&self.lab, &self.agent)
     }
 
     fn clock_alignment(&self) -> ClockAlignment {

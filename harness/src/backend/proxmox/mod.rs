@@ -18,6 +18,7 @@ pub mod tls;
 
 use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared, Site};
 use crate::backend::agent::AgentClient;
+use crate::backend::real_vm::{local_addr_toward, real_endpoints, Scratch};
 use crate::bundle::Bundle;
 use crate::clock::now_ns;
 use crate::live::Live;
@@ -31,7 +32,7 @@ use measure::platform::proxmox::outcome::{outcome, Outcome};
 use measure::platform::proxmox::tasklog::TaskLog;
 use measure::summary::ClockAlignment;
 use serde_json::{json, Value};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -65,29 +66,7 @@ pub struct ProxmoxBackend {
     run_id: String,
     utc_offset_s: i64,
     version: Option<String>,
-    scratch: tempdir::Scratch,
-}
-
-mod tempdir {
-    //! A scratch folder removed at teardown.
-    use std::path::PathBuf;
-
-    /// `/tmp/lmig-proxmox-<id>`.
-    pub struct Scratch(pub PathBuf);
-
-    impl Scratch {
-        pub fn new(id: &str) -> std::io::Result<Scratch> {
-            let p = std::env::temp_dir().join(format!("lmig-proxmox-{id}"));
-            std::fs::create_dir_all(&p)?;
-            Ok(Scratch(p))
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    scratch: Scratch,
 }
 
 /// Reads a secret from a file, or else from an environment variable.
@@ -106,13 +85,6 @@ fn secret(file: Option<&PathBuf>, env: Option<&str>, what: &str) -> Result<(Stri
         ));
     }
     bail!("no {what}: name a file or an environment variable")
-}
-
-fn resolve(addr: &str, key: &str) -> Result<SocketAddr> {
-    addr.to_socket_addrs()
-        .with_context(|| format!("`backend.{key}` = {addr:?} is not host:port"))?
-        .next()
-        .with_context(|| format!("`backend.{key}` = {addr:?} resolves to no address"))
 }
 
 impl ProxmoxBackend {
@@ -135,28 +107,15 @@ impl ProxmoxBackend {
             .clone()
             .context("`backend.api_url` is required")?;
         let api = Api::new(&url, &trust, token)?;
-        let (agent_token, _) = secret(
-            spec.agent_token_file.as_ref(),
-            Some("LMIG_AGENT_TOKEN"),
-            "guest agent's token",
-        )?;
-        let agent_addr = resolve(spec.agent.as_deref().unwrap_or(""), "agent")?;
-        let reflector = match &spec.reflector {
-            Some(r) => resolve(r, "reflector")?,
-            None => SocketAddr::new(agent_addr.ip(), crate::backend::local::REFLECTOR_PORT),
-        };
+        let (agent, reflector) = real_endpoints(&spec)?;
         let utc_offset_s = match &spec.utc_offset {
             Some(o) => parse_utc_offset(o).map_err(anyhow::Error::msg)?,
             None => 0,
         };
         let run_id = wire::random::token_hex(3).context("drawing the run id")?;
         Ok(Self {
-            scratch: tempdir::Scratch::new(&run_id).context("a scratch folder")?,
-            agent: AgentClient {
-                site: Site::here(),
-                addr: agent_addr,
-                token: agent_token,
-            },
+            scratch: Scratch::new("proxmox", &run_id).context("a scratch folder")?,
+            agent,
             reflector,
             client_addr: spec.client_addr,
             spec,
@@ -339,10 +298,7 @@ impl Backend for ProxmoxBackend {
             .await
             .with_context(|| format!("the guest agent at {} does not answer", self.agent.addr))?;
         if self.client_addr.is_none() {
-            let s = std::net::UdpSocket::bind(("0.0.0.0", 0)).context("a UDP socket")?;
-            s.connect(self.reflector)
-                .context("routing to the reflector")?;
-            self.client_addr = Some(s.local_addr()?.ip());
+            self.client_addr = Some(local_addr_toward(self.reflector)?);
         }
         Ok(Prepared {
             health,
