@@ -6,10 +6,9 @@
 //! - [`backend`]: where migrations happen; [`backend::local`] is the
 //!   embedded lab (namespaces, QEMU, QMP, the guest image, `doctor`),
 //!   [`backend::libvirt`] the lab's guest between two libvirt daemons,
-//!   [`backend::proxmox`] a Proxmox VE cluster through its API;
+//!   [`backend::proxmox`] a Proxmox VE cluster through its API (and
+//!   `proxmox::standin`, a stand-in cluster for testing it);
 //!   [`backend::agent`] is the guest agent's control client;
-//! - [`standin`]: a stand-in for a Proxmox cluster (HTTPS API over real
-//!   lab migrations, qemu-server's way) for testing the Proxmox backend;
 //! - [`run`]: `harness run`'s pipeline over any backend;
 //! - [`clients`]: the harness's client of a served probe;
 //! - [`bundle`]: the result folder: writing, loading, checksums, manifest;
@@ -31,4 +30,3 @@ pub mod live;
 pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod standin;

@@ -1,6 +1,6 @@
 //! `pve-standin DIR`: a stand-in for a two-node Proxmox VE cluster whose
 //! migrations are real lab migrations performed the way qemu-server does
-//! them ([`harness::standin`]). For testing the Proxmox backend; it is not
+//! them ([`harness::backend::proxmox::standin`]). For testing the Proxmox backend; it is not
 //! Proxmox. Writes `DIR/ready.json` once it serves; stops on SIGTERM or
 //! Ctrl-C and removes its lab.
 
@@ -16,7 +16,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(harness::standin::run(std::path::Path::new(&dir))) {
+    match rt.block_on(harness::backend::proxmox::standin::run(
+        std::path::Path::new(&dir),
+    )) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pve-standin: {e:#}");

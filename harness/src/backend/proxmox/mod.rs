@@ -14,6 +14,7 @@
 //! set neither `migration_type` nor `migration_network`).
 
 pub mod api;
+pub mod standin;
 pub mod tls;
 
 use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared, Site};
