@@ -179,7 +179,20 @@ async fn log_since(api: &Api, node: &str, upid: &str, lines: &mut Vec<Value>) ->
     Ok(())
 }
 
-/// Follows a task until it stops: its exit status, and every log line.
+/// What following a task gave: its exit status once stopped, every log
+/// line read, whether the harness stopped it, and why it could not be
+/// followed to its end (the lines read until then are kept).
+struct Followed {
+    exit: Option<String>,
+    lines: Vec<Value>,
+    stopped_by_us: bool,
+    error: Option<String>,
+}
+
+/// How many polls in a row may fail (an API blip) before the task is given up.
+const POLL_FAILURES: u32 = 5;
+
+/// Follows a task until it stops.
 async fn follow(
     api: &Api,
     node: &str,
@@ -187,16 +200,42 @@ async fn follow(
     req: &MigrationRequest<'_>,
     live: &Live,
     deadline: Duration,
-) -> Result<(String, Vec<Value>, bool)> {
-    let mut lines = Vec::new();
+) -> Followed {
+    let mut f = Followed {
+        exit: None,
+        lines: Vec::new(),
+        stopped_by_us: false,
+        error: None,
+    };
     let t0 = tokio::time::Instant::now();
-    let mut stopped_by_us = false;
     let task = format!("/nodes/{node}/tasks/{}", form_escape(upid));
+    let mut failures = 0;
     loop {
         tokio::time::sleep(POLL).await;
-        let status = api.get(&format!("{task}/status")).await?;
-        log_since(api, node, upid, &mut lines).await?;
-        let last = lines.last().and_then(|l| l["t"].as_str()).unwrap_or("");
+        let polled = async {
+            let status = api.get(&format!("{task}/status")).await?;
+            log_since(api, node, upid, &mut f.lines).await?;
+            anyhow::Ok(status)
+        }
+        .await;
+        let status = match polled {
+            Ok(s) => s,
+            Err(e) if failures + 1 < POLL_FAILURES => {
+                failures += 1;
+                live.println(&format!(
+                    "warning: following task {upid}: {e:#}; trying again"
+                ));
+                continue;
+            }
+            Err(e) => {
+                f.error = Some(format!(
+                    "following task {upid}: {e:#} ({POLL_FAILURES} polls in a row failed)"
+                ));
+                return f;
+            }
+        };
+        failures = 0;
+        let last = f.lines.last().and_then(|l| l["t"].as_str()).unwrap_or("");
         live.update(&format!(
             "rep {}/{} task {} | {last} | {}",
             req.repetition,
@@ -205,16 +244,20 @@ async fn follow(
             (req.status_suffix)()
         ));
         if status["status"] == "stopped" {
-            log_since(api, node, upid, &mut lines).await?;
-            let exit = status["exitstatus"]
-                .as_str()
-                .unwrap_or("unknown")
-                .to_string();
-            return Ok((exit, lines, stopped_by_us));
+            if let Err(e) = log_since(api, node, upid, &mut f.lines).await {
+                f.error = Some(format!("reading the end of task {upid}'s log: {e:#}"));
+            }
+            f.exit = Some(
+                status["exitstatus"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    .to_string(),
+            );
+            return f;
         }
         let cancel = req.cancel.load(Ordering::SeqCst);
-        if (cancel || t0.elapsed() > deadline) && !stopped_by_us {
-            stopped_by_us = true;
+        if (cancel || t0.elapsed() > deadline) && !f.stopped_by_us {
+            f.stopped_by_us = true;
             let _ = api.delete(&task).await;
         }
     }
@@ -352,14 +395,24 @@ impl Backend for ProxmoxBackend {
             }
         };
         let deadline = Duration::from_secs_f64(self.scenario.migration.timeout_s);
-        match follow(&self.api, &sn, &upid, req, live, deadline).await {
-            Ok((exit, lines, stopped)) => {
-                self.fill(&mut rec, &upid, &exit, lines);
-                if stopped && req.cancel.load(Ordering::SeqCst) {
-                    rec.status = RepStatus::Interrupted;
-                }
-            }
-            Err(e) => rec.error = Some(format!("following task {upid}: {e:#}")),
+        let f = follow(&self.api, &sn, &upid, req, live, deadline).await;
+        let exit = f
+            .exit
+            .clone()
+            .unwrap_or_else(|| "unknown (not followed to its end)".into());
+        self.fill(&mut rec, &upid, &exit, f.lines);
+        if let Some(e) = f.error {
+            rec.status = RepStatus::Failed;
+            rec.error = Some(e);
+        }
+        if f.stopped_by_us && req.cancel.load(Ordering::SeqCst) {
+            rec.status = RepStatus::Interrupted;
+        } else if f.stopped_by_us && rec.status != RepStatus::Completed {
+            rec.error = Some(format!(
+                "the task did not finish within {:.0} s (migration.timeout_s) and was stopped; the log says: {}",
+                deadline.as_secs_f64(),
+                rec.error.as_deref().unwrap_or("nothing more")
+            ));
         }
         rec.finished_ns = Some(now_ns());
         if rec.status == RepStatus::Completed {
