@@ -50,6 +50,11 @@ fn the_libvirt_lab_scenario_migrates_three_times_between_two_real_daemons() {
     assert_eq!(s.repetitions.len(), 3);
     let manifest = json_file(&out.bundle.join("manifest.json"));
     assert_eq!(manifest["backend"], "libvirt");
+    let version = manifest["host"]["qemu_version"].as_str().unwrap();
+    assert!(
+        version.contains("QEMU") && version.contains("libvirt"),
+        "{version}"
+    );
     let daemons = &manifest["guest"]["libvirt"]["daemons"];
     assert_ne!(
         daemons[0]["host_uuid"], daemons[1]["host_uuid"],

@@ -269,6 +269,10 @@ pub async fn run_on<B: Backend>(
     manifest.error = error;
     manifest.ended = Some(rfc3339(now_ns()));
     manifest.guest = backend.vm_facts();
+    // A platform's backend knows its hypervisor's version once prepared.
+    if let Some(v) = backend.hypervisor_version() {
+        manifest.host.qemu_version = v;
+    }
     if let Some((accel, note)) = g.acceleration.take() {
         manifest.acceleration = g.health_ok.then_some(accel);
         manifest.acceleration_note = note;
