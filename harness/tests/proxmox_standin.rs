@@ -139,6 +139,24 @@ fn the_proxmox_backend_migrates_through_the_api_and_reads_the_task_log() {
     );
     assert!(!out.contains("wrong") && !out.contains(&secret), "{out}");
 
+    // A certificate that is not the pinned one, or not vouched for by the
+    // system's roots (the stand-in's is self-signed): refused at the
+    // handshake, naming why.
+    let good = scenario(&s, 1, ["node-a", "node-b"], &s.get("api_token_file"));
+    let fp = s.get("fingerprint");
+    let wrong_fp = format!(
+        "{}{}",
+        if fp.starts_with('0') { "1" } else { "0" },
+        &fp[1..]
+    );
+    let (code, out, _) = run_in_lan(&s, &dir, "wrongfp", &good.replace(&fp, &wrong_fp));
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("not the pinned one"), "{out}");
+    let unpinned = good.replace(&format!("fingerprint = \"{fp}\"\n"), "");
+    let (code, out, _) = run_in_lan(&s, &dir, "nofp", &unpinned);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("TLS handshake"), "{out}");
+
     // A node that does not exist: each repetition fails with Proxmox's
     // refusal, none is dropped.
     let text = scenario(&s, 2, ["node-a", "node-x"], &s.get("api_token_file"));
