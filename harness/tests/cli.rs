@@ -178,7 +178,10 @@ fn every_shipped_scenario_parses() {
 fn a_backend_key_of_another_kind_or_a_missing_one_is_refused_by_name() {
     let parse = |t: &str| harness::scenario::Scenario::parse(t, "s.toml");
     let e = parse("[backend]\nkind = \"local\"\napi_url = \"https://x\"\n").unwrap_err();
-    assert!(e.to_string().contains("`backend.api_url` is a proxmox key"), "{e}");
+    assert!(
+        e.to_string().contains("`backend.api_url` is a proxmox key"),
+        "{e}"
+    );
     let e = parse("[backend]\nkind = \"proxmox\"\napi_url = \"https://x\"\n").unwrap_err();
     assert!(e.to_string().contains("`backend.vmid` is required"), "{e}");
     let e = parse("[backend]\nkind = \"local\"\ntransport = \"unix\"\n").unwrap_err();

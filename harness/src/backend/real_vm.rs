@@ -73,3 +73,21 @@ pub fn local_addr_toward(to: SocketAddr) -> Result<IpAddr> {
     s.connect(to).with_context(|| format!("no route to {to}"))?;
     Ok(s.local_addr()?.ip())
 }
+
+/// How a real VM is reached: everything from this machine; the client's
+/// address as the guest sees it is `client_addr` (found by routing at
+/// prepare), else the agent's own as a last resort.
+pub fn endpoints(
+    agent: &AgentClient,
+    reflector: SocketAddr,
+    client_addr: Option<IpAddr>,
+) -> crate::backend::Endpoints {
+    crate::backend::Endpoints {
+        agent: agent.clone(),
+        reflector,
+        guest: agent.addr.ip(),
+        client: Site::here(),
+        client_addr: client_addr.unwrap_or(agent.addr.ip()),
+        announce_interface: None,
+    }
+}

@@ -21,7 +21,7 @@ mod migrate;
 pub mod remote;
 pub mod virsh;
 
-use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared, Site};
+use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared};
 use crate::backend::local::lab::netlink::cut_tap;
 use crate::backend::local::lab_endpoints;
 use crate::bundle::Bundle;
@@ -162,14 +162,7 @@ impl Backend for LibvirtRemote {
         })
     }
     fn endpoints(&self) -> Endpoints {
-        Endpoints {
-            agent: self.agent.clone(),
-            reflector: self.reflector,
-            guest: self.agent.addr.ip(),
-            client: Site::here(),
-            client_addr: self.client_addr.unwrap_or(self.agent.addr.ip()),
-            announce_interface: None,
-        }
+        crate::backend::real_vm::endpoints(&self.agent, self.reflector, self.client_addr)
     }
     fn clock_alignment(&self) -> ClockAlignment {
         ClockAlignment {

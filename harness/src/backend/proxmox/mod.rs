@@ -17,7 +17,7 @@ pub mod api;
 pub mod standin;
 pub mod tls;
 
-use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared, Site};
+use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared};
 use crate::backend::agent::AgentClient;
 use crate::backend::real_vm::{local_addr_toward, real_endpoints, Scratch};
 use crate::bundle::Bundle;
@@ -352,14 +352,7 @@ impl Backend for ProxmoxBackend {
     }
 
     fn endpoints(&self) -> Endpoints {
-        Endpoints {
-            agent: self.agent.clone(),
-            reflector: self.reflector,
-            guest: self.agent.addr.ip(),
-            client: Site::here(),
-            client_addr: self.client_addr.unwrap_or(self.agent.addr.ip()),
-            announce_interface: None,
-        }
+        crate::backend::real_vm::endpoints(&self.agent, self.reflector, self.client_addr)
     }
 
     fn clock_alignment(&self) -> ClockAlignment {
