@@ -55,6 +55,28 @@ libvirt_major() { libvirtd --version 2>/dev/null | sed -n 's/.* \([0-9]*\)\.[0-9
 if [ "$(libvirt_major)" = "" ] || [ "$(libvirt_major)" -lt 11 ]; then
   backports libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 fi
+# OpenSSH's server for the Proxmox stand-in's nodes (`qm migrate` over ssh):
+# the stand-in runs its own sshd processes in the lab's namespaces. The
+# package would start and enable the host's sshd; a policy-rc.d refuses the
+# start while it installs, and on a systemd machine the units it enabled are
+# disabled again (only when this script installed the package).
+if ! dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q "install ok installed"; then
+  echo "install-deps: installing openssh-server (its sshd is not started or enabled)"
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends openssh-server >/dev/null || { [ "$own_policy" = 1 ] && rm -f "$policy"; exit 1; }
+  [ "$own_policy" = 1 ] && rm -f "$policy"
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
+fi
 # Rust: the machine's own toolchain if it has one (rustup's, say) that is new
 # enough; otherwise Debian 12's own rustc-web/cargo-web (1.85 in bookworm,
 # newer from bookworm-security), so a fresh machine needs nothing from

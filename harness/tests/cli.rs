@@ -191,6 +191,48 @@ fn a_backend_key_of_another_kind_or_a_missing_one_is_refused_by_name() {
 }
 
 #[test]
+fn proxmox_over_ssh_or_the_api_is_one_way_and_its_keys_are_checked() {
+    let parse = |extra: &str| {
+        let t = format!("[backend]\nkind = \"proxmox\"\nnodes = [\"a\", \"b\"]\nvmid = 100\nagent = \"198.18.0.2:7000\"\n{extra}");
+        harness::scenario::Scenario::parse(&t, "s.toml")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(parse("ssh_hosts = [\"root@pve1\", \"pve2:2222\"]\nmigration_type = \"insecure\"\nmigration_network = \"10.0.0.0/24\"\n"), Ok(()));
+    assert_eq!(
+        parse("ssh_hosts = [\"[fd00::1]:22\", \"fd00::2\"]\n"),
+        Ok(())
+    );
+    let e = parse("api_url = \"https://x\"\ntoken_env = \"T\"\nmigration_type = \"insecure\"\n")
+        .unwrap_err();
+    assert!(
+        e.contains("`backend.migration_type` needs `backend.ssh_hosts`")
+            && e.contains("API token cannot set it"),
+        "{e}"
+    );
+    let e = parse("ssh_hosts = [\"a\", \"b\"]\ntoken_env = \"T\"\n").unwrap_err();
+    assert!(e.contains("`backend.token_env` is for the API"), "{e}");
+    let e = parse("ssh_hosts = [\"a\"]\n").unwrap_err();
+    assert!(e.contains("one entry per node (two), not 1"), "{e}");
+    let e = parse("ssh_hosts = [\"a\", \"b:ssh\"]\n").unwrap_err();
+    assert!(
+        e.contains("\"b:ssh\"") && e.contains("port is not a number"),
+        "{e}"
+    );
+    let e = parse("ssh_hosts = [\"a\", \"-oProxyCommand=x\"]\n").unwrap_err();
+    assert!(e.contains("unusable"), "{e}");
+    let e = parse("ssh_hosts = [\"a\", \"b\"]\nmigration_type = \"fast\"\n").unwrap_err();
+    assert!(e.contains("\"secure\" or \"insecure\""), "{e}");
+    let e = parse("ssh_hosts = [\"a\", \"b\"]\nmigration_network = \"10.0.0.0\"\n").unwrap_err();
+    assert!(e.contains("not a CIDR"), "{e}");
+    let e = parse("").unwrap_err();
+    assert!(
+        e.contains("`backend.api_url` (or `backend.ssh_hosts`) is required"),
+        "{e}"
+    );
+}
+
+#[test]
 fn help_explains_the_tool() {
     let out = harness(&["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);

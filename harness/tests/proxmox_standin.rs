@@ -78,6 +78,22 @@ fn scenario(s: &Standin, reps: u32, nodes: [&str; 2], token_file: &str) -> Strin
     )
 }
 
+/// The same VM reached by `qm migrate` over ssh: the stand-in's two real
+/// sshd, its client key and its nodes' host keys.
+fn ssh_scenario(s: &Standin, reps: u32, known_hosts: &str, network: &str) -> String {
+    let hosts = s.ready["ssh_hosts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the stand-in has no ssh nodes: {}", s.ready["ssh_error"]));
+    format!(
+        "name = \"proxmox-ssh-standin\"\nrepetitions = {reps}\n[probe]\nrate_hz = 1000\n[backend]\nkind = \"proxmox\"\nnodes = [\"node-a\", \"node-b\"]\nvmid = 100\nssh_hosts = [{}, {}]\nssh_identity_file = \"{}\"\nssh_known_hosts = \"{known_hosts}\"\nmigration_type = \"insecure\"\nmigration_network = \"{network}\"\nagent = \"{}\"\nagent_token_file = \"{}\"\n",
+        hosts[0],
+        hosts[1],
+        s.get("ssh_identity_file"),
+        s.get("agent"),
+        s.get("agent_token_file"),
+    )
+}
+
 /// `harness run` in the stand-in's client namespace: exit code, output,
 /// and the bundle it wrote (if any).
 fn run_in_lan(s: &Standin, dir: &Path, tag: &str, text: &str) -> (i32, String, Option<PathBuf>) {
@@ -181,6 +197,26 @@ fn the_proxmox_backend_migrates_through_the_api_and_reads_the_task_log() {
     let (code, out, bundle) = run_in_lan(&s, &dir, "ok", &text);
     assert_eq!(code, 0, "{out}");
     let b = bundle.unwrap();
+    three_reps_equal_the_log(&b, &[secret.as_str(), agent_token.trim()]);
+
+    // The same cluster without a token: `qm migrate` over ssh.
+    let known = s.get("ssh_known_hosts");
+    let net = s.get("migration_network");
+    ssh_is_checked_and_migrates(&s, &dir, &known, &net, agent_token.trim());
+    drop(s);
+    let left: Vec<String> = harness::backend::local::lab::netns::list()
+        .into_iter()
+        .filter(|n| n.starts_with("lmig-") && n.ends_with("-client"))
+        .collect();
+    assert!(left.is_empty(), "the stand-in's lab is left: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The bundle of three completed repetitions: each one's parsed downtime,
+/// RAM transferred and duration equal the numbers in its task log, the
+/// client's outage exceeds the logged downtime, and no secret is in any
+/// file.
+fn three_reps_equal_the_log(b: &Path, secrets: &[&str]) {
     let manifest = json_file(&b.join("manifest.json"));
     assert_eq!(manifest["backend"], "proxmox");
     let sum: measure::summary::Summary =
@@ -212,14 +248,78 @@ fn the_proxmox_backend_migrates_through_the_api_and_reads_the_task_log() {
         let outage = r.client.max_outage_ms.unwrap();
         assert!(outage > logged + 50.0, "outage {outage} vs logged {logged}");
     }
-    for token in [secret.as_str(), agent_token.trim()] {
-        let leaks = files_containing(&b, token);
+    for token in secrets {
+        let leaks = files_containing(b, token);
         assert!(leaks.is_empty(), "a token is in {leaks:?}");
     }
-    drop(s);
-    let left: Vec<String> = harness::backend::local::lab::netns::list()
-        .into_iter()
-        .filter(|n| n.starts_with("lmig-") && n.ends_with("-client"))
+}
+
+/// Over ssh: a node whose host key is not the known one is refused; a
+/// migration network that holds neither node fails each repetition with
+/// Proxmox's words; three migrations over the right one equal their logs.
+fn ssh_is_checked_and_migrates(s: &Standin, dir: &Path, known: &str, net: &str, agent_token: &str) {
+    let stranger = dir.join("stranger-known-hosts");
+    let other = std::fs::read_to_string(dir.join("known_hosts")).unwrap();
+    let foreign_key = std::fs::read_to_string(dir.join("ssh-id.pub")).unwrap();
+    let key = foreign_key
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let forged: String = other
+        .lines()
+        .map(|l| format!("{} {key}\n", l.split_whitespace().next().unwrap()))
         .collect();
-    assert!(left.is_empty(), "the stand-in's lab is left: {left:?}");
+    std::fs::write(&stranger, forged).unwrap();
+    let text = ssh_scenario(s, 1, &stranger.display().to_string(), net);
+    let (code, out, _) = run_in_lan(s, dir, "ssh-stranger", &text);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("Host key verification failed"), "{out}");
+
+    let text = ssh_scenario(s, 2, known, "203.0.113.0/24");
+    let (_, out, bundle) = run_in_lan(s, dir, "ssh-nonet", &text);
+    let b = bundle.unwrap_or_else(|| panic!("no bundle: {out}"));
+    let sum = json_file(&b.join("summary.json"));
+    let reps = sum["repetitions"].as_array().unwrap();
+    assert_eq!(reps.len(), 2, "{out}");
+    for r in reps {
+        assert_eq!(r["status"], "failed");
+        let e = r["error"].as_str().unwrap();
+        assert!(
+            e.contains("no IP address configured on local node for network '203.0.113.0/24'")
+                && e.contains("exited with status 255"),
+            "{r}"
+        );
+    }
+
+    let text = ssh_scenario(s, 3, known, net);
+    let (code, out, bundle) = run_in_lan(s, dir, "ssh-ok", &text);
+    assert_eq!(code, 0, "{out}");
+    let b = bundle.unwrap();
+    let key = std::fs::read_to_string(dir.join("ssh-id")).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    three_reps_equal_the_log(&b, &[agent_token, key_body]);
+    let manifest = json_file(&b.join("manifest.json"));
+    assert!(
+        manifest["host"]["qemu_version"]
+            .as_str()
+            .unwrap_or("")
+            .contains("pve-manager/"),
+        "{manifest}"
+    );
+    assert_eq!(
+        manifest["guest"]["proxmox"]["way"], "ssh (qm migrate)",
+        "{manifest}"
+    );
+    let sum = json_file(&b.join("summary.json"));
+    let clock = &sum["clock"];
+    assert!(
+        clock["method"].as_str().unwrap().contains("date +%s%N"),
+        "{clock}"
+    );
+    let unc = clock["client_uncertainty_ns"].as_i64().unwrap();
+    assert!(
+        unc > 0 && unc < 50_000_000,
+        "`date` asked inside one ssh session bounds the clock to its round trip, far under the API's whole seconds: {clock}"
+    );
 }

@@ -263,6 +263,9 @@ pub async fn run_on<B: Backend>(
 
     let mut g = Gathered::default();
     let body = run_body(scenario, job, backend, &bundle, &mut g, ctl, &live).await;
+    // A platform's clock is bounded only once it has been asked (during
+    // preparation and each migration): the alignment is written again.
+    bundle.write_json(ALIGNMENT_FILE, &backend.clock_alignment())?;
     let calibration = records::write_gathered(job, backend, &bundle, &mut g, &live).await?;
     let (run_status, error) = run_status(&body, &g, ctl);
     manifest.status = run_status.into();

@@ -85,6 +85,22 @@ pub struct BackendSpec {
     /// proxmox: the nodes' UTC offset (`+01:00`): their task logs stamp
     /// local time. Default `+00:00`.
     pub utc_offset: Option<String>,
+    /// proxmox without API tokens: each node's ssh address, in `nodes`'
+    /// order, `[user@]host[:port]` (user `root` by default). With it the
+    /// harness runs `qm migrate` on the VM's node over ssh instead of
+    /// calling the API.
+    pub ssh_hosts: Vec<String>,
+    /// proxmox over ssh: the private key file (`ssh -i`); default: ssh's own.
+    pub ssh_identity_file: Option<PathBuf>,
+    /// proxmox over ssh: the known-hosts file the nodes' keys are checked
+    /// against (strictly); default: ssh's own.
+    pub ssh_known_hosts: Option<PathBuf>,
+    /// proxmox over ssh: `qm migrate --migration_type` (`secure` or
+    /// `insecure`); an API token cannot set it.
+    pub migration_type: Option<String>,
+    /// proxmox over ssh: `qm migrate --migration_network` (a CIDR); an API
+    /// token cannot set it.
+    pub migration_network: Option<String>,
     /// A real VM's guest agent, `host:port`.
     pub agent: Option<String>,
     /// A file holding the agent's token (or `LMIG_AGENT_TOKEN`).
@@ -138,7 +154,7 @@ impl BackendSpec {
         }
     }
 
-    fn proxmox_keys(&self) -> [(&'static str, bool); 9] {
+    fn proxmox_keys(&self) -> [(&'static str, bool); 14] {
         [
             ("api_url", self.api_url.is_some()),
             ("nodes", !self.nodes.is_empty()),
@@ -149,6 +165,11 @@ impl BackendSpec {
             ("with_local_disks", self.with_local_disks.is_some()),
             ("targetstorage", self.targetstorage.is_some()),
             ("utc_offset", self.utc_offset.is_some()),
+            ("ssh_hosts", !self.ssh_hosts.is_empty()),
+            ("ssh_identity_file", self.ssh_identity_file.is_some()),
+            ("ssh_known_hosts", self.ssh_known_hosts.is_some()),
+            ("migration_type", self.migration_type.is_some()),
+            ("migration_network", self.migration_network.is_some()),
         ]
     }
 
@@ -181,21 +202,89 @@ impl BackendSpec {
                 ))
             }
         };
-        need("api_url", self.api_url.is_some())?;
         need("vmid", self.vmid.is_some())?;
         need("agent", self.agent.is_some())?;
-        need(
-            "token_file` or `backend.token_env",
-            self.token_file.is_some() || self.token_env.is_some(),
-        )?;
         if self.nodes.len() != 2 || self.nodes[0] == self.nodes[1] {
             return Err(format!(
                 "`backend.nodes` must name two different nodes, not {:?}",
                 self.nodes
             ));
         }
+        if self.ssh_hosts.is_empty() {
+            self.check_proxmox_api(need)?;
+        } else {
+            self.check_proxmox_ssh()?;
+        }
         if let Some(o) = &self.utc_offset {
             parse_utc_offset(o)?;
+        }
+        Ok(())
+    }
+
+    fn check_proxmox_api(
+        &self,
+        need: impl Fn(&str, bool) -> Result<(), String>,
+    ) -> Result<(), String> {
+        if self.api_url.is_none() {
+            return Err(
+                "`backend.api_url` (or `backend.ssh_hosts`) is required for the proxmox backend"
+                    .into(),
+            );
+        }
+        need(
+            "token_file` or `backend.token_env",
+            self.token_file.is_some() || self.token_env.is_some(),
+        )?;
+        for (key, set) in [
+            ("ssh_identity_file", self.ssh_identity_file.is_some()),
+            ("ssh_known_hosts", self.ssh_known_hosts.is_some()),
+            ("migration_type", self.migration_type.is_some()),
+            ("migration_network", self.migration_network.is_some()),
+        ] {
+            if set {
+                return Err(format!("`backend.{key}` needs `backend.ssh_hosts` (`qm migrate` over ssh): through the API an API token cannot set it"));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_proxmox_ssh(&self) -> Result<(), String> {
+        for (key, set) in [
+            ("api_url", self.api_url.is_some()),
+            ("token_file", self.token_file.is_some()),
+            ("token_env", self.token_env.is_some()),
+            ("fingerprint", self.fingerprint.is_some()),
+        ] {
+            if set {
+                return Err(format!("`backend.{key}` is for the API; with `backend.ssh_hosts` the harness runs `qm migrate` over ssh (choose one way)"));
+            }
+        }
+        if self.ssh_hosts.len() != 2 {
+            return Err(format!(
+                "`backend.ssh_hosts` must have one entry per node (two), not {}",
+                self.ssh_hosts.len()
+            ));
+        }
+        for h in &self.ssh_hosts {
+            SshHost::parse(h)?;
+        }
+        match self.migration_type.as_deref() {
+            None | Some("secure") | Some("insecure") => {}
+            Some(t) => {
+                return Err(format!(
+                    "`backend.migration_type` = {t:?} must be \"secure\" or \"insecure\""
+                ))
+            }
+        }
+        if let Some(n) = &self.migration_network {
+            let ok = n.split_once('/').is_some_and(|(a, p)| {
+                a.parse::<IpAddr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 128)
+            });
+            if !ok {
+                return Err(format!(
+                    "`backend.migration_network` = {n:?} is not a CIDR (10.0.0.0/24)"
+                ));
+            }
         }
         Ok(())
     }
@@ -227,6 +316,53 @@ impl BackendSpec {
             );
         }
         Ok(())
+    }
+}
+
+/// One node's ssh address, `[user@]host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshHost {
+    /// The login (`root` by default: `qm migrate` needs it).
+    pub user: String,
+    /// The host name or address (IPv6 in brackets when a port follows).
+    pub host: String,
+    /// The port (22 by default).
+    pub port: u16,
+}
+
+impl SshHost {
+    /// Parses `[user@]host[:port]`, naming the entry when it is bad.
+    pub fn parse(text: &str) -> Result<SshHost, String> {
+        let bad = |why: &str| format!("`backend.ssh_hosts` entry {text:?}: {why}");
+        let (user, rest) = match text.split_once('@') {
+            Some((u, r)) => (u, r),
+            None => ("root", text),
+        };
+        let (host, port) = match rest.strip_prefix('[') {
+            Some(r) => {
+                let (h, after) = r.split_once(']').ok_or_else(|| bad("no closing `]`"))?;
+                (h, after.strip_prefix(':'))
+            }
+            None if rest.matches(':').count() == 1 => {
+                let (h, p) = rest.split_once(':').unwrap_or((rest, ""));
+                (h, Some(p))
+            }
+            None => (rest, None),
+        };
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("the port is not a number"))?,
+            None => 22,
+        };
+        let clean =
+            |s: &str| !s.is_empty() && !s.starts_with('-') && !s.contains(char::is_whitespace);
+        if !clean(user) || !clean(host) {
+            return Err(bad("an empty or unusable user or host"));
+        }
+        Ok(SshHost {
+            user: user.to_string(),
+            host: host.to_string(),
+            port,
+        })
     }
 }
 

@@ -185,6 +185,11 @@ impl LocalLab {
         self.next_task_log = Some(log);
     }
 
+    /// Node a's and node b's addresses on the migration link.
+    pub fn migration_addrs(&self) -> [std::net::Ipv4Addr; 2] {
+        [Node::A, Node::B].map(|n| self.lab.addrs.migration_addr(n))
+    }
+
     /// The node the VM runs on.
     pub fn vm_node(&self) -> Option<Node> {
         self.running.as_ref().map(|q| q.node)

@@ -86,9 +86,18 @@ impl ClockBounds {
         }
     }
 
+    /// A reading of `node_ns` (the node's clock, ns) taken between `t0`
+    /// and `t1` (harness clock): `date +%s%N` over ssh.
+    pub fn of_reading(t0: i64, t1: i64, node_ns: i64) -> ClockBounds {
+        ClockBounds {
+            lo_ns: t0 - node_ns,
+            hi_ns: t1 - node_ns,
+        }
+    }
+
     /// The tighter of two readings (their overlap), or the newer one if
     /// they do not overlap (the node's clock stepped).
-    fn narrow(self, new: ClockBounds) -> ClockBounds {
+    pub fn narrow(self, new: ClockBounds) -> ClockBounds {
         let (lo, hi) = (self.lo_ns.max(new.lo_ns), self.hi_ns.min(new.hi_ns));
         if lo <= hi {
             ClockBounds {

@@ -1,20 +1,25 @@
 //! The Proxmox VE backend: a real cluster's VM, migrated through the REST
-//! API (`POST /nodes/{node}/qemu/{vmid}/migrate`), its task log read while
-//! it runs and turned into the record's markers and figures by the same
-//! parser `harness import proxmox` uses.
+//! API (`POST /nodes/{node}/qemu/{vmid}/migrate`, [`task`]) or, for
+//! clusters without API tokens, by `qm migrate` on the VM's node over ssh
+//! ([`ssh`]); the task log is read while it runs and turned into the
+//! record's markers and figures by the same parser `harness import
+//! proxmox` uses.
 //!
 //! The VM's guest agent and reflector are reached over plain TCP/UDP
 //! addresses from this machine (the tester's laptop on the VM's network),
 //! and the probe runs in the harness's own process. The nodes' clock is
-//! bounded from the API's `Date` headers; the task log stamps whole
-//! seconds, so its markers carry ±0.5 s.
+//! bounded from the API's `Date` headers (whole seconds), or over ssh from
+//! `date +%s%N`; the task log stamps whole seconds, so its markers carry
+//! ±0.5 s.
 //!
 //! What it cannot do: pause the guest or cut its network for a set time
-//! (`harness calibrate`), kill a QEMU, or set QMP knobs (an API token can
-//! set neither `migration_type` nor `migration_network`).
+//! (`harness calibrate`), kill a QEMU, or set QMP knobs. `migration_type` and
+//! `migration_network` are sent over ssh only: an API token can set neither.
 
 pub mod api;
+pub mod ssh;
 pub mod standin;
+pub mod task;
 pub mod tls;
 
 use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared};
@@ -26,13 +31,14 @@ use crate::live::Live;
 use crate::scenario::backend::parse_utc_offset;
 use crate::scenario::{BackendSpec, Scenario};
 use anyhow::{bail, Context, Result};
-use api::{form_escape, Api, ApiToken};
+use api::{Api, ApiToken, ClockBounds};
 use measure::migration::marker::HOST_CLOCK;
 use measure::migration::record::{HypervisorStats, MigrationRecord, RepStatus};
 use measure::platform::proxmox::outcome::{outcome, Outcome};
 use measure::platform::proxmox::tasklog::TaskLog;
 use measure::summary::ClockAlignment;
 use serde_json::{json, Value};
+use ssh::Ssh;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -54,11 +60,19 @@ pub const CAPABILITIES: Capabilities = Capabilities {
 /// How often the task's status and new log lines are asked for.
 const POLL: Duration = Duration::from_millis(500);
 
+/// How the harness reaches the cluster.
+enum Way {
+    /// The REST API, with an API token.
+    Api(Api),
+    /// `qm` on the nodes over ssh; the clock as `date` readings bound it.
+    Ssh(Ssh, Option<ClockBounds>),
+}
+
 /// One VM on a Proxmox cluster, for the length of a run.
 pub struct ProxmoxBackend {
     spec: BackendSpec,
     scenario: Scenario,
-    api: Api,
+    way: Way,
     agent: AgentClient,
     reflector: SocketAddr,
     client_addr: Option<IpAddr>,
@@ -93,21 +107,11 @@ impl ProxmoxBackend {
     /// of the cluster yet.
     pub fn create(scenario: &Scenario) -> Result<Self> {
         let spec = scenario.backend.clone();
-        let (text, origin) = secret(
-            spec.token_file.as_ref(),
-            spec.token_env.as_deref(),
-            "API token",
-        )?;
-        let token = ApiToken::parse(&text, &origin)?;
-        let trust = match &spec.fingerprint {
-            Some(f) => Trust::Fingerprint(tls::parse_fingerprint(f)?),
-            None => Trust::SystemRoots,
+        let way = if spec.ssh_hosts.is_empty() {
+            Way::Api(api_of(&spec)?)
+        } else {
+            Way::Ssh(Ssh::new(&spec)?, None)
         };
-        let url = spec
-            .api_url
-            .clone()
-            .context("`backend.api_url` is required")?;
-        let api = Api::new(&url, &trust, token)?;
         let (agent, reflector) = real_endpoints(&spec)?;
         let utc_offset_s = match &spec.utc_offset {
             Some(o) => parse_utc_offset(o).map_err(anyhow::Error::msg)?,
@@ -121,7 +125,7 @@ impl ProxmoxBackend {
             client_addr: spec.client_addr,
             spec,
             scenario: scenario.clone(),
-            api,
+            way,
             on: 0,
             run_id,
             utc_offset_s,
@@ -133,14 +137,32 @@ impl ProxmoxBackend {
         self.spec.vmid.unwrap_or(0)
     }
 
+    /// The VM's status on node `i`: `running`, `stopped`, ….
+    async fn vm_status(&self, i: usize) -> Result<String> {
+        let node = &self.spec.nodes[i];
+        match &self.way {
+            Way::Api(api) => {
+                let path = format!("/nodes/{node}/qemu/{}/status/current", self.vmid());
+                let d = api.get(&path).await?;
+                Ok(d["status"].as_str().unwrap_or("unknown").to_string())
+            }
+            Way::Ssh(ssh, _) => {
+                let out = ssh
+                    .run(i, &["qm", "status", &self.vmid().to_string()])
+                    .await?;
+                let status = out.trim().strip_prefix("status:").map(str::trim);
+                Ok(status.unwrap_or(out.trim()).to_string())
+            }
+        }
+    }
+
     /// The node the VM runs on, asked of each node in turn.
     async fn find_vm(&self) -> Result<usize> {
         let mut seen = Vec::new();
         for (i, node) in self.spec.nodes.iter().enumerate() {
-            let path = format!("/nodes/{node}/qemu/{}/status/current", self.vmid());
-            match self.api.get(&path).await {
-                Ok(d) if d["status"] == "running" => return Ok(i),
-                Ok(d) => seen.push(format!("{node}: {}", d["status"])),
+            match self.vm_status(i).await {
+                Ok(s) if s == "running" => return Ok(i),
+                Ok(s) => seen.push(format!("{node}: {s}")),
                 Err(e) => seen.push(format!("{node}: {e:#}")),
             }
         }
@@ -151,114 +173,137 @@ impl ProxmoxBackend {
         )
     }
 
-    /// The form of the migrate call.
-    fn migrate_form(&self, target: &str) -> Vec<(&'static str, String)> {
-        let mut form = vec![("target", target.to_string()), ("online", "1".into())];
+    /// The migrate call's options beside its target, as the API's form
+    /// and `qm migrate`'s `--options` both name them.
+    fn migrate_options(&self) -> Vec<(&'static str, String)> {
+        let mut o = vec![("online", "1".to_string())];
         if self.spec.with_local_disks == Some(true) {
-            form.push(("with-local-disks", "1".into()));
+            o.push(("with-local-disks", "1".into()));
         }
         if let Some(t) = &self.spec.targetstorage {
-            form.push(("targetstorage", t.clone()));
+            o.push(("targetstorage", t.clone()));
         }
         let kib = (self.scenario.migration.max_bandwidth_mib_s * 1024.0) as u64;
-        form.push(("bwlimit", kib.to_string()));
-        form
+        o.push(("bwlimit", kib.to_string()));
+        if let Some(t) = &self.spec.migration_type {
+            o.push(("migration_type", t.clone()));
+        }
+        if let Some(n) = &self.spec.migration_network {
+            o.push(("migration_network", n.clone()));
+        }
+        o
+    }
+
+    /// The platform's version: the API's, or `pveversion`'s first line.
+    async fn ask_version(&self) -> Result<String> {
+        match &self.way {
+            Way::Api(api) => {
+                let v = api
+                    .get("/version")
+                    .await
+                    .context("asking the Proxmox API its version")?;
+                Ok(format!(
+                    "Proxmox VE {}",
+                    v["version"].as_str().unwrap_or("?")
+                ))
+            }
+            Way::Ssh(ssh, _) => {
+                let out = ssh.run(0, &["pveversion"]).await?;
+                Ok(format!(
+                    "Proxmox VE ({})",
+                    out.lines().next().unwrap_or("").trim()
+                ))
+            }
+        }
+    }
+
+    /// Over ssh, one more reading of the clock of `node`.
+    async fn read_clock(&mut self, node: usize, live: &Live) {
+        if let Way::Ssh(ssh, bounds) = &mut self.way {
+            match ssh.clock(node).await {
+                Ok(b) => *bounds = Some(bounds.map_or(b, |old| old.narrow(b))),
+                Err(e) => live.println(&format!("warning: reading the node's clock: {e:#}")),
+            }
+        }
+    }
+
+    /// Starts the migration from `src` and follows it to its end.
+    async fn start_and_follow(
+        &self,
+        src: usize,
+        req: &MigrationRequest<'_>,
+        live: &Live,
+    ) -> Followed {
+        let (sn, dn) = (&self.spec.nodes[src], &self.spec.nodes[1 - src]);
+        let deadline = Duration::from_secs_f64(self.scenario.migration.timeout_s);
+        match &self.way {
+            Way::Api(api) => {
+                let path = format!("/nodes/{sn}/qemu/{}/migrate", self.vmid());
+                let mut form = vec![("target", dn.clone())];
+                form.extend(self.migrate_options());
+                match api.post(&path, &form).await {
+                    Ok(v) => {
+                        let upid = v.as_str().unwrap_or_default().to_string();
+                        let mut f = task::follow(api, sn, &upid, req, live, deadline).await;
+                        f.id = upid;
+                        f
+                    }
+                    Err(e) => Followed::refused(format!("{e:#}")),
+                }
+            }
+            Way::Ssh(ssh, _) => {
+                let mut args = vec!["migrate".to_string(), self.vmid().to_string(), dn.clone()];
+                for (k, v) in self.migrate_options() {
+                    args.extend([format!("--{k}"), v]);
+                }
+                let mut f = ssh.follow_qm(src, &args, req, live, deadline).await;
+                f.id = format!("qm migrate on {sn} over ssh ({})", ssh.describe(src));
+                f
+            }
+        }
     }
 }
 
-/// The task's log lines, fetched from `start` on.
-async fn log_since(api: &Api, node: &str, upid: &str, lines: &mut Vec<Value>) -> Result<()> {
-    let path = format!(
-        "/nodes/{node}/tasks/{}/log?start={}&limit=1000",
-        form_escape(upid),
-        lines.len()
-    );
-    if let Value::Array(new) = api.get(&path).await? {
-        lines.extend(new);
-    }
-    Ok(())
+/// The API client the scenario names, with its token and trust.
+fn api_of(spec: &BackendSpec) -> Result<Api> {
+    let (text, origin) = secret(
+        spec.token_file.as_ref(),
+        spec.token_env.as_deref(),
+        "API token",
+    )?;
+    let token = ApiToken::parse(&text, &origin)?;
+    let trust = match &spec.fingerprint {
+        Some(f) => Trust::Fingerprint(tls::parse_fingerprint(f)?),
+        None => Trust::SystemRoots,
+    };
+    let url = spec
+        .api_url
+        .clone()
+        .context("`backend.api_url` is required")?;
+    Api::new(&url, &trust, token)
 }
 
 /// What following a task gave: its exit status once stopped, every log
-/// line read, whether the harness stopped it, and why it could not be
-/// followed to its end (the lines read until then are kept).
-struct Followed {
+/// line read (`{n, t}` as the API gives them), whether the harness stopped
+/// it, and why it could not be followed to its end (the lines read until
+/// then are kept).
+#[derive(Default)]
+pub struct Followed {
+    /// The task's UPID, or what ran it.
+    id: String,
+    /// Set once refused before it ran (the migrate call failed).
+    refused: Option<String>,
     exit: Option<String>,
     lines: Vec<Value>,
     stopped_by_us: bool,
     error: Option<String>,
 }
 
-/// How many polls in a row may fail (an API blip) before the task is given up.
-const POLL_FAILURES: u32 = 5;
-
-/// Follows a task until it stops.
-async fn follow(
-    api: &Api,
-    node: &str,
-    upid: &str,
-    req: &MigrationRequest<'_>,
-    live: &Live,
-    deadline: Duration,
-) -> Followed {
-    let mut f = Followed {
-        exit: None,
-        lines: Vec::new(),
-        stopped_by_us: false,
-        error: None,
-    };
-    let t0 = tokio::time::Instant::now();
-    let task = format!("/nodes/{node}/tasks/{}", form_escape(upid));
-    let mut failures = 0;
-    loop {
-        tokio::time::sleep(POLL).await;
-        let polled = async {
-            let status = api.get(&format!("{task}/status")).await?;
-            log_since(api, node, upid, &mut f.lines).await?;
-            anyhow::Ok(status)
-        }
-        .await;
-        let status = match polled {
-            Ok(s) => s,
-            Err(e) if failures + 1 < POLL_FAILURES => {
-                failures += 1;
-                live.println(&format!(
-                    "warning: following task {upid}: {e:#}; trying again"
-                ));
-                continue;
-            }
-            Err(e) => {
-                f.error = Some(format!(
-                    "following task {upid}: {e:#} ({POLL_FAILURES} polls in a row failed)"
-                ));
-                return f;
-            }
-        };
-        failures = 0;
-        let last = f.lines.last().and_then(|l| l["t"].as_str()).unwrap_or("");
-        live.update(&format!(
-            "rep {}/{} task {} | {last} | {}",
-            req.repetition,
-            req.of,
-            status["status"].as_str().unwrap_or("?"),
-            (req.status_suffix)()
-        ));
-        if status["status"] == "stopped" {
-            if let Err(e) = log_since(api, node, upid, &mut f.lines).await {
-                f.error = Some(format!("reading the end of task {upid}'s log: {e:#}"));
-            }
-            f.exit = Some(
-                status["exitstatus"]
-                    .as_str()
-                    .unwrap_or("unknown")
-                    .to_string(),
-            );
-            return f;
-        }
-        let cancel = req.cancel.load(Ordering::SeqCst);
-        if (cancel || t0.elapsed() > deadline) && !f.stopped_by_us {
-            f.stopped_by_us = true;
-            let _ = api.delete(&task).await;
+impl Followed {
+    fn refused(why: String) -> Followed {
+        Followed {
+            refused: Some(why),
+            ..Default::default()
         }
     }
 }
@@ -277,9 +322,12 @@ impl ProxmoxBackend {
         };
         rec.status = o.status;
         rec.error = o.error.clone();
-        if exit != "OK" && rec.status == RepStatus::Completed {
+        if exit != "OK" {
             rec.status = RepStatus::Failed;
-            rec.error = Some(format!("the task ended with {exit:?}"));
+            rec.error = Some(match &o.error {
+                Some(e) if !lines.is_empty() => format!("{e} (the task ended with {exit:?})"),
+                _ => format!("the task ended with {exit:?}"),
+            });
         }
         rec.markers = o.markers.clone();
         rec.hypervisor = Some(HypervisorStats {
@@ -323,13 +371,9 @@ impl Backend for ProxmoxBackend {
 
     async fn prepare(&mut self, scenario: &Scenario, live: &Live) -> Result<Prepared> {
         self.scenario = scenario.clone();
-        let v = self
-            .api
-            .get("/version")
-            .await
-            .context("asking the Proxmox API its version")?;
-        self.version = v["version"].as_str().map(|s| format!("Proxmox VE {s}"));
+        self.version = Some(self.ask_version().await?);
         self.on = self.find_vm().await?;
+        self.read_clock(self.on, live).await;
         live.println(&format!(
             "proxmox: VM {} runs on {}",
             self.vmid(),
@@ -356,11 +400,14 @@ impl Backend for ProxmoxBackend {
     }
 
     fn clock_alignment(&self) -> ClockAlignment {
-        let b = self.api.clock();
+        let (b, method) = match &self.way {
+            Way::Api(api) => (api.clock(), "the node's clock bounded by the Date headers of the API's answers (whole seconds) between the harness's send and receive times; the task log's own stamps are whole seconds too"),
+            Way::Ssh(_, b) => (*b, "the nodes' clock bounded by `date +%s%N` over ssh between the harness's send and receive times (the fastest of 5 asks in one session, before each migration); the task log's own stamps are whole seconds"),
+        };
         ClockAlignment {
             client_offset_ns: b.map_or(0, |b| (b.lo_ns + b.hi_ns) / 2),
             client_uncertainty_ns: b.map_or(1_000_000_000, |b| (b.hi_ns - b.lo_ns) / 2),
-            method: "the node's clock bounded by the Date headers of the API's answers (whole seconds) between the harness's send and receive times; the task log's own stamps are whole seconds too".into(),
+            method: method.into(),
             guest: ClockAlignment::shared_host_clock().guest,
         }
     }
@@ -375,25 +422,21 @@ impl Backend for ProxmoxBackend {
         live: &Live,
     ) -> Result<MigrationRecord> {
         let (src, dst) = (self.on, 1 - self.on);
-        let (sn, dn) = (self.spec.nodes[src].clone(), self.spec.nodes[dst].clone());
+        self.read_clock(src, live).await;
         let mut rec = MigrationRecord::starting(req.repetition, ["a", "b"][src], ["a", "b"][dst]);
         rec.migrate_cmd_ns = Some(now_ns());
-        let path = format!("/nodes/{sn}/qemu/{}/migrate", self.vmid());
-        let upid = match self.api.post(&path, &self.migrate_form(&dn)).await {
-            Ok(v) => v.as_str().unwrap_or_default().to_string(),
-            Err(e) => {
-                rec.error = Some(format!("{e:#}"));
-                rec.finished_ns = Some(now_ns());
-                return Ok(rec);
-            }
-        };
+        let f = self.start_and_follow(src, req, live).await;
+        if let Some(why) = f.refused {
+            rec.error = Some(why);
+            rec.finished_ns = Some(now_ns());
+            return Ok(rec);
+        }
         let deadline = Duration::from_secs_f64(self.scenario.migration.timeout_s);
-        let f = follow(&self.api, &sn, &upid, req, live, deadline).await;
         let exit = f
             .exit
             .clone()
             .unwrap_or_else(|| "unknown (not followed to its end)".into());
-        self.fill(&mut rec, &upid, &exit, f.lines);
+        self.fill(&mut rec, &f.id, &exit, f.lines);
         if let Some(e) = f.error {
             rec.status = RepStatus::Failed;
             rec.error = Some(e);
@@ -433,6 +476,10 @@ impl Backend for ProxmoxBackend {
     fn vm_facts(&self) -> Option<Value> {
         Some(json!({
             "proxmox": {
+                "way": match self.way { Way::Api(_) => "api", Way::Ssh(..) => "ssh (qm migrate)" },
+                "ssh_hosts": self.spec.ssh_hosts,
+                "migration_type": self.spec.migration_type,
+                "migration_network": self.spec.migration_network,
                 "api_url": self.spec.api_url,
                 "nodes": self.spec.nodes,
                 "vmid": self.spec.vmid,
@@ -445,11 +492,12 @@ impl Backend for ProxmoxBackend {
     }
 
     fn collect(&self, bundle: &Bundle) -> Result<()> {
-        let clock = self
-            .api
-            .clock()
-            .map(|b| json!({"lo_ns": b.lo_ns, "hi_ns": b.hi_ns}));
-        bundle.write_json("proxmox/api.json", &json!({"clock_bounds": clock}))?;
+        let (file, bounds) = match &self.way {
+            Way::Api(api) => ("proxmox/api.json", api.clock()),
+            Way::Ssh(_, b) => ("proxmox/ssh.json", *b),
+        };
+        let clock = bounds.map(|b| json!({"lo_ns": b.lo_ns, "hi_ns": b.hi_ns}));
+        bundle.write_json(file, &json!({"clock_bounds": clock}))?;
         Ok(())
     }
 

@@ -14,7 +14,9 @@
 //! its folder says where everything is; the API token and the agent's
 //! token are files beside it (mode 0600).
 
+pub mod qm;
 pub mod routes;
+pub mod sshd;
 
 use crate::backend::local::lab::Node;
 use crate::backend::local::LocalLab;
@@ -25,7 +27,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use routes::{Job, State};
+use routes::{Caller, Job, State};
 use serde_json::json;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -103,7 +105,11 @@ async fn serve(lab: &mut LocalLab, scenario: &Scenario, dir: &Path) -> Result<()
         locked: Default::default(),
         tasks: Mutex::new(Default::default()),
         jobs: jobs_tx,
+        migration_addrs: lab.migration_addrs(),
     });
+    let socket = dir.join("qm.sock");
+    let local = local_socket(&socket)?;
+    let ssh = ssh_nodes(dir, &ep, &socket, &live);
     let ready = json!({
         "client_netns": client_netns(&ep.client),
         "api_url": format!("https://{addr}"),
@@ -114,6 +120,11 @@ async fn serve(lab: &mut LocalLab, scenario: &Scenario, dir: &Path) -> Result<()
         "reflector": ep.reflector.to_string(),
         "api_token_file": dir.join("api-token"),
         "agent_token_file": dir.join("agent-token"),
+        "ssh_hosts": ssh.as_ref().ok().map(|n| n.hosts.clone()),
+        "ssh_identity_file": ssh.as_ref().ok().map(|n| n.identity.clone()),
+        "ssh_known_hosts": ssh.as_ref().ok().map(|n| n.known_hosts.clone()),
+        "ssh_error": ssh.as_ref().err().map(|e| format!("{e:#}")),
+        "migration_network": format!("{}/24", std::net::Ipv4Addr::from(u32::from(state.migration_addrs[0]) & 0xffff_ff00)),
         "note": "a stand-in for a Proxmox VE cluster: real lab migrations performed the way qemu-server performs them; not Proxmox",
     });
     let tls = tls_acceptor(cert, key)?;
@@ -124,8 +135,60 @@ async fn serve(lab: &mut LocalLab, scenario: &Scenario, dir: &Path) -> Result<()
     ));
     tokio::select! {
         r = accept_loop(listener, tls, state.clone()) => r,
+        r = local_loop(local, state.clone()) => r,
         r = lab_loop(lab, jobs, state, &live) => r,
         _ = shutdown_signal() => Ok(()),
+    }
+}
+
+/// The local socket the nodes' `qm` reaches the stand-in on (root only).
+fn local_socket(path: &Path) -> Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let l = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// The nodes' sshd, where OpenSSH's server is installed; a reason where not
+/// (the API still serves).
+fn ssh_nodes(
+    dir: &Path,
+    ep: &crate::backend::Endpoints,
+    socket: &Path,
+    live: &Live,
+) -> Result<sshd::Nodes> {
+    if !Path::new(sshd::SSHD).exists() {
+        anyhow::bail!("{} is not installed (openssh-server)", sshd::SSHD);
+    }
+    let nodes = sshd::Nodes::start(
+        dir,
+        &client_netns(&ep.client),
+        ep.client_addr,
+        &NODES,
+        socket,
+    );
+    match &nodes {
+        Ok(n) => live.println(&format!(
+            "pve-standin: nodes over ssh at {}",
+            n.hosts.join(", ")
+        )),
+        Err(e) => live.println(&format!("pve-standin: no ssh nodes: {e:#}")),
+    }
+    nodes
+}
+
+async fn local_loop(listener: tokio::net::UnixListener, state: Arc<State>) -> Result<()> {
+    loop {
+        let (unix, _) = listener.accept().await.context("accepting on qm.sock")?;
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req, true));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(unix), svc)
+                .await;
+        });
     }
 }
 
@@ -190,7 +253,7 @@ async fn accept_loop(
             let Ok(stream) = tls.accept(tcp).await else {
                 return;
             };
-            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req, false));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
@@ -201,6 +264,7 @@ async fn accept_loop(
 async fn handle(
     state: Arc<State>,
     req: hyper::Request<hyper::body::Incoming>,
+    local_root: bool,
 ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
     let method = req.method().to_string();
     let path = req
@@ -216,7 +280,12 @@ async fn handle(
         Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
         Err(_) => String::new(),
     };
-    let (status, json) = routes::answer(&state, &method, &path, auth.as_deref(), &body);
+    let caller = if local_root {
+        Caller::Root
+    } else {
+        Caller::Header(auth.as_deref())
+    };
+    let (status, json) = routes::answer(&state, &method, &path, caller, &body);
     let date = crate::backend::proxmox::api::http_date(crate::clock::now_ns() / 1_000_000_000);
     let resp = hyper::Response::builder()
         .status(status)

@@ -48,6 +48,18 @@ pub struct State {
     pub tasks: Mutex<BTreeMap<String, Arc<Task>>>,
     /// Where migrations go to the lab.
     pub jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    /// Each node's address on the migration link (`migration_network`
+    /// must hold the target's).
+    pub migration_addrs: [std::net::Ipv4Addr; 2],
+}
+
+/// Who asks.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    /// Over HTTPS, with this `Authorization` header (if any).
+    Header(Option<&'a str>),
+    /// A node's own `qm`, as root, over the local socket.
+    Root,
 }
 
 /// An answer: HTTP status and JSON body.
@@ -89,10 +101,12 @@ pub fn percent_decode(s: &str, form: bool) -> String {
 }
 
 /// Answers one request.
-pub fn answer(state: &State, method: &str, path: &str, auth: Option<&str>, body: &str) -> Answer {
+pub fn answer(state: &State, method: &str, path: &str, caller: Caller, body: &str) -> Answer {
     let expected = format!("PVEAPIToken={}", state.token);
-    if auth != Some(expected.as_str()) {
-        return err(401, "authentication failure");
+    if let Caller::Header(auth) = caller {
+        if auth != Some(expected.as_str()) {
+            return err(401, "authentication failure");
+        }
     }
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let Some(rest) = path.strip_prefix("/api2/json") else {
@@ -107,7 +121,9 @@ pub fn answer(state: &State, method: &str, path: &str, auth: Option<&str>, body:
     match (method, seg.as_slice()) {
         ("GET", ["version"]) => ok(json!({"version": "8.3-standin", "release": "standin"})),
         ("GET", ["nodes", node, "qemu", vmid, "status", "current"]) => vm_status(state, node, vmid),
-        ("POST", ["nodes", node, "qemu", vmid, "migrate"]) => migrate(state, node, vmid, body),
+        ("POST", ["nodes", node, "qemu", vmid, "migrate"]) => {
+            migrate(state, node, vmid, caller, body)
+        }
         ("GET", ["nodes", _, "tasks", upid, "status"]) => task_status(state, upid),
         ("GET", ["nodes", _, "tasks", upid, "log"]) => task_log(state, upid, query),
         ("DELETE", ["nodes", _, "tasks", upid]) => stop_task(state, upid),
@@ -145,7 +161,52 @@ fn form(body: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn migrate(state: &State, node: &str, vmid: &str, body: &str) -> Answer {
+/// `migration_type` and `migration_network`: root's only, as on Proxmox;
+/// the stand-in migrates over its migration link in the clear (what
+/// `insecure` does), and has no ssh tunnel for `secure`.
+fn check_root_options(
+    state: &State,
+    caller: Caller,
+    f: &BTreeMap<String, String>,
+    target: usize,
+) -> Result<(), Answer> {
+    let asked = ["migration_type", "migration_network"]
+        .into_iter()
+        .find(|k| f.contains_key(*k));
+    if let (Some(key), Caller::Header(_)) = (asked, caller) {
+        return Err(err(
+            403,
+            &format!(
+                "Permission check failed (user != root@pam): {key} can only be set by root@pam"
+            ),
+        ));
+    }
+    if f.get("migration_type").is_some_and(|t| t != "insecure") {
+        return Err(err(500, "the stand-in has no ssh tunnel between its nodes: only migration_type=insecure is offered"));
+    }
+    if let Some(cidr) = f.get("migration_network") {
+        if !in_cidr(state.migration_addrs[target], cidr) {
+            return Err(err(500, &format!("could not get migration ip: no IP address configured on local node for network '{cidr}'")));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `addr` is inside `cidr` (IPv4 `a.b.c.d/n`).
+fn in_cidr(addr: std::net::Ipv4Addr, cidr: &str) -> bool {
+    let Some((net, len)) = cidr.split_once('/') else {
+        return false;
+    };
+    match (net.parse::<std::net::Ipv4Addr>(), len.parse::<u32>()) {
+        (Ok(net), Ok(len)) if len <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            u32::from(addr) & mask == u32::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+fn migrate(state: &State, node: &str, vmid: &str, caller: Caller, body: &str) -> Answer {
     if let Err(a) = check_vm(state, node, vmid) {
         return a;
     }
@@ -161,6 +222,10 @@ fn migrate(state: &State, node: &str, vmid: &str, body: &str) -> Answer {
     }
     if target == node {
         return err(500, "target is local node.");
+    }
+    let target_i = usize::from(state.nodes[1] == *target);
+    if let Err(a) = check_root_options(state, caller, &f, target_i) {
+        return a;
     }
     if f.get("online").map(String::as_str) != Some("1") {
         return err(
