@@ -292,6 +292,22 @@ fn ssh_is_checked_and_migrates(s: &Standin, dir: &Path, known: &str, net: &str, 
         );
     }
 
+    // Past migration.timeout_s the session is hung up: the node's qm stops
+    // the task, the repetition says so, and the VM stays where it was.
+    let text = ssh_scenario(s, 1, known, net) + "[migration]\ntimeout_s = 0.3\n";
+    let (_, out, bundle) = run_in_lan(s, dir, "ssh-timeout", &text);
+    let b = bundle.unwrap_or_else(|| panic!("no bundle: {out}"));
+    let r = &json_file(&b.join("summary.json"))["repetitions"][0];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within 0.3 s"),
+        "{r}"
+    );
+    let stayed_on = json_file(&b.join("reps/rep-001.json"))["migration"]["source"].clone();
+
     let text = ssh_scenario(s, 3, known, net);
     let (code, out, bundle) = run_in_lan(s, dir, "ssh-ok", &text);
     assert_eq!(code, 0, "{out}");
@@ -299,6 +315,11 @@ fn ssh_is_checked_and_migrates(s: &Standin, dir: &Path, known: &str, net: &str, 
     let key = std::fs::read_to_string(dir.join("ssh-id")).unwrap();
     let key_body = key.lines().nth(1).unwrap();
     three_reps_equal_the_log(&b, &[agent_token, key_body]);
+    let next_from = &json_file(&b.join("reps/rep-001.json"))["migration"]["source"];
+    assert_eq!(
+        next_from, &stayed_on,
+        "the stopped migration moved the VM anyway"
+    );
     let manifest = json_file(&b.join("manifest.json"));
     assert!(
         manifest["host"]["qemu_version"]

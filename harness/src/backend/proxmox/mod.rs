@@ -445,7 +445,7 @@ impl Backend for ProxmoxBackend {
             rec.status = RepStatus::Interrupted;
         } else if f.stopped_by_us && rec.status != RepStatus::Completed {
             rec.error = Some(format!(
-                "the task did not finish within {:.0} s (migration.timeout_s) and was stopped; the log says: {}",
+                "the task did not finish within {} s (migration.timeout_s) and was stopped; the log says: {}",
                 deadline.as_secs_f64(),
                 rec.error.as_deref().unwrap_or("nothing more")
             ));
