@@ -5,8 +5,9 @@
 //! |---|---|---|
 //! | `GET /v1/health` | | 200 [`Health`] |
 //! | `PUT /v1/workloads/{name}` | [`WorkloadSpec`] | 200 [`WorkloadReport`], once the workload runs |
-//! | `DELETE /v1/workloads/{name}` | | 200 final [`WorkloadReport`] (a dirty workload's with the integrity check run when stopping) |
-//! | `POST /v1/workloads/{name}/verify` | | 200 [`IntegrityReport`]: writers paused, every page checked, writers resumed |
+//! | `DELETE /v1/workloads/{name}` | | 200 final [`WorkloadReport`] (a dirty or disk workload's with the integrity check run when stopping; a disk workload's hold ends) |
+//! | `POST /v1/workloads/{name}/verify` | none, or [`VerifyRequest`] `{"hold": true}` | 200 [`IntegrityReport`]: writers paused, every page (disk: block) checked, writers resumed; with `hold` (disk only) the writer stays paused, its writes flushed |
+//! | `POST /v1/workloads/{name}/resume` | | 200 [`WorkloadReport`] once a held disk workload writes again |
 //! | `GET /v1/report` | | 200 [`AgentReport`] (with the guest's [`ClockView`]) |
 //! | `PUT /v1/files/{name}` | the file's bytes (up to [`MAX_CLIP_BYTES`]) | 200 [`FileInfo`]; the file is kept in memory, replacing one of the same name |
 //! | `GET /v1/files` | | 200 [`FileList`] |
@@ -20,11 +21,16 @@
 //! file), 405 (known path, wrong method), 400 (malformed body or impossible
 //! spec, naming the field; invalid workload or file name; a command whose
 //! program cannot be started; a streaming workload whose file is not
-//! uploaded, or for `rtp` is not a clip, with the parse error), 409 (a
-//! workload of that name is running; `verify` of a workload that is not a
-//! running dirty workload; an `http` workload's port cannot be bound), 413
+//! uploaded, or for `rtp` is not a clip, with the parse error; a disk
+//! workload's device that cannot be opened, e.g. busy or refusing
+//! `O_DIRECT`; `hold` asked of a dirty workload), 409 (a workload of that
+//! name is running; `verify` of a workload that is not a running dirty or
+//! disk workload; `resume` of one that is not held, which includes a hold
+//! released after [`HOLD_LIMIT_S`] s; an `http` workload's port cannot be
+//! bound), 413
 //! (body over 64 KiB, or a file over [`MAX_CLIP_BYTES`]), 507 (working set
-//! larger than the guest's available memory), 500 (the agent failed).
+//! larger than the guest's available memory), 500 (the agent failed; a
+//! disk workload's device failed while pre-filled or checked).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -42,13 +48,13 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use wire::clip::MAX_CLIP_BYTES;
-use wire::control::{AgentReport, ApiError, Health, WorkloadSpec};
+use wire::control::{AgentReport, ApiError, Health, VerifyRequest, WorkloadSpec};
 #[cfg(doc)]
-use wire::control::{ClockView, IntegrityReport, WorkloadReport};
+use wire::control::{ClockView, IntegrityReport, WorkloadReport, HOLD_LIMIT_S};
 
 use crate::clock::ClockWatch;
 use crate::reflector::ReflectorCounters;
-use crate::workload::{Files, VerifyRefused, Workload, WorkloadError};
+use crate::workload::{Files, VerifyRefused, Workload, WorkloadError, WorkloadVerifier};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -290,14 +296,12 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Response<
             }
         }
         p => {
-            if let Some(name) = p
-                .strip_prefix("/v1/workloads/")
-                .and_then(|r| r.strip_suffix("/verify"))
-                .filter(|n| !n.contains('/') && valid_name(n))
-            {
-                return match method {
-                    Method::POST => verify_workload(state, name.to_string()).await,
-                    _ => error(
+            if let Some((name, action)) = workload_action(p) {
+                let name = name.to_string();
+                return match (method, action) {
+                    (Method::POST, Action::Verify) => verify_workload(state, name, req).await,
+                    (Method::POST, Action::Resume) => resume_workload(state, name).await,
+                    (method, _) => error(
                         StatusCode::METHOD_NOT_ALLOWED,
                         format!("{method} {path}: use POST"),
                     ),
@@ -325,6 +329,25 @@ pub async fn handle(state: Arc<AgentState>, req: Request<Incoming>) -> Response<
             }
         }
     }
+}
+
+/// What is done to a workload by `POST /v1/workloads/{name}/{action}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Verify,
+    Resume,
+}
+
+/// The workload name and action of an action path, if `path` is one.
+fn workload_action(path: &str) -> Option<(&str, Action)> {
+    let rest = path.strip_prefix("/v1/workloads/")?;
+    let (name, action) = rest.split_once('/')?;
+    let action = match action {
+        "verify" => Action::Verify,
+        "resume" => Action::Resume,
+        _ => return None,
+    };
+    valid_name(name).then_some((name, action))
 }
 
 /// Reads a request's body of at most `limit` bytes; the error answer (413
@@ -465,21 +488,78 @@ async fn put_workload(
     json(StatusCode::OK, &report)
 }
 
-async fn verify_workload(state: Arc<AgentState>, name: String) -> Response<Full<Bytes>> {
-    let verifier = match state.lock_workloads().get(&name).map(Workload::verifier) {
-        None => return error(StatusCode::NOT_FOUND, format!("no workload named {name:?}")),
-        Some(Err(e)) => return error(StatusCode::CONFLICT, e.to_string()),
-        Some(Ok(v)) => v,
+/// The body of a verify request: none (or only white space) is the
+/// default, anything else must be a [`VerifyRequest`].
+fn verify_request(body: &[u8]) -> Result<VerifyRequest, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(VerifyRequest::default());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("malformed verify request: {e}"))
+}
+
+/// The verifier of workload `name`, or the status (404, 409) and message
+/// of the error answer.
+fn verifier_of(state: &AgentState, name: &str) -> Result<WorkloadVerifier, (StatusCode, String)> {
+    match state.lock_workloads().get(name).map(Workload::verifier) {
+        None => Err((StatusCode::NOT_FOUND, format!("no workload named {name:?}"))),
+        Some(Err(e)) => Err((StatusCode::CONFLICT, e.to_string())),
+        Some(Ok(v)) => Ok(v),
+    }
+}
+
+/// The answer to a refused verify or resume.
+fn refusal(e: VerifyRefused) -> Response<Full<Bytes>> {
+    let status = match e {
+        VerifyRefused::HoldUnsupported(_) => StatusCode::BAD_REQUEST,
+        VerifyRefused::NotDirty(_)
+        | VerifyRefused::NotRunning(_)
+        | VerifyRefused::NotHeld { .. } => StatusCode::CONFLICT,
+        VerifyRefused::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    match tokio::task::spawn_blocking(move || verifier.verify()).await {
+    error(status, e.to_string())
+}
+
+async fn verify_workload(
+    state: Arc<AgentState>,
+    name: String,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let body = match read_body(req, MAX_BODY, "body").await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let ask = match verify_request(&body) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let verifier = match verifier_of(&state, &name) {
+        Ok(v) => v,
+        Err((status, msg)) => return error(status, msg),
+    };
+    match tokio::task::spawn_blocking(move || verifier.verify(ask.hold)).await {
         Ok(Ok(report)) => json(StatusCode::OK, &report),
-        Ok(Err(e @ (VerifyRefused::NotDirty(_) | VerifyRefused::NotRunning(_)))) => {
-            error(StatusCode::CONFLICT, e.to_string())
-        }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => refusal(e),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("verifying {name:?} failed: {e}"),
+        ),
+    }
+}
+
+async fn resume_workload(state: Arc<AgentState>, name: String) -> Response<Full<Bytes>> {
+    let verifier = match verifier_of(&state, &name) {
+        Ok(v) => v,
+        Err((status, msg)) => return error(status, msg),
+    };
+    match tokio::task::spawn_blocking(move || verifier.resume()).await {
+        Ok(Ok(())) => match state.lock_workloads().get(&name).map(Workload::report) {
+            Some(report) => json(StatusCode::OK, &report),
+            None => error(StatusCode::NOT_FOUND, format!("no workload named {name:?}")),
+        },
+        Ok(Err(e)) => refusal(e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("resuming {name:?} failed: {e}"),
         ),
     }
 }
@@ -564,6 +644,37 @@ mod tests {
         assert!(!constant_time_eq(b"ab", b"abc"));
         assert!(!constant_time_eq(b"", b"a"));
         assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn action_paths() {
+        assert_eq!(
+            workload_action("/v1/workloads/d-1/verify"),
+            Some(("d-1", Action::Verify))
+        );
+        assert_eq!(
+            workload_action("/v1/workloads/d/resume"),
+            Some(("d", Action::Resume))
+        );
+        assert_eq!(workload_action("/v1/workloads/d"), None);
+        assert_eq!(workload_action("/v1/workloads/d/pause"), None);
+        assert_eq!(workload_action("/v1/workloads/a/b/verify"), None);
+        assert_eq!(workload_action("/v1/workloads//verify"), None);
+    }
+
+    #[test]
+    fn verify_bodies() {
+        assert_eq!(verify_request(b""), Ok(VerifyRequest::default()));
+        assert_eq!(verify_request(b" \n"), Ok(VerifyRequest::default()));
+        assert_eq!(verify_request(b"{}"), Ok(VerifyRequest { hold: false }));
+        assert_eq!(
+            verify_request(br#"{"hold":true}"#),
+            Ok(VerifyRequest { hold: true })
+        );
+        let e = verify_request(br#"{"hold":1}"#).unwrap_err();
+        assert!(e.contains("malformed verify request"), "{e}");
+        let e = verify_request(br#"{"held":true}"#).unwrap_err();
+        assert!(e.contains("held"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!   [`wire::probe`] requests with the guest's timestamps and per-session
 //!   receive counts, on its own OS thread;
 //! - workloads ([`workload`]): paced memory dirtying with integrity checks
-//!   ([`workload::dirty`]), programs run as commands, and video streams of
+//!   ([`workload::dirty`]), paced disk writes of stamped blocks with
+//!   integrity checks and holds ([`workload::disk`]), programs run as
+//!   commands, and video streams of
 //!   an uploaded clip over RTP ([`workload::stream_rtp`]) and HTTP
 //!   ([`workload::stream_http`]);
 //! - the guest's own view of its clocks ([`clock`]), which is expected to

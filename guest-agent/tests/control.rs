@@ -455,3 +455,121 @@ async fn verify_endpoint_and_new_report_fields() {
     let (s, _) = call(addr, Method::DELETE, "/v1/workloads/c", Some(TOKEN), "").await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn disk_workload_verify_hold_and_resume() {
+    let (addr, _r) = start().await;
+    let img = format!("/tmp/lmig-control-disk-{}.img", std::process::id());
+    std::fs::File::create(&img).unwrap();
+    let disk = |extra: &str| {
+        format!(
+            r#"{{"kind":"disk","device":"{img}","region_mib":1,"rate_mib_s":4,"direct":false{extra}}}"#
+        )
+    };
+    // Bad specs name the field.
+    for (extra, field) in [
+        (r#","block_kib":3"#, "block_kib"),
+        (r#","pattern":"hotcold""#, "hotcold"),
+        (r#","offset_mib":1,"oops":1"#, "oops"),
+    ] {
+        let (s, body) = call(
+            addr,
+            Method::PUT,
+            "/v1/workloads/d",
+            Some(TOKEN),
+            &disk(extra),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(api_error(&body).contains(field), "{body}");
+    }
+    let (s, body) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/d",
+        Some(TOKEN),
+        r#"{"kind":"disk","device":"/nonexistent/disk","region_mib":1,"rate_mib_s":1}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(api_error(&body).contains("/nonexistent/disk"), "{body}");
+
+    let (s, body) = call(addr, Method::PUT, "/v1/workloads/d", Some(TOKEN), &disk("")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let started: WorkloadReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(started.state, "running");
+    assert_eq!(started.blocks_written, Some(0));
+
+    let post =
+        |path: &'static str, body: &'static str| call(addr, Method::POST, path, Some(TOKEN), body);
+    let (s, body) = post("/v1/workloads/d/verify", r#"{"hold":true}"#).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let held: IntegrityReport = serde_json::from_str(&body).unwrap();
+    assert_eq!((held.checked_pages, held.corrupted_pages), (256, 0));
+    assert!(held.versions_digest.is_some(), "{body}");
+    let (s, body) = post("/v1/workloads/d/resume", "").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let resumed: WorkloadReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(resumed.state, "running");
+    let (s, body) = post("/v1/workloads/d/resume", "").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(api_error(&body).contains("not held"), "{body}");
+    // An empty body verifies without holding.
+    let (s, body) = post("/v1/workloads/d/verify", "").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, _) = post("/v1/workloads/d/resume", "").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, body) = post("/v1/workloads/d/verify", r#"{"hold":1}"#).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        api_error(&body).contains("malformed verify request"),
+        "{body}"
+    );
+    let (s, _) = call(addr, Method::GET, "/v1/workloads/d/resume", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+
+    // 4 MiB/s of 4 KiB blocks: about 200 blocks in 200 ms.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, body) = call(addr, Method::GET, "/v1/report", Some(TOKEN), "").await;
+    let rep: AgentReport = serde_json::from_str(&body).unwrap();
+    assert!(rep.workloads["d"].blocks_written.unwrap() > 50, "{body}");
+    // A held workload is released by DELETE, which checks once more.
+    let (s, _) = post("/v1/workloads/d/verify", r#"{"hold":true}"#).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = call(addr, Method::DELETE, "/v1/workloads/d", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let fin: WorkloadReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(fin.state, "stopped");
+    let fi = fin.integrity.unwrap();
+    assert_eq!((fi.checked_pages, fi.corrupted_pages), (256, 0));
+    assert!(fi.versions_digest.is_some());
+    let (s, _) = post("/v1/workloads/d/resume", "").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    // A dirty workload verifies, but cannot be held.
+    let (s, _) = call(
+        addr,
+        Method::PUT,
+        "/v1/workloads/m",
+        Some(TOKEN),
+        r#"{"kind":"dirty","working_set_mib":2,"rate_mib_s":1}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = post("/v1/workloads/m/verify", r#"{"hold":true}"#).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        api_error(&body).contains("only a disk workload can be held"),
+        "{body}"
+    );
+    let (s, body) = post("/v1/workloads/m/verify", r#"{"hold":false}"#).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let i: IntegrityReport = serde_json::from_str(&body).unwrap();
+    assert_eq!(i.versions_digest, None);
+    assert!(!body.contains("versions_digest"), "{body}");
+    let (s, _) = post("/v1/workloads/m/resume", "").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = call(addr, Method::DELETE, "/v1/workloads/m", Some(TOKEN), "").await;
+    assert_eq!(s, StatusCode::OK);
+    let _ = std::fs::remove_file(&img);
+}

@@ -8,8 +8,9 @@
 //! |---|---|---|
 //! | `GET /v1/health` | | [`Health`] |
 //! | `PUT /v1/workloads/{name}` | [`WorkloadSpec`] | [`WorkloadReport`] (just started) |
-//! | `DELETE /v1/workloads/{name}` | | [`WorkloadReport`] (final, with an [`IntegrityReport`] for a dirty workload) |
-//! | `POST /v1/workloads/{name}/verify` | | [`IntegrityReport`] (dirty workloads that run; 409 otherwise) |
+//! | `DELETE /v1/workloads/{name}` | | [`WorkloadReport`] (final, with an [`IntegrityReport`] for a dirty or disk workload) |
+//! | `POST /v1/workloads/{name}/verify` | none, or [`VerifyRequest`] | [`IntegrityReport`] (dirty and disk workloads that run; 409 otherwise; `hold` only for disk workloads, 400 otherwise) |
+//! | `POST /v1/workloads/{name}/resume` | | [`WorkloadReport`]: a held disk workload writes again (409 if it is not held) |
 //! | `GET /v1/report` | | [`AgentReport`] |
 //!
 //! Every field added after the first version is optional with a default,
@@ -113,6 +114,55 @@ pub enum WorkloadSpec {
         #[serde(default = "default_loops")]
         loops: u32,
     },
+    /// Write a disk: one writer thread first pre-fills every block of a
+    /// region of `device` with its version-0 stamp ([`crate::disk_block`])
+    /// and flushes it (`fdatasync`), then rewrites blocks, each with its
+    /// next version, at a paced rate. The agent keeps each block's
+    /// expected version, so `verify` (and `DELETE`) can read the region
+    /// back and find torn, stale, misplaced or lost writes; `verify` with
+    /// `hold` leaves the writer paused so the host can check the image.
+    /// The report's `pages_written` counts blocks written.
+    ///
+    /// A block device is opened exclusively (`O_EXCL`): one that is
+    /// mounted or otherwise in use is refused. A regular file (for tests)
+    /// must exist; it grows to the end of the region if it is shorter.
+    Disk {
+        /// Absolute path of the block device (e.g. `/dev/vdb`) or regular
+        /// file to write.
+        device: String,
+        /// Where the region starts on the device, MiB; default 0.
+        #[serde(default)]
+        offset_mib: u64,
+        /// Size of the region, MiB; at least 1.
+        region_mib: u64,
+        /// Target rate in MiB/s of blocks written (blocks per second
+        /// times the block size); 0 means as fast as possible.
+        rate_mib_s: f64,
+        /// Block size in KiB: a power of two from 4 to 1024; default 4.
+        #[serde(default = "default_disk_block_kib")]
+        block_kib: u32,
+        /// Which block each write goes to: `sequential` (default) or
+        /// `random` over the region; `hotcold` is refused.
+        #[serde(default)]
+        pattern: DirtyPattern,
+        /// Open the device with `O_DIRECT` (default true), so writes and
+        /// the checks' reads bypass the guest's page cache. A file system
+        /// that refuses `O_DIRECT` (tmpfs) is an error unless this is
+        /// false.
+        #[serde(default = "default_direct")]
+        direct: bool,
+    },
+}
+
+/// Default of [`WorkloadSpec::Disk`]'s `block_kib`.
+pub const DEFAULT_DISK_BLOCK_KIB: u32 = 4;
+
+fn default_disk_block_kib() -> u32 {
+    DEFAULT_DISK_BLOCK_KIB
+}
+
+fn default_direct() -> bool {
+    true
 }
 
 /// Default of [`WorkloadSpec::Rtp`]'s `mtu`.
@@ -162,7 +212,41 @@ impl WorkloadSpec {
             threads: DEFAULT_THREADS,
         }
     }
+
+    /// A disk workload on `device` from offset 0 with the default block
+    /// size (4 KiB), pattern (`sequential`) and `O_DIRECT`.
+    pub fn disk(device: impl Into<String>, region_mib: u64, rate_mib_s: f64) -> Self {
+        Self::Disk {
+            device: device.into(),
+            offset_mib: 0,
+            region_mib,
+            rate_mib_s,
+            block_kib: DEFAULT_DISK_BLOCK_KIB,
+            pattern: DirtyPattern::default(),
+            direct: true,
+        }
+    }
 }
+
+/// The optional body of `POST /v1/workloads/{name}/verify`; an empty body
+/// is the default (no hold).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// Disk workloads only: after the check, keep the writer paused (its
+    /// writes flushed) until `POST /v1/workloads/{name}/resume`, or until
+    /// [`HOLD_LIMIT_S`] seconds have passed, so that the disk holds
+    /// exactly the versions of the returned report's `versions_digest`
+    /// while the host reads it. A verify while held checks again; with
+    /// `hold` it restarts the limit, without it leaves the hold as it is.
+    #[serde(default)]
+    pub hold: bool,
+}
+
+/// A held disk workload writes again on its own after this many seconds
+/// without `resume`, so a harness that died cannot freeze the guest's
+/// writes for ever; `resume` then answers 409.
+pub const HOLD_LIMIT_S: u64 = 30;
 
 /// Which pages of its slice of the working set a writer thread dirties.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -189,6 +273,14 @@ pub enum DirtyPattern {
 /// its version is not the expected one (a lost or stale write), its index
 /// is wrong, or any of its other bytes differs. The check runs while the
 /// writers are paused, so no page is caught mid-write.
+///
+/// For a `disk` workload the same fields count *blocks* of its region
+/// (stamped as [`crate::disk_block`] describes; index 0 is the region's
+/// first block): the writer is paused between two writes, the region is
+/// flushed (`fdatasync`) and read back (with `O_DIRECT` when `direct`),
+/// and a block is corrupted unless it equals what
+/// [`crate::disk_block::fill`] writes for its index and expected version.
+/// `versions_digest` is then set.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct IntegrityReport {
     /// Pages checked (the whole working set).
@@ -201,6 +293,12 @@ pub struct IntegrityReport {
     /// Guest CLOCK_REALTIME (ns since the Unix epoch) when the check
     /// finished.
     pub checked_at_realtime_ns: i64,
+    /// A disk workload's expected versions, as
+    /// [`crate::disk_block::versions_digest`] of `(index, version)` for
+    /// every block of the region in index order; `None` for other kinds.
+    /// The host compares it with the digest of the stamps in the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions_digest: Option<u64>,
 }
 
 /// What a workload has done so far.
@@ -212,20 +310,23 @@ pub struct WorkloadReport {
     pub state: String,
     /// Milliseconds the workload has been running.
     pub elapsed_ms: u64,
-    /// 4 KiB pages written.
+    /// 4 KiB pages written (a `disk` workload: blocks written, as in
+    /// `blocks_written`; an `rtp` workload: packets sent).
     pub pages_written: u64,
-    /// Mean achieved rate, MiB/s of pages written.
+    /// Mean achieved rate, MiB/s of pages written (a `disk` workload: of
+    /// blocks written).
     pub achieved_mib_s: f64,
     /// Achieved MiB/s in each whole second since start: entry `i` is the
-    /// pages written in [start + i s, start + (i + 1) s) times 4 KiB,
-    /// where start is [`WorkloadReport::started_realtime_ns`]. Only
-    /// complete seconds are listed.
+    /// pages written in [start + i s, start + (i + 1) s) times 4 KiB (a
+    /// `disk` workload: blocks times the block size), where start is
+    /// [`WorkloadReport::started_realtime_ns`]. Only complete seconds are
+    /// listed.
     pub per_second_mib_s: Vec<f64>,
     /// The error, when `state` is `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The target rate (`rate_mib_s`) of a dirty workload; `None` for rate
-    /// 0 (as fast as possible) and for other kinds.
+    /// The target rate (`rate_mib_s`) of a dirty or disk workload; `None`
+    /// for rate 0 (as fast as possible) and for other kinds.
     #[serde(default)]
     pub target_mib_s: Option<f64>,
     /// Set when the target is beyond what the guest reaches (always for
@@ -235,11 +336,13 @@ pub struct WorkloadReport {
     #[serde(default)]
     pub max_reachable_mib_s: Option<f64>,
     /// Guest CLOCK_REALTIME (ns since the Unix epoch) when writing started
-    /// (after the pre-touch); 0 for other kinds.
+    /// (after the pre-touch, or a disk workload's pre-fill); 0 for other
+    /// kinds.
     #[serde(default)]
     pub started_realtime_ns: i64,
-    /// The last integrity check of a dirty workload: the one `DELETE` runs
-    /// when stopping it, or else the last `verify`; `None` before any.
+    /// The last integrity check of a dirty or disk workload: the one
+    /// `DELETE` runs when stopping it, or else the last `verify`; `None`
+    /// before any.
     #[serde(default)]
     pub integrity: Option<IntegrityReport>,
     /// A command workload's output so far: the last [`OUTPUT_TAIL_BYTES`]
@@ -279,6 +382,14 @@ pub struct WorkloadReport {
     /// kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u64>,
+    /// A `disk` workload's block writes since the pre-fill (which is not
+    /// counted); `None` for other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks_written: Option<u64>,
+    /// A `disk` workload's bytes written since the pre-fill:
+    /// `blocks_written` times the block size; `None` for other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_written: Option<u64>,
 }
 
 /// At most this many bytes of a command's output (the end of it) are in
@@ -434,6 +545,88 @@ mod tests {
     }
 
     #[test]
+    fn disk_spec_defaults_and_strictness() {
+        let s: WorkloadSpec = serde_json::from_str(
+            r#"{"kind":"disk","device":"/dev/vdb","region_mib":64,"rate_mib_s":8}"#,
+        )
+        .unwrap();
+        assert_eq!(s, WorkloadSpec::disk("/dev/vdb", 64, 8.0));
+        let full = WorkloadSpec::Disk {
+            device: "/tmp/f".into(),
+            offset_mib: 16,
+            region_mib: 1,
+            rate_mib_s: 0.0,
+            block_kib: 64,
+            pattern: DirtyPattern::Random,
+            direct: false,
+        };
+        let text = serde_json::to_string(&full).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"disk","device":"/tmp/f","offset_mib":16,"region_mib":1,"rate_mib_s":0.0,"block_kib":64,"pattern":"random","direct":false}"#
+        );
+        assert_eq!(serde_json::from_str::<WorkloadSpec>(&text).unwrap(), full);
+        for (text, field) in [
+            (
+                r#"{"kind":"disk","device":"/dev/vdb","region_mib":1,"rate_mib_s":1,"block":4}"#,
+                "block",
+            ),
+            (r#"{"kind":"disk","region_mib":1,"rate_mib_s":1}"#, "device"),
+            (
+                r#"{"kind":"disk","device":"/d","rate_mib_s":1}"#,
+                "region_mib",
+            ),
+        ] {
+            let e = serde_json::from_str::<WorkloadSpec>(text).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn verify_request_is_optional_and_strict() {
+        let r: VerifyRequest = serde_json::from_str("{}").unwrap();
+        assert!(!r.hold);
+        let r: VerifyRequest = serde_json::from_str(r#"{"hold":true}"#).unwrap();
+        assert!(r.hold);
+        let e = serde_json::from_str::<VerifyRequest>(r#"{"hld":true}"#).unwrap_err();
+        assert!(e.to_string().contains("hld"), "{e}");
+    }
+
+    #[test]
+    fn disk_fields_are_left_out_for_other_kinds() {
+        let i = IntegrityReport::default();
+        let text = serde_json::to_string(&i).unwrap();
+        assert_eq!(
+            text,
+            r#"{"checked_pages":0,"corrupted_pages":0,"first_corrupted":[],"checked_at_realtime_ns":0}"#
+        );
+        let r = serde_json::to_string(&WorkloadReport::default()).unwrap();
+        assert!(
+            !r.contains("blocks_written") && !r.contains("bytes_written"),
+            "{r}"
+        );
+        let d = IntegrityReport {
+            versions_digest: Some(u64::MAX - 1),
+            ..IntegrityReport::default()
+        };
+        let text = serde_json::to_string(&d).unwrap();
+        assert!(
+            text.contains(r#""versions_digest":18446744073709551614"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<IntegrityReport>(&text).unwrap(), d);
+        let r = WorkloadReport {
+            blocks_written: Some(3),
+            bytes_written: Some(3 * 4096),
+            integrity: Some(d),
+            ..WorkloadReport::default()
+        };
+        let back: WorkloadReport =
+            serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
     fn old_reports_still_parse() {
         let r: WorkloadReport = serde_json::from_str(
             r#"{"name":"d","state":"running","elapsed_ms":5,"pages_written":1,"achieved_mib_s":1.0,"per_second_mib_s":[]}"#,
@@ -464,6 +657,7 @@ mod tests {
                 corrupted_pages: 1,
                 first_corrupted: vec![7],
                 checked_at_realtime_ns: 1_700_000_001_000_000_000,
+                versions_digest: None,
             }),
             ..WorkloadReport::default()
         };

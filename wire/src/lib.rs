@@ -9,6 +9,8 @@
 //! - [`probe`]: the UDP probe packet the client sends and the agent's
 //!   reflector echoes, with the timestamps both sides add;
 //! - [`control`]: the JSON bodies of the agent's HTTP control API;
+//! - [`disk_block`]: the stamp of each block the agent's `disk` workload
+//!   writes, and the digest of its version table;
 //! - [`clocksync`]: the clock offset between a controller and a remote
 //!   probe from NTP-style time exchanges (pure arithmetic);
 //! - [`rtp_ext`]: the RTP header extension that tags every video packet
@@ -22,6 +24,7 @@ pub mod clip;
 pub mod clock;
 pub mod clocksync;
 pub mod control;
+pub mod disk_block;
 pub mod probe;
 pub mod random;
 pub mod rtp_ext;

@@ -49,7 +49,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,8 @@ use thiserror::Error;
 use wire::clock::realtime_ns;
 use wire::control::{DirtyPattern, IntegrityReport, WorkloadReport};
 
-use super::shared::{panic_text, WorkloadError, PAGE_SIZE};
+use super::shared::{lock, panic_text, splitmix64, xorshift64, Rng, WorkloadError, PAGE_SIZE};
+pub use super::shared::{max_reachable, REACH_TOLERANCE};
 
 /// `u64` words in a page.
 const WORDS: usize = PAGE_SIZE / 8;
@@ -74,8 +75,6 @@ const FLAT_OUT_CHUNK: u64 = 64;
 pub const MAX_THREADS: u32 = 64;
 /// At most this many corrupted page indices are listed.
 pub const MAX_LISTED: usize = 16;
-/// A second whose rate is below this share of the target is short.
-pub const REACH_TOLERANCE: f64 = 0.97;
 
 /// A dirty workload's parameters, validated.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -155,23 +154,9 @@ impl Page {
     const ZERO: Page = Page([0; WORDS]);
 }
 
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// The xorshift64 seed of a page's content; never 0.
 fn page_seed(index: u64, version: u64) -> u64 {
     splitmix64(splitmix64(index) ^ version.rotate_left(32)) | 1
-}
-
-fn xorshift64(x: &mut u64) -> u64 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    *x
 }
 
 /// Writes the whole content of page `index` at `version`.
@@ -304,30 +289,6 @@ fn merge(checks: &[SliceCheck]) -> IntegrityReport {
     r
 }
 
-/// A small, fast generator for the random patterns (xorshift64*).
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(splitmix64(seed) | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        xorshift64(&mut self.0).wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `[0, n)` (`n` > 0).
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Chooses the next page of a slice to write.
 #[derive(Debug, Clone)]
 pub(crate) enum Picker {
@@ -424,12 +385,6 @@ struct Shared {
     /// Test hook: pages to corrupt, applied by their writer.
     #[cfg(test)]
     corrupt: Mutex<Vec<u64>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves its data consistent; a poisoned lock
-    // only means a panic elsewhere.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Why a verification could not run.
@@ -773,23 +728,6 @@ impl Drop for DirtyWorkload {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-    }
-}
-
-/// The mean of the best half (rounded up) of `seconds`, when the target is
-/// `None` (as fast as possible) or that mean is below
-/// [`REACH_TOLERANCE`] of the target; else `None`.
-pub fn max_reachable(target: Option<f64>, seconds: &[f64]) -> Option<f64> {
-    if seconds.is_empty() {
-        return None;
-    }
-    let mut v = seconds.to_vec();
-    v.sort_by(|a, b| b.total_cmp(a));
-    let best = &v[..v.len().div_ceil(2)];
-    let mean = best.iter().sum::<f64>() / best.len() as f64;
-    match target {
-        Some(t) if mean >= t * REACH_TOLERANCE => None,
-        _ => Some(mean),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Workloads the harness starts and stops through the control API: the
-//! registry ([`Workload`]) that starts a spec as one of four kinds and
+//! registry ([`Workload`]) that starts a spec as one of five kinds and
 //! reports, verifies and stops it.
 //!
-//! Four kinds:
+//! Five kinds:
 //!
 //! - *dirty memory* ([`dirty`]): a working set pre-touched with
 //!   non-zero data (so QEMU's zero-page detection cannot skip it), split
@@ -12,6 +12,12 @@
 //!   second times 4 KiB matches the target rate (rate 0: as fast as
 //!   possible); its integrity can be checked while it runs and is checked
 //!   when it stops;
+//! - *disk* ([`disk`]): a region of a block device (or a regular file)
+//!   pre-filled with stamped blocks ([`wire::disk_block`]), then rewritten
+//!   block by block by one writer thread, paced like the dirty memory;
+//!   its integrity is checked by reading the region back (while the
+//!   writer pauses, and when it stops), and a check can *hold* the writer
+//!   so the host can read the image in a known state;
 //! - *command* (`command`): a program started as a child process (output
 //!   to `/tmp/<name>.log`, whose last 16 KiB every report carries in
 //!   `output`), ended by its PID with SIGTERM, then SIGKILL after
@@ -30,12 +36,13 @@
 //!
 //! **Module layout.** This module (the registry) uses the kinds; the kinds
 //! use only `shared` (the error type, page size, uploaded files, panic
-//! text, per-second counters) and never this module, so the imports form
-//! a DAG: `workload` → {`dirty`, `command`, `stream_rtp`, `stream_http`}
-//! → `shared`.
+//! text, per-second counters, the random-pattern generator) and never this
+//! module nor each other, so the imports form a DAG: `workload` →
+//! {`dirty`, `disk`, `command`, `stream_rtp`, `stream_http`} → `shared`.
 
 mod command;
 pub mod dirty;
+pub mod disk;
 mod shared;
 pub mod stream_http;
 pub mod stream_rtp;
@@ -45,6 +52,7 @@ use wire::control::{IntegrityReport, WorkloadReport, WorkloadSpec};
 use self::command::Child;
 pub use self::command::{note_reaped, START_WATCH, TERM_GRACE};
 use self::dirty::{DirtyParams, DirtyWorkload, Verifier, VerifyError};
+use self::disk::{DiskParams, DiskVerifier, DiskVerifyError, DiskWorkload};
 pub use self::shared::{Files, WorkloadError, MEMORY_RESERVE_MIB, PAGE_SIZE};
 use self::stream_http::{HttpParams, HttpWorkload};
 use self::stream_rtp::{RtpParams, RtpWorkload};
@@ -59,6 +67,7 @@ pub struct Workload {
 #[derive(Debug)]
 enum Kind {
     Dirty(DirtyWorkload),
+    Disk(DiskWorkload),
     Command(Child),
     Rtp(RtpWorkload),
     Http(HttpWorkload),
@@ -107,44 +116,108 @@ fn validate(spec: &WorkloadSpec) -> Result<DirtyParams, WorkloadError> {
     Ok(params)
 }
 
-/// Why a workload could not be verified.
+/// Checks a disk spec, naming the field at fault, and that its version
+/// table fits in the guest's available memory.
+fn validate_disk(spec: &WorkloadSpec) -> Result<DiskParams, WorkloadError> {
+    let params = DiskParams::new(spec)?;
+    if let Some(available_mib) = mem_available_mib() {
+        let table_mib = params.table_mib();
+        if table_mib.saturating_add(MEMORY_RESERVE_MIB) > available_mib {
+            return Err(WorkloadError::Invalid(format!(
+                "region_mib and block_kib need a version table of {table_mib} MiB (8 bytes per block): MemAvailable is {available_mib} MiB and {MEMORY_RESERVE_MIB} MiB stay reserved; use a larger block_kib or a smaller region_mib"
+            )));
+        }
+    }
+    Ok(params)
+}
+
+/// Why a workload could not be verified, held or resumed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VerifyRefused {
-    /// Only dirty workloads can be verified.
-    #[error("workload {0:?} is not a dirty-memory workload")]
+    /// Only dirty-memory and disk workloads can be verified.
+    #[error("workload {0:?} is not a dirty-memory or disk workload")]
     NotDirty(String),
-    /// The dirty workload is stopped (or stopped meanwhile).
+    /// The workload is stopped (or stopped meanwhile), or failed.
     #[error("workload {0:?} is not running")]
     NotRunning(String),
-    /// A writer thread died.
+    /// `hold` asked of a workload that cannot be held (dirty memory).
+    #[error("workload {0:?} is a dirty-memory workload: only a disk workload can be held (verify without \"hold\")")]
+    HoldUnsupported(String),
+    /// `resume` of a workload that is not held.
+    #[error("workload {name:?} is not held: {why}")]
+    NotHeld {
+        /// The workload.
+        name: String,
+        /// Why (never held, resumed, released after the limit, not a
+        /// disk workload).
+        why: String,
+    },
+    /// A writer thread died, or a disk workload's device failed.
     #[error("workload {name:?}: {why}")]
     Failed {
         /// The workload.
         name: String,
         /// What happened.
-        why: VerifyError,
+        why: String,
     },
 }
 
-/// Verifies one dirty workload without holding it (see
-/// [`Workload::verifier`]).
+/// Verifies one dirty or disk workload without holding the workload
+/// itself (see [`Workload::verifier`]).
 #[derive(Debug, Clone)]
 pub struct WorkloadVerifier {
     name: String,
-    inner: Verifier,
+    inner: VerifierKind,
+}
+
+#[derive(Debug, Clone)]
+enum VerifierKind {
+    Dirty(Verifier),
+    Disk(DiskVerifier),
 }
 
 impl WorkloadVerifier {
-    /// Pauses the writers, checks every page, resumes them. Blocks: call it
+    /// Pauses the writers, checks every page (or block), resumes them;
+    /// with `hold` (disk workloads only) leaves the writer paused until
+    /// [`WorkloadVerifier::resume`] or the hold limit. Blocks: call it
     /// from a blocking context.
-    pub fn verify(&self) -> Result<IntegrityReport, VerifyRefused> {
-        self.inner.verify().map_err(|why| match why {
-            VerifyError::NotRunning => VerifyRefused::NotRunning(self.name.clone()),
-            why => VerifyRefused::Failed {
+    pub fn verify(&self, hold: bool) -> Result<IntegrityReport, VerifyRefused> {
+        match &self.inner {
+            VerifierKind::Dirty(_) if hold => {
+                Err(VerifyRefused::HoldUnsupported(self.name.clone()))
+            }
+            VerifierKind::Dirty(v) => v.verify().map_err(|why| match why {
+                VerifyError::NotRunning => VerifyRefused::NotRunning(self.name.clone()),
+                why => VerifyRefused::Failed {
+                    name: self.name.clone(),
+                    why: why.to_string(),
+                },
+            }),
+            VerifierKind::Disk(v) => v.verify(hold).map_err(|e| self.disk_refusal(e)),
+        }
+    }
+
+    /// Ends a disk workload's hold; returns once it writes again. Blocks.
+    pub fn resume(&self) -> Result<(), VerifyRefused> {
+        match &self.inner {
+            VerifierKind::Dirty(_) => Err(VerifyRefused::NotHeld {
                 name: self.name.clone(),
-                why,
+                why: "a dirty-memory workload is never held".into(),
+            }),
+            VerifierKind::Disk(v) => v.resume().map_err(|e| self.disk_refusal(e)),
+        }
+    }
+
+    fn disk_refusal(&self, e: DiskVerifyError) -> VerifyRefused {
+        let name = self.name.clone();
+        match e {
+            DiskVerifyError::NotRunning => VerifyRefused::NotRunning(name),
+            e @ DiskVerifyError::NotHeld => VerifyRefused::NotHeld {
+                name,
+                why: e.to_string(),
             },
-        })
+            DiskVerifyError::Failed(why) => VerifyRefused::Failed { name, why },
+        }
     }
 }
 
@@ -180,6 +253,13 @@ impl Workload {
                 kind: Kind::Http(HttpWorkload::start(name, params)?),
             });
         }
+        if let WorkloadSpec::Disk { .. } = spec {
+            let params = validate_disk(spec)?;
+            return Ok(Self {
+                name: name.to_string(),
+                kind: Kind::Disk(DiskWorkload::start(name, params)?),
+            });
+        }
         if let WorkloadSpec::Command { argv } = spec {
             let child = Child::spawn(name, argv)?;
             let _ = child.wait_for(START_WATCH);
@@ -200,39 +280,47 @@ impl Workload {
         &self.name
     }
 
-    /// Whether the writer threads are still dirtying memory, or the
-    /// program still runs.
+    /// Whether the writer threads are still dirtying memory (or the
+    /// disk), or the program still runs.
     pub fn is_running(&self) -> bool {
         match &self.kind {
             Kind::Dirty(d) => d.is_running(),
+            Kind::Disk(d) => d.is_running(),
             Kind::Command(c) => c.exit().is_none(),
             Kind::Rtp(r) => r.is_running(),
             Kind::Http(h) => h.is_running(),
         }
     }
 
-    /// A handle that verifies this workload while it runs, without holding
-    /// it: refused unless it is a running dirty workload.
+    /// A handle that verifies (and for a disk workload holds and resumes)
+    /// this workload while it runs, without holding the workload: refused
+    /// unless it is a running dirty or disk workload.
     pub fn verifier(&self) -> Result<WorkloadVerifier, VerifyRefused> {
-        match &self.kind {
-            Kind::Dirty(d) if d.is_running() => Ok(WorkloadVerifier {
-                name: self.name.clone(),
-                inner: d.verifier(),
-            }),
-            Kind::Dirty(_) => Err(VerifyRefused::NotRunning(self.name.clone())),
-            Kind::Command(_) | Kind::Rtp(_) | Kind::Http(_) => {
-                Err(VerifyRefused::NotDirty(self.name.clone()))
+        let inner = match &self.kind {
+            Kind::Dirty(d) if d.is_running() => VerifierKind::Dirty(d.verifier()),
+            Kind::Disk(d) if d.is_running() => VerifierKind::Disk(d.verifier()),
+            Kind::Dirty(_) | Kind::Disk(_) => {
+                return Err(VerifyRefused::NotRunning(self.name.clone()))
             }
-        }
+            Kind::Command(_) | Kind::Rtp(_) | Kind::Http(_) => {
+                return Err(VerifyRefused::NotDirty(self.name.clone()))
+            }
+        };
+        Ok(WorkloadVerifier {
+            name: self.name.clone(),
+            inner,
+        })
     }
 
     /// Stops the workload and waits for it; a dirty workload checks the
-    /// integrity of its whole working set, then frees it. Returns the
-    /// final report. Blocks: call it from a blocking context. Calling it
-    /// again returns the same final report.
+    /// integrity of its whole working set, then frees it; a disk workload
+    /// ends any hold and checks its whole region. Returns the final
+    /// report. Blocks: call it from a blocking context. Calling it again
+    /// returns the same final report.
     pub fn stop(&mut self) -> WorkloadReport {
         match &mut self.kind {
             Kind::Dirty(d) => d.stop(&self.name),
+            Kind::Disk(d) => d.stop(&self.name),
             Kind::Command(c) => {
                 c.stop();
                 c.report(&self.name)
@@ -246,6 +334,7 @@ impl Workload {
     pub fn report(&self) -> WorkloadReport {
         match &self.kind {
             Kind::Dirty(d) => d.report(&self.name),
+            Kind::Disk(d) => d.report(&self.name),
             Kind::Command(c) => c.report(&self.name),
             Kind::Rtp(r) => r.report(&self.name),
             Kind::Http(h) => h.report(&self.name),
@@ -366,14 +455,82 @@ mod tests {
     fn only_running_dirty_workloads_verify() {
         let mut w = Workload::start("wl-unit-verify", &dirty_spec(2, 4.0)).unwrap();
         let v = w.verifier().unwrap();
-        let r = v.verify().unwrap();
+        let r = v.verify(false).unwrap();
         assert_eq!((r.checked_pages, r.corrupted_pages), (512, 0));
+        assert!(matches!(
+            v.verify(true),
+            Err(VerifyRefused::HoldUnsupported(_))
+        ));
+        assert!(matches!(v.resume(), Err(VerifyRefused::NotHeld { .. })));
         let fin = w.stop();
         assert_eq!(fin.integrity.unwrap().corrupted_pages, 0);
         assert!(matches!(w.verifier(), Err(VerifyRefused::NotRunning(_))));
-        assert!(matches!(v.verify(), Err(VerifyRefused::NotRunning(_))));
+        assert!(matches!(v.verify(false), Err(VerifyRefused::NotRunning(_))));
         let c = Workload::start("wl-unit-vcmd", &command(&["/bin/sleep", "5"])).unwrap();
         assert!(matches!(c.verifier(), Err(VerifyRefused::NotDirty(_))));
+    }
+
+    /// A disk spec on a fresh file under /tmp (removed by the caller).
+    fn disk_file(tag: &str) -> String {
+        let p = format!("/tmp/lmig-wl-unit-{}-{tag}.img", std::process::id());
+        std::fs::File::create(&p).unwrap();
+        p
+    }
+
+    fn disk_spec(device: &str, over: serde_json::Value) -> WorkloadSpec {
+        let mut v = serde_json::json!({
+            "kind": "disk", "device": device, "region_mib": 1, "rate_mib_s": 2.0,
+            "direct": false,
+        });
+        for (k, x) in over.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn disk_workloads_verify_hold_and_resume() {
+        let f = disk_file("hold");
+        let mut w = Workload::start("wl-unit-disk", &disk_spec(&f, serde_json::json!({}))).unwrap();
+        assert!(w.is_running());
+        let v = w.verifier().unwrap();
+        let held = v.verify(true).unwrap();
+        assert_eq!((held.checked_pages, held.corrupted_pages), (256, 0));
+        assert!(held.versions_digest.is_some());
+        v.resume().unwrap();
+        assert!(matches!(v.resume(), Err(VerifyRefused::NotHeld { .. })));
+        let fin = w.stop();
+        assert_eq!(fin.state, "stopped", "{fin:?}");
+        assert_eq!(fin.integrity.unwrap().corrupted_pages, 0);
+        assert!(fin.blocks_written.is_some() && fin.bytes_written.is_some());
+        assert!(matches!(w.verifier(), Err(VerifyRefused::NotRunning(_))));
+        assert!(matches!(v.verify(false), Err(VerifyRefused::NotRunning(_))));
+        let _ = std::fs::remove_file(&f);
+    }
+
+    #[test]
+    fn bad_disk_specs_are_refused_naming_the_field() {
+        use serde_json::json;
+        let f = disk_file("bad");
+        for (over, field) in [
+            (json!({"block_kib": 3}), "block_kib"),
+            (json!({"region_mib": 0}), "region_mib"),
+            (json!({"pattern": "hotcold"}), "hotcold"),
+            (
+                json!({"device": "/nonexistent/lmig-disk"}),
+                "/nonexistent/lmig-disk",
+            ),
+            (json!({"device": "relative.img"}), "device"),
+            (
+                json!({"region_mib": 1u64 << 40, "block_kib": 4}),
+                "region_mib",
+            ),
+        ] {
+            let e = Workload::start("wl-unit-bad", &disk_spec(&f, over)).unwrap_err();
+            assert!(matches!(e, WorkloadError::Invalid(_)), "{e}");
+            assert!(e.to_string().contains(field), "{field}: {e}");
+        }
+        let _ = std::fs::remove_file(&f);
     }
 
     fn command(argv: &[&str]) -> WorkloadSpec {

@@ -1,8 +1,10 @@
 //! What every workload kind shares, and nothing else: the error a start
 //! fails with, the page size, the uploaded files and the lookup of one,
-//! the text of a worker thread's panic, and the per-second byte counts of
-//! the streaming kinds. It uses no other workload module: the kinds
-//! (`dirty`, `command`, `stream_rtp`, `stream_http`) and the registry
+//! the text of a worker thread's panic, the per-second byte counts of
+//! the streaming kinds, and for the writing kinds (`dirty`, `disk`) the
+//! generator of their random patterns and the rule of their maximum
+//! reachable rate. It uses no other workload module: the kinds (`dirty`,
+//! `disk`, `command`, `stream_rtp`, `stream_http`) and the registry
 //! (`workload`) depend on it, never the other way round.
 
 use std::collections::BTreeMap;
@@ -57,6 +59,10 @@ pub enum WorkloadError {
         /// The operating system's reason.
         why: String,
     },
+    /// A disk workload's device failed while it was pre-filled (the text
+    /// names the device, the byte offset and the errno).
+    #[error("disk workload: {0}")]
+    Io(String),
 }
 
 /// The uploaded file `name` a streaming workload needs (`what` is `file`
@@ -83,8 +89,71 @@ pub(crate) fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     format!("workload thread panicked: {msg}")
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `m`, poisoned or not: every critical section of the workloads
+/// leaves its data consistent, so a poisoned lock only means a panic
+/// elsewhere.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A second whose rate is below this share of the target is short.
+pub const REACH_TOLERANCE: f64 = 0.97;
+
+/// The mean of the best half (rounded up) of `seconds`, when the target is
+/// `None` (as fast as possible) or that mean is below
+/// [`REACH_TOLERANCE`] of the target; else `None`.
+pub fn max_reachable(target: Option<f64>, seconds: &[f64]) -> Option<f64> {
+    if seconds.is_empty() {
+        return None;
+    }
+    let mut v = seconds.to_vec();
+    v.sort_by(|a, b| b.total_cmp(a));
+    let best = &v[..v.len().div_ceil(2)];
+    let mean = best.iter().sum::<f64>() / best.len() as f64;
+    match target {
+        Some(t) if mean >= t * REACH_TOLERANCE => None,
+        _ => Some(mean),
+    }
+}
+
+/// splitmix64: a well-mixed 64-bit hash, used to seed generators.
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// One xorshift64 step (`x` must not be 0).
+pub(crate) fn xorshift64(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// A small, fast generator for the random patterns (xorshift64*).
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(splitmix64(seed) | 1)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        xorshift64(&mut self.0).wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `[0, n)` (`n` > 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// Whole seconds of `seconds` (bytes per second) in MiB/s, and the mean
