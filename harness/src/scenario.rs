@@ -6,6 +6,7 @@
 //! back with every default made explicit, which is what a bundle stores.
 
 pub mod backend;
+pub mod disk;
 
 pub use backend::{BackendKind, BackendSpec, LibvirtTransport};
 use measure::summary::verdict::AssertSpec;
@@ -104,6 +105,8 @@ pub struct VmSpec {
     pub kernel: String,
     /// Seconds to wait for the agent to answer after boot.
     pub boot_timeout_s: f64,
+    /// A disk, if the VM has one (`[vm.disk]`).
+    pub disk: Option<disk::DiskSpec>,
 }
 
 impl Default for VmSpec {
@@ -114,6 +117,7 @@ impl Default for VmSpec {
             nic: Nic::VirtioNet,
             kernel: "auto".into(),
             boot_timeout_s: 90.0,
+            disk: None,
         }
     }
 }
@@ -296,6 +300,8 @@ pub struct SweepSpec {
 pub struct WorkloadSpec {
     /// Memory dirtying, if any.
     pub dirty: Option<DirtySpec>,
+    /// Writes to the VM's disk, if any (`[workload.disk]`).
+    pub disk: Option<disk::DiskWorkloadSpec>,
     /// An RTP video stream from the guest to the client, if any.
     pub rtp: Option<RtpSpec>,
     /// An HTTP progressive video download by the client, if any.
@@ -550,6 +556,15 @@ impl Scenario {
                     d.working_set_mib, self.vm.memory_mib
                 ));
             }
+        }
+        if let Some(d) = &self.vm.disk {
+            d.check()?;
+            if self.backend.kind != BackendKind::Local {
+                return Err(format!("`vm.disk` is the lab's own VM's; the {} backend migrates the disks its VM has (`backend.with_local_disks`)", self.backend.kind.as_str()));
+            }
+        }
+        if let Some(w) = &self.workload.disk {
+            w.check(self.vm.disk.as_ref())?;
         }
         if let Some(a) = &self.asserts {
             for c in &a.checks {

@@ -18,6 +18,8 @@
 //!   client's gaps to them;
 //! - [`summary`]: `summary.json`, `summary.csv`, the terminal table and
 //!   the verdict of the scenario's `[assert]` checks ([`summary::verdict`]);
+//! - [`storage`]: the host's check of a disk's stamped blocks against the
+//!   guest agent's table;
 //! - [`stats`]: descriptive statistics and Welch's t-test for comparisons;
 //! - [`calibration`]: the probe against host-timed pauses and cuts;
 //! - [`tools`]: parsers of ping's, irtt's and stress-ng's output;
@@ -29,6 +31,7 @@ pub mod migration;
 pub mod platform;
 pub mod probe;
 pub mod stats;
+pub mod storage;
 pub mod stream;
 pub mod summary;
 pub mod timeline;

@@ -279,6 +279,16 @@ pub fn rep_timeline(
             });
         }
     };
+    // A storage migration's steps (before `migrate`, and between RAM's
+    // completion and RESUME, where the guest waits paused for them).
+    mark("mirror", m.marker_ns(MarkerKind::MirrorStarted));
+    mark("mirror ready", m.marker_ns(MarkerKind::MirrorReady));
+    mark(
+        "write-blocking",
+        m.marker_ns(MarkerKind::MirrorActivelySynced),
+    );
+    mark("mirror done", m.marker_ns(MarkerKind::MirrorCompleted));
+    mark("cont", m.marker_ns(MarkerKind::PlatformCleanupDone));
     mark("migrate", m.marker_ns(MarkerKind::MigrationRequested));
     mark("STOP", m.marker_ns(MarkerKind::SourceStopped));
     for p in phases.iter().filter(|p| p.kind == PhaseKind::Resume) {

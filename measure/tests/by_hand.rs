@@ -113,6 +113,7 @@ fn rep() -> RepRecord {
                 ..PlatformStats::default()
             }),
             platform_raw: None,
+            storage: None,
             events: Vec::new(),
             samples: Vec::new(),
         },

@@ -214,6 +214,30 @@ impl AgentClient {
         .await
     }
 
+    /// `POST /v1/workloads/{name}/verify` with `{"hold": true}`: the disk
+    /// workload's check, its writes then held (flushed) until
+    /// [`AgentClient::resume_workload`] or the agent's safety release.
+    pub async fn verify_and_hold(&self, name: &str) -> Result<wire::control::IntegrityReport> {
+        self.request(
+            Method::POST,
+            &format!("/v1/workloads/{name}/verify"),
+            Some(serde_json::json!({"hold": true})),
+            Duration::from_secs(60),
+        )
+        .await
+    }
+
+    /// `POST /v1/workloads/{name}/resume`: a held workload writes again.
+    pub async fn resume_workload(&self, name: &str) -> Result<serde_json::Value> {
+        self.request(
+            Method::POST,
+            &format!("/v1/workloads/{name}/resume"),
+            None,
+            Duration::from_secs(10),
+        )
+        .await
+    }
+
     /// `DELETE /v1/workloads/{name}`.
     pub async fn stop_workload(&self, name: &str) -> Result<wire::control::WorkloadReport> {
         self.request(

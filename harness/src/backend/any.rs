@@ -89,4 +89,7 @@ impl Backend for AnyBackend {
     async fn teardown(&mut self) -> Result<()> {
         each!(self, b => b.teardown().await)
     }
+    async fn read_disk(&self, len: u64) -> Result<Option<super::DiskRead>> {
+        each!(self, b => b.read_disk(len).await)
+    }
 }

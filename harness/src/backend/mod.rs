@@ -240,6 +240,23 @@ pub trait Backend {
     fn collect(&self, bundle: &Bundle) -> anyhow::Result<()>;
     /// Ends everything the backend started and removes what it made.
     async fn teardown(&mut self) -> anyhow::Result<()>;
+    /// The first `len` bytes of the disk the VM runs on now, read from the
+    /// host (for the host's check while the agent holds its writes), with
+    /// the image's path and node; `None` where the backend cannot reach
+    /// the image (a real cluster's storage).
+    async fn read_disk(&self, _len: u64) -> anyhow::Result<Option<DiskRead>> {
+        Ok(None)
+    }
+}
+
+/// What [`Backend::read_disk`] read.
+pub struct DiskRead {
+    /// The image file.
+    pub image: String,
+    /// The node it is on.
+    pub node: String,
+    /// Its first bytes.
+    pub data: Vec<u8>,
 }
 
 #[cfg(test)]

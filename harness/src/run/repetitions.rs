@@ -28,6 +28,13 @@ pub(super) async fn run<B: Backend>(
     let points = scenario.sweep_points().map_err(anyhow::Error::msg)?;
     let total: u32 = points.iter().map(|(_, p)| p.repetitions).sum();
     let mut dirty_running = false;
+    let disk = DiskLoad::of(scenario);
+    if let Some(d) = &disk {
+        agent
+            .start_workload(DISK, &d.spec)
+            .await
+            .context("starting the disk workload")?;
+    }
     'points: for (step, (value, point)) in points.iter().enumerate() {
         if let Some(v) = value {
             let parameter = scenario.sweep.as_ref().map_or("", |s| s.parameter.as_str());
@@ -59,6 +66,7 @@ pub(super) async fn run<B: Backend>(
                 of: total,
                 sweep_value: value.clone(),
                 dirty_running,
+                disk: disk.as_ref(),
             };
             let rec = one(scenario, point, &at, backend, &agent, g, ctl, live).await?;
             save(bundle, g, &rec, live).await?;
@@ -74,15 +82,38 @@ pub(super) async fn run<B: Backend>(
         g.reps.len(),
         run_start.elapsed().as_secs_f64()
     ));
-    final_check(&agent, bundle, g, ctl, dirty_running).await
+    final_check(&agent, bundle, g, ctl, dirty_running, disk.is_some()).await
+}
+
+/// The disk workload's name at the agent.
+const DISK: &str = "disk";
+
+/// The disk workload of a run: the agent's spec and the region the host
+/// checks.
+struct DiskLoad {
+    spec: wire::control::WorkloadSpec,
+    region_bytes: u64,
+    block_bytes: usize,
+}
+
+impl DiskLoad {
+    fn of(s: &Scenario) -> Option<DiskLoad> {
+        let (w, d) = (s.workload.disk.as_ref()?, s.vm.disk.as_ref()?);
+        Some(DiskLoad {
+            spec: w.to_wire(d),
+            region_bytes: w.region_mib * 1048576,
+            block_bytes: w.block_kib as usize * 1024,
+        })
+    }
 }
 
 /// Which repetition, and what it runs under.
-struct Repetition {
+struct Repetition<'a> {
     rep: u32,
     of: u32,
     sweep_value: Option<toml::Value>,
     dirty_running: bool,
+    disk: Option<&'a DiskLoad>,
 }
 
 /// One repetition: the pause before, the migration, the pause after, and
@@ -91,7 +122,7 @@ struct Repetition {
 async fn one<B: Backend>(
     scenario: &Scenario,
     point: &Scenario,
-    at: &Repetition,
+    at: &Repetition<'_>,
     backend: &mut B,
     agent: &AgentClient,
     g: &Gathered,
@@ -125,7 +156,11 @@ async fn one<B: Backend>(
     let guest = if migration.vm_lost {
         None
     } else {
-        Some(guest_record(agent, at.sweep_value.clone(), before, at.dirty_running).await)
+        let mut g = guest_record(agent, at.sweep_value.clone(), before, at.dirty_running).await;
+        if let Some(d) = at.disk {
+            check_disk(backend, agent, d, &mut g).await;
+        }
+        Some(g)
     };
     Ok(RepRecord {
         repetition: at.rep,
@@ -171,6 +206,7 @@ async fn final_check(
     g: &mut Gathered,
     ctl: &RunControl,
     dirty_running: bool,
+    disk_running: bool,
 ) -> Result<()> {
     sleep_unless_cancelled(Duration::from_millis(200), &ctl.cancel).await;
     if let Err(e) = agent.health().await {
@@ -186,7 +222,48 @@ async fn final_check(
             .context("stopping the dirty workload")?;
         bundle.write_json("agent/dirty-final.json", &r)?;
     }
+    if disk_running {
+        let r = agent
+            .stop_workload(DISK)
+            .await
+            .context("stopping the disk workload")?;
+        bundle.write_json("agent/disk-final.json", &r)?;
+    }
     Ok(())
+}
+
+/// The disk after a repetition, checked twice: by the agent, reading its
+/// blocks back through the guest, and by the host, reading the image the
+/// VM now runs on while the agent holds its writes. Failures are
+/// recorded, never fatal.
+async fn check_disk<B: Backend>(
+    backend: &B,
+    agent: &AgentClient,
+    d: &DiskLoad,
+    g: &mut GuestRecord,
+) {
+    let report = match agent.verify_and_hold(DISK).await {
+        Ok(r) => r,
+        Err(e) => {
+            g.errors.push(format!("disk check: {e:#}"));
+            return;
+        }
+    };
+    let digest = report.versions_digest;
+    g.disk_integrity = Some(report);
+    match backend.read_disk(d.region_bytes).await {
+        Ok(Some(read)) => {
+            let mut c = measure::storage::host_check(&read.data, d.block_bytes, digest);
+            c.image = read.image;
+            c.node = read.node;
+            g.disk_host_check = Some(c);
+        }
+        Ok(None) => {}
+        Err(e) => g.errors.push(format!("host disk check: {e:#}")),
+    }
+    if let Err(e) = agent.resume_workload(DISK).await {
+        g.errors.push(format!("resuming the disk workload: {e:#}"));
+    }
 }
 
 /// What the guest agent says about one repetition: its reports before and
@@ -219,6 +296,8 @@ async fn guest_record(
         before,
         after,
         integrity,
+        disk_integrity: None,
+        disk_host_check: None,
         errors,
     }
 }

@@ -74,8 +74,67 @@ pub fn markers(migrate_cmd_ns: Option<i64>, events: &[SideEvent]) -> Vec<Marker>
         });
         out.extend(hit.and_then(|e| event_marker(e, kind, None)));
     }
+    out.extend(mirror_markers(events));
     out.sort_by_key(|m| (m.t_ns, m.kind));
     out
+}
+
+/// The storage steps only the harness saw: every mirror actively synced,
+/// and `cont` sent once the mirrors completed and the NBD server stopped.
+fn storage_harness_markers(m: &MigrationRecord) -> Vec<Marker> {
+    let Some(s) = &m.storage else {
+        return Vec::new();
+    };
+    [
+        (s.actively_synced_ns, MarkerKind::MirrorActivelySynced),
+        (s.cont_ns, MarkerKind::PlatformCleanupDone),
+    ]
+    .into_iter()
+    .filter_map(|(t, kind)| {
+        Some(Marker {
+            kind,
+            pass: None,
+            t_ns: t?,
+            clock: HOST_CLOCK.into(),
+            uncertainty_ns: 0,
+            source: MarkerSource::Harness,
+        })
+    })
+    .collect()
+}
+
+/// A disk mirror's job, by the name it is given (`mirror-<drive>`).
+fn is_mirror_job(e: &SideEvent) -> bool {
+    let id = e
+        .event
+        .data
+        .get("id")
+        .or_else(|| e.event.data.get("device"));
+    e.side == "source"
+        && id
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| s.starts_with("mirror-"))
+}
+
+/// The source's block-job events as markers: the first mirror running,
+/// the last one ready (then every one is), the last one completed.
+fn mirror_markers(events: &[SideEvent]) -> Vec<Marker> {
+    let mirror =
+        |name: &'static str| move |e: &&SideEvent| e.event.event == name && is_mirror_job(e);
+    let started = events
+        .iter()
+        .filter(mirror("JOB_STATUS_CHANGE"))
+        .find(|e| e.event.data.get("status").and_then(|s| s.as_str()) == Some("running"));
+    let ready = events.iter().rev().find(mirror("BLOCK_JOB_READY"));
+    let completed = events.iter().rev().find(mirror("BLOCK_JOB_COMPLETED"));
+    [
+        (started, MarkerKind::MirrorStarted),
+        (ready, MarkerKind::MirrorReady),
+        (completed, MarkerKind::MirrorCompleted),
+    ]
+    .into_iter()
+    .filter_map(|(e, kind)| event_marker(e?, kind, None))
+    .collect()
 }
 
 /// QEMU's statistics from the source's last `query-migrate` reading, its
@@ -134,6 +193,8 @@ pub fn downtime_from_events(events: &[SideEvent]) -> Option<f64> {
 pub fn complete(m: &mut MigrationRecord) {
     if m.markers.is_empty() {
         m.markers = markers(m.migrate_cmd_ns, &m.events);
+        m.markers.extend(storage_harness_markers(m));
+        m.markers.sort_by_key(|x| (x.t_ns, x.kind));
     }
     if m.hypervisor.is_none() && (m.final_info.is_some() || !m.events.is_empty()) {
         m.hypervisor = Some(hypervisor_stats(m));

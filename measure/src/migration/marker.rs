@@ -28,8 +28,13 @@ pub enum MarkerKind {
     RamCompleted,
     /// The destination resumed the guest's CPUs.
     DestinationResumed,
+    /// The disk mirrors began copying (`blockdev-mirror`).
+    MirrorStarted,
     /// Every disk mirror reached the ready state.
     MirrorReady,
+    /// Every mirror copies guest writes synchronously (`write-blocking`:
+    /// a write completes only once it is on the destination too).
+    MirrorActivelySynced,
     /// The disk mirrors completed.
     MirrorCompleted,
     /// The platform finished its own work after the migration (config
@@ -47,7 +52,9 @@ impl MarkerKind {
             MarkerKind::SourceStopped => "source-stopped",
             MarkerKind::RamCompleted => "ram-completed",
             MarkerKind::DestinationResumed => "destination-resumed",
+            MarkerKind::MirrorStarted => "mirror-started",
             MarkerKind::MirrorReady => "mirror-ready",
+            MarkerKind::MirrorActivelySynced => "mirror-actively-synced",
             MarkerKind::MirrorCompleted => "mirror-completed",
             MarkerKind::PlatformCleanupDone => "platform-cleanup-done",
         }

@@ -97,10 +97,92 @@ pub struct MigrationRecord {
     /// statistics as printed), kept to re-check the figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_raw: Option<Value>,
+    /// The storage migration, when the VM has a disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageRecord>,
     /// QMP events of both sides during the migration.
     pub events: Vec<SideEvent>,
     /// `query-migrate` samples of the source.
     pub samples: Vec<Sample>,
+}
+
+/// What a migration did with the VM's disks, as the backend recorded it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StorageRecord {
+    /// `local`: each node has its own image, mirrored to the destination
+    /// over NBD; `shared`: both nodes open one image, nothing is copied.
+    pub storage: String,
+    /// Each disk.
+    pub disks: Vec<DiskMirror>,
+    /// The source's `query-block-jobs`, read while the mirrors ran.
+    pub samples: Vec<MirrorSample>,
+    /// When the harness saw every mirror actively synced (host clock), ns.
+    #[serde(default)]
+    pub actively_synced_ns: Option<i64>,
+    /// When the harness sent the destination `cont`, after the mirrors
+    /// completed and the NBD server stopped (host clock), ns.
+    #[serde(default)]
+    pub cont_ns: Option<i64>,
+}
+
+/// One disk and its mirror.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DiskMirror {
+    /// The drive's name (`virtio0`, `scsi0`, `ide0`).
+    pub drive: String,
+    /// `virtio-blk`, `scsi` or `ide`.
+    pub bus: String,
+    /// `raw` or `qcow2`.
+    pub format: String,
+    /// The disk's size, bytes.
+    pub size_bytes: u64,
+    /// The mirror's job id (`mirror-virtio0`); `None` on shared storage.
+    pub job: Option<String>,
+    /// Bytes the mirror copied: its progress at completion (the whole
+    /// disk, plus what the guest rewrote while it ran).
+    pub mirrored_bytes: Option<u64>,
+}
+
+/// One reading of a mirror's progress.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MirrorSample {
+    /// When the answer arrived (host clock), ns.
+    pub host_ns: i64,
+    /// The job.
+    pub job: String,
+    /// Bytes copied so far (`offset`).
+    pub offset: u64,
+    /// Bytes to copy in all, so far (`len`; it grows as the guest writes).
+    pub len: u64,
+    /// Whether the job was ready.
+    pub ready: bool,
+    /// Whether it was copying writes synchronously.
+    pub actively_synced: bool,
+}
+
+/// The host's own check of the disk after a migration, independent of
+/// the agent's: the image's stamps read from the host while the agent
+/// holds its writes, against the agent's table of what it wrote.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HostDiskCheck {
+    /// The image read.
+    pub image: String,
+    /// The node it is on.
+    pub node: String,
+    /// Blocks of the workload's region read.
+    pub blocks_checked: u64,
+    /// Blocks whose stamp was missing, misplaced or whose content did not
+    /// match their stamp (torn or foreign data).
+    pub bad_blocks: u64,
+    /// The first bad blocks' indices, at most 16.
+    pub first_bad: Vec<u64>,
+    /// The digest of (index, version) of every block as the image has them.
+    pub image_digest: u64,
+    /// The agent's digest of what it wrote.
+    pub agent_digest: Option<u64>,
+    /// No bad block, and the image's digest equals the agent's: every
+    /// acknowledged write is on the disk the guest now runs on.
+    pub agrees: bool,
 }
 
 /// A repetition: its migration and the window of probing around it.
@@ -130,6 +212,12 @@ pub struct GuestRecord {
     pub after: Option<wire::control::AgentReport>,
     /// The dirty workload's integrity check after the migration.
     pub integrity: Option<wire::control::IntegrityReport>,
+    /// The disk workload's check after the migration (its blocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_integrity: Option<wire::control::IntegrityReport>,
+    /// The host's check of the same disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_host_check: Option<HostDiskCheck>,
     /// What could not be asked, and why.
     #[serde(default)]
     pub errors: Vec<String>,
@@ -154,6 +242,7 @@ impl MigrationRecord {
             hypervisor: None,
             platform: None,
             platform_raw: None,
+            storage: None,
             events: Vec::new(),
             samples: Vec::new(),
         }

@@ -90,6 +90,14 @@ pub struct GuestView {
     /// Pages whose content did not verify after the migration: memory
     /// corruption. 0 for a clean migration.
     pub corrupted_pages: Option<u64>,
+    /// Disk blocks whose content did not verify after the migration (the
+    /// disk workload's check): a lost, stale or torn write. 0 when clean.
+    #[serde(default)]
+    pub corrupted_blocks: Option<u64>,
+    /// Whether the host's own read of the disk image agreed with the
+    /// agent's table of what it wrote ([`crate::migration::record::HostDiskCheck`]).
+    #[serde(default)]
+    pub host_disk_check_agrees: Option<bool>,
     /// Largest jump of the guest's CLOCK_MONOTONIC beyond its loop's
     /// sleep during the repetition, ms. Guest clocks usually stop while
     /// the VM is stopped, so this is expected to hide the pause.
@@ -183,6 +191,29 @@ pub struct StreamView {
     pub http: Option<HttpView>,
 }
 
+/// The storage migration's view: what the disk mirror cost.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StorageView {
+    /// `local` (mirrored) or `shared` (nothing copied).
+    pub storage: Option<String>,
+    /// The disks' size, bytes.
+    pub disk_bytes: Option<u64>,
+    /// Bytes the mirrors copied (at least the disks' size: rewrites are
+    /// copied again).
+    pub bytes_mirrored: Option<u64>,
+    /// Mirror started to every mirror ready, ms.
+    pub time_to_ready_ms: Option<f64>,
+    /// Bytes copied by the time every mirror was ready over that time, MiB/s.
+    pub mirror_throughput_mib_s: Option<f64>,
+    /// Mirror ready to actively synced (`write-blocking`), ms.
+    pub ready_to_synced_ms: Option<f64>,
+    /// RAM completed (source side) to the destination resuming the guest,
+    /// ms: the mirrors' completion, the NBD server's stop and the platform's
+    /// cleanup, all while the guest is paused. Proxmox's log does not
+    /// report it.
+    pub ram_completed_to_resume_ms: Option<f64>,
+}
+
 /// One repetition in `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RepSummary {
@@ -211,6 +242,9 @@ pub struct RepSummary {
     /// The video streams, as their viewer saw them (`crate::stream::views`).
     #[serde(default)]
     pub stream: StreamView,
+    /// The storage migration, when the VM has a disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageView>,
     /// The client's longest outage taken apart along the migration's
     /// phases (see [`crate::timeline`]), with QEMU's downtime beside it.
     #[serde(default)]
@@ -242,6 +276,7 @@ impl RepSummary {
                 rtp: Some(RtpView::default()),
                 http: Some(HttpView::default()),
             },
+            storage: Some(StorageView::default()),
             outage: Some(OutageBreakdown::default()),
             not_measured: BTreeMap::new(),
         }
@@ -324,10 +359,44 @@ fn guest_view(rep: &RepRecord) -> GuestView {
         dirty_rate_mib_s,
         dirty_target_mib_s: a.as_ref().and_then(|a| a.target_mib_s),
         corrupted_pages: g.integrity.as_ref().map(|i| i.corrupted_pages),
+        corrupted_blocks: g.disk_integrity.as_ref().map(|i| i.corrupted_pages),
+        host_disk_check_agrees: g.disk_host_check.as_ref().map(|c| c.agrees),
         max_monotonic_gap_ms: max_of(|x| x.monotonic_gap_ms),
         max_realtime_gap_ms: max_of(|x| x.realtime_gap_ms),
         ..GuestView::default()
     }
+}
+
+/// The storage view from the record's disks, mirror samples and markers.
+fn storage_view(rep: &RepRecord) -> Option<StorageView> {
+    let m = &rep.migration;
+    let s = m.storage.as_ref()?;
+    let between = |a, b| m.marker_ns(a).zip(m.marker_ns(b)).map(|(a, b)| ms(b - a));
+    let ready_ns = m.marker_ns(MarkerKind::MirrorReady);
+    let copied_by_ready: Option<u64> = ready_ns.map(|t| {
+        let mut by_job = BTreeMap::new();
+        for x in s.samples.iter().filter(|x| x.host_ns <= t) {
+            by_job.insert(x.job.as_str(), x.offset);
+        }
+        by_job.values().sum()
+    });
+    let mirrored: Vec<u64> = s.disks.iter().filter_map(|d| d.mirrored_bytes).collect();
+    let time_to_ready_ms = between(MarkerKind::MirrorStarted, MarkerKind::MirrorReady);
+    Some(StorageView {
+        storage: Some(s.storage.clone()),
+        disk_bytes: Some(s.disks.iter().map(|d| d.size_bytes).sum()),
+        bytes_mirrored: (!mirrored.is_empty()).then(|| mirrored.iter().sum()),
+        time_to_ready_ms,
+        mirror_throughput_mib_s: copied_by_ready
+            .zip(time_to_ready_ms)
+            .filter(|(b, t)| *b > 0 && *t > 0.0)
+            .map(|(b, t)| b as f64 / 1048576.0 / (t / 1000.0)),
+        ready_to_synced_ms: between(MarkerKind::MirrorReady, MarkerKind::MirrorActivelySynced),
+        ram_completed_to_resume_ms: between(
+            MarkerKind::RamCompleted,
+            MarkerKind::DestinationResumed,
+        ),
+    })
 }
 
 /// Summarises one repetition.
@@ -381,6 +450,7 @@ pub fn summarize_rep(
         client,
         guest,
         stream: StreamView::default(),
+        storage: storage_view(rep),
         outage,
         not_measured: not_measured(rep, probe.is_some()),
     }

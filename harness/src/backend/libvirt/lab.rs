@@ -80,6 +80,7 @@ impl LibvirtLab {
             self.cluster.scenario.vm.nic,
             &self.lab.state_dir,
             &[],
+            &[],
         )
         .context("building the guest image")?;
         self.image = Some(image);

@@ -7,6 +7,7 @@ pub mod kvm_proof;
 pub mod lab;
 pub mod proxmox_flow;
 pub mod qemu;
+pub mod storage;
 
 use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared, Site};
 use crate::backend::agent::AgentClient;
@@ -20,6 +21,7 @@ use crate::backend::local::qemu::process::{kill_pid, QemuProcess};
 use crate::bundle::Bundle;
 use crate::clock::now_ns;
 use crate::live::Live;
+use crate::scenario::disk::DiskStorage;
 use crate::scenario::{Acceleration, FaultKind, FaultSpec, MigrationFlow, Scenario};
 use anyhow::{bail, Context, Result};
 use measure::migration::qmp::MigrationInfo;
@@ -214,6 +216,16 @@ impl LocalLab {
         let tag = format!("vm0-{}-{}", node.letter(), self.generation);
         let dir = &self.lab.state_dir;
         let image = self.image.as_ref().context("no guest image yet")?;
+        let disk = self.scenario.vm.disk.as_ref();
+        if let Some(d) = disk {
+            let path = storage::image_path(dir, d, node);
+            // A destination on local storage gets an empty volume each time;
+            // the first source and shared storage, one made once.
+            if (incoming && d.storage == DiskStorage::Local) || !path.exists() {
+                storage::create_image(&path, d)?;
+            }
+        }
+        let mirrored = disk.is_some_and(|d| d.storage == DiskStorage::Local);
         let spec = QemuSpec {
             name: format!("lmig-{}-{tag}", self.lab.id),
             accel,
@@ -233,7 +245,9 @@ impl LocalLab {
             qmp: dir.join(format!("{tag}.qmp")),
             console: dir.join(format!("{tag}.console.log")),
             incoming,
-            paused: incoming && self.scenario.migration.flow == MigrationFlow::Proxmox,
+            paused: incoming
+                && (self.scenario.migration.flow == MigrationFlow::Proxmox || mirrored),
+            disk: disk.map(|d| storage::qemu_disk(dir, d, node)),
         };
         let cmdline = format!(
             "ip netns exec {} {} {}",
@@ -462,6 +476,11 @@ impl LocalLab {
             self.scenario.vm.nic,
             &self.lab.state_dir,
             &self.extras,
+            self.scenario
+                .vm
+                .disk
+                .as_ref()
+                .map_or(&[], |d| d.bus.kernel_modules()),
         )
         .context("building the guest image")?;
         self.image = Some(image);
@@ -524,8 +543,67 @@ impl LocalLab {
         req: &MigrationRequest<'_>,
         dst_events_from: usize,
         live: &Live,
-        mut pve: Option<&mut ProxmoxPoll>,
+        pve: Option<&mut ProxmoxPoll>,
     ) -> Result<()> {
+        let disk = self.scenario.vm.disk.clone();
+        if let Some(p) = pve.as_deref() {
+            self.proxmox_preamble(p, src.node, dst.node);
+        }
+        let mut mirror = match &disk {
+            Some(d) if d.storage == DiskStorage::Local => Some(
+                storage::Mirror::start(
+                    src,
+                    dst,
+                    &storage::qemu_disk(&self.lab.state_dir, d, src.node),
+                    d,
+                    self.lab.addrs.migration_addr(dst.node),
+                    (self.scenario.migration.max_bandwidth_mib_s * 1048576.0) as u64,
+                    pve.as_deref().map(|p| p.log.clone()),
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        let moved = self
+            .move_and_switch(src, dst, rec, req, live, pve, mirror.as_mut())
+            .await;
+        if let Some(d) = &disk {
+            rec.storage = Some(match mirror {
+                Some(m) => {
+                    if moved.is_err() || !completed(rec) {
+                        m.abandon(src).await;
+                    }
+                    let cont = moved.as_ref().ok().copied().flatten();
+                    let mut r = m.record(d);
+                    r.cont_ns = cont;
+                    r
+                }
+                None => storage::shared_record(d),
+            });
+        }
+        moved?;
+        conclude(dst, rec, dst_events_from).await
+    }
+
+    /// The mirror made ready and synced, then RAM, then the switchover:
+    /// the mirror completed, the NBD server stopped, and `cont` (when the
+    /// destination waits paused). Returns when `cont` was sent.
+    #[expect(clippy::too_many_arguments, reason = "one migration's parts")]
+    async fn move_and_switch(
+        &self,
+        src: &mut QemuProcess,
+        dst: &mut QemuProcess,
+        rec: &mut MigrationRecord,
+        req: &MigrationRequest<'_>,
+        live: &Live,
+        mut pve: Option<&mut ProxmoxPoll>,
+        mut mirror: Option<&mut storage::Mirror>,
+    ) -> Result<Option<i64>> {
+        let timeout = Duration::from_secs_f64(self.scenario.migration.timeout_s);
+        if let Some(m) = mirror.as_deref_mut() {
+            m.wait_ready(src, timeout, req.cancel).await?;
+            m.actively_sync(src).await?;
+        }
         let uri = format!(
             "tcp:{}:{MIGRATION_PORT}",
             self.lab.addrs.migration_addr(dst.node)
@@ -547,10 +625,69 @@ impl LocalLab {
             .await?;
         rec.finished_ns = Some(now_ns());
         settle_final_stats(src, rec).await?;
-        if let Some(p) = pve {
-            proxmox_switchover(p, src, dst, t0).await?;
+        let ended = match pve.as_deref_mut() {
+            Some(p) => proxmox_notice_end(p, src, t0).await?,
+            None => completed(rec),
+        };
+        if !ended {
+            return Ok(None); // conclude() says what QEMU said
         }
-        conclude(dst, rec, dst_events_from).await
+        if let Some(m) = mirror {
+            m.complete(src).await?;
+            m.stop_nbd(dst).await?;
+        }
+        if !dst.spec.paused {
+            return Ok(None);
+        }
+        // Proxmox's phase 3: the config moves to the target node, then the
+        // tunnel's `resume` makes the target `cont`.
+        let cont_ns = now_ns();
+        if let Some(p) = pve {
+            p.cont_ns = Some(cont_ns);
+        }
+        dst.qmp()?
+            .execute("cont", None)
+            .await
+            .context("resuming the destination (`cont`)")?;
+        Ok(Some(cont_ns))
+    }
+
+    /// qemu-server's first lines: the migration, its local disks and their
+    /// volumes on the target, the target VM started, the tunnel.
+    fn proxmox_preamble(&self, p: &ProxmoxPoll, src: Node, dst: Node) {
+        use measure::platform::proxmox::tasklog::LineKind as L;
+        let log = &p.log;
+        let node = format!("node-{}", dst.letter());
+        let vmid = proxmox_flow::VMID;
+        log.log(&L::StartingMigration {
+            vmid,
+            node: node.clone(),
+            ip: self.lab.addrs.migration_addr(dst).to_string(),
+        });
+        let disk = self.scenario.vm.disk.as_ref();
+        let local = disk.filter(|d| d.storage == DiskStorage::Local);
+        let volume = |n: Node| {
+            format!(
+                "local:{vmid}/vm-{vmid}-disk-{}.{}",
+                n.letter(),
+                local.map_or("raw", |d| d.format.as_str())
+            )
+        };
+        if local.is_some() {
+            log.log(&L::FoundLocalDisk {
+                kind: "local".into(),
+                volume: volume(src),
+                reason: Some("attached".into()),
+            });
+        }
+        log.log(&L::StartingRemoteVm { vmid, node });
+        if local.is_some() {
+            log.log(&L::VolumeOnTarget {
+                source: volume(src),
+                target: volume(dst),
+            });
+        }
+        log.log(&L::StartRemoteTunnel);
     }
 
     /// qemu-server's phase-2 setup: its capabilities and parameters, each
@@ -564,16 +701,6 @@ impl LocalLab {
     ) -> Result<()> {
         use measure::platform::proxmox::tasklog::LineKind as L;
         let log = &p.log;
-        let node = format!("node-{}", dst.node.letter());
-        let ip = self.lab.addrs.migration_addr(dst.node).to_string();
-        let vmid = proxmox_flow::VMID;
-        log.log(&L::StartingMigration {
-            vmid,
-            node: node.clone(),
-            ip,
-        });
-        log.log(&L::StartingRemoteVm { vmid, node });
-        log.log(&L::StartRemoteTunnel);
         log.log(&L::StartingLiveMigration { uri: uri.into() });
         log.log(&L::SetCapabilities);
         let caps = json!({ "capabilities": [
@@ -778,33 +905,21 @@ async fn settle_final_stats(src: &QemuProcess, rec: &mut MigrationRecord) -> Res
     Ok(())
 }
 
-/// The end of qemu-server's phase 2 and its phase-3 cleanup: its next
-/// poll notices the completion (up to a poll after QEMU), then the config
-/// moves to the target and the target gets `cont`. The guest stays paused
-/// on the destination (`-S`) all that time.
-async fn proxmox_switchover(
-    p: &mut ProxmoxPoll,
-    src: &QemuProcess,
-    dst: &QemuProcess,
-    t0: Instant,
-) -> Result<()> {
+/// The end of qemu-server's phase 2: its next poll notices the completion
+/// (up to a poll after QEMU). The guest stays paused on the destination
+/// (`-S`) from then through the cleanup. Whether it completed.
+async fn proxmox_notice_end(p: &mut ProxmoxPoll, src: &QemuProcess, t0: Instant) -> Result<bool> {
     while p.ended.is_none() {
         tokio::time::sleep(p.until_next(t0.elapsed())).await;
         let raw = src.qmp()?.execute("query-migrate", None).await?;
         p.observe(&raw, t0.elapsed());
     }
-    if p.ended != Some(true) {
-        return Ok(()); // conclude() says what QEMU said
-    }
-    // Phase 3: the config moves to the target node (a file write on the
-    // cluster filesystem), then the tunnel's `resume` makes the target
-    // `cont`. Without disks there is no NBD server to stop.
-    p.cont_ns = Some(now_ns());
-    dst.qmp()?
-        .execute("cont", None)
-        .await
-        .context("resuming the destination (qemu-server's `resume`)")?;
-    Ok(())
+    Ok(p.ended == Some(true))
+}
+
+/// Whether QEMU's last reading says the migration completed.
+fn completed(rec: &MigrationRecord) -> bool {
+    rec.final_info.as_ref().and_then(|i| i.status.as_deref()) == Some("completed")
 }
 
 /// A completed migration must also see the destination resume the guest;
@@ -943,6 +1058,19 @@ impl Backend for LocalLab {
 
     async fn teardown(&mut self) -> Result<()> {
         self.shutdown().await
+    }
+
+    async fn read_disk(&self, len: u64) -> Result<Option<super::DiskRead>> {
+        let (Some(d), Some(q)) = (&self.scenario.vm.disk, &self.running) else {
+            return Ok(None);
+        };
+        let image = storage::image_path(&self.lab.state_dir, d, q.node);
+        let data = storage::read_image(&image, d, len, &self.lab.state_dir)?;
+        Ok(Some(super::DiskRead {
+            image: image.display().to_string(),
+            node: q.node.letter().into(),
+            data,
+        }))
     }
 
     async fn migrate(

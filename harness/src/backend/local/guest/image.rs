@@ -385,7 +385,7 @@ pub fn build_image(
     nic: Nic,
     out_dir: &Path,
 ) -> Result<GuestImage> {
-    build_image_with(kernel, agent, nic, out_dir, &[])
+    build_image_with(kernel, agent, nic, out_dir, &[], &[])
 }
 
 /// [`build_image`], plus host programs: each of `extra` (an absolute
@@ -399,6 +399,7 @@ pub fn build_image_with(
     nic: Nic,
     out_dir: &Path,
     extra: &[PathBuf],
+    extra_modules: &[&str],
 ) -> Result<GuestImage> {
     let mut extras: Vec<PathBuf> = Vec::new();
     for program in extra {
@@ -412,9 +413,10 @@ pub fn build_image_with(
     let dep = std::fs::read_to_string(&dep_path)
         .with_context(|| format!("cannot read {}; {KERNEL_HINT}", dep_path.display()))?;
     let mut wanted = vec![nic.kernel_module()];
-    if nic == Nic::VirtioNet {
+    if nic == Nic::VirtioNet || extra_modules.iter().any(|m| m.starts_with("virtio")) {
         wanted.insert(0, "virtio_pci");
     }
+    wanted.extend(extra_modules);
     let modules = resolve_modules(&dep, &wanted)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -576,6 +578,7 @@ kernel/net/core/failover.ko:
             Nic::VirtioNet,
             &dir,
             &[PathBuf::from("/bin/true"), PathBuf::from("/bin/true")],
+            crate::scenario::disk::DiskBus::Scsi.kernel_modules(),
         )
         .unwrap();
         let data = std::fs::read(&img.initramfs).unwrap();

@@ -1,6 +1,7 @@
 //! The QEMU command line, built in one place and printed in full in the
 //! bundle so any run can be reproduced by hand.
 
+use crate::scenario::disk::{DiskBus, DiskFormat};
 use crate::scenario::Nic;
 use std::path::PathBuf;
 
@@ -36,6 +37,60 @@ pub struct QemuSpec {
     /// Stay paused after an incoming migration until `cont` (`-S`, as
     /// Proxmox starts its destinations).
     pub paused: bool,
+    /// The VM's disk, if it has one.
+    pub disk: Option<QemuDisk>,
+}
+
+/// One disk: an image on this node, as a block node and a device.
+#[derive(Debug, Clone)]
+pub struct QemuDisk {
+    /// The image file.
+    pub image: PathBuf,
+    /// Its format.
+    pub format: DiskFormat,
+    /// The bus the guest sees it on.
+    pub bus: DiskBus,
+}
+
+impl QemuDisk {
+    /// The format node's name (`drive-scsi0`, as qemu-server names it):
+    /// what the mirror copies from and the NBD export serves.
+    pub fn node_name(&self) -> String {
+        format!("drive-{}", self.bus.drive())
+    }
+
+    /// `-blockdev` for the file and the format, then the device (and its
+    /// controller).
+    fn args(&self) -> Vec<String> {
+        let drive = self.bus.drive();
+        let file = format!("file-{drive}");
+        let node = self.node_name();
+        let mut a = vec![
+            "-blockdev".to_string(),
+            format!(
+                "driver=file,filename={},node-name={file}",
+                self.image.display()
+            ),
+            "-blockdev".to_string(),
+            format!(
+                "driver={},file={file},node-name={node}",
+                self.format.as_str()
+            ),
+        ];
+        let device = match self.bus {
+            DiskBus::VirtioBlk => format!("virtio-blk-pci,drive={node},id={drive}"),
+            DiskBus::Scsi => {
+                a.extend([
+                    "-device".to_string(),
+                    "virtio-scsi-pci,id=scsihw0".to_string(),
+                ]);
+                format!("scsi-hd,bus=scsihw0.0,drive={node},id={drive}")
+            }
+            DiskBus::Ide => format!("ide-hd,bus=ide.0,unit=0,drive={node},id={drive}"),
+        };
+        a.extend(["-device".to_string(), device]);
+        a
+    }
 }
 
 impl QemuSpec {
@@ -85,6 +140,9 @@ impl QemuSpec {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if let Some(d) = &self.disk {
+            a.extend(d.args());
+        }
         if self.incoming {
             a.extend(["-incoming".to_string(), "defer".to_string()]);
         }
@@ -123,6 +181,7 @@ mod tests {
             console: "/run/c.log".into(),
             incoming: false,
             paused: false,
+            disk: None,
         };
         let src = s.args();
         s.incoming = true;
