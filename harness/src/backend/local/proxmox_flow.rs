@@ -312,7 +312,9 @@ pub fn record_task_log(p: &ProxmoxPoll, rec: &mut MigrationRecord) {
         "downtime_limit_ms": o.downtime_limit_ms,
         "downtime_increases_ms": o.downtime_increases_ms,
     }));
-    if let Some(t) = p.cont_ns {
+    // With a disk, the storage record already marked the same `cont`.
+    let marked = rec.marker(MarkerKind::PlatformCleanupDone).is_some();
+    if let Some(t) = p.cont_ns.filter(|_| !marked) {
         rec.markers.push(Marker {
             kind: MarkerKind::PlatformCleanupDone,
             pass: None,
