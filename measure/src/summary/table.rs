@@ -54,6 +54,22 @@ pub fn to_table(s: &Summary) -> String {
                 cell(p.ram_transferred_bytes.map(|b| b as f64 / 1048576.0), 1),
             ));
         }
+        if let Some(v) = &r.storage {
+            out.push_str(&format!(
+                "    disk ({}): {} MiB mirrored, ready after {} ms at {} MiB/s, RAM completed to resume {} ms; corrupted blocks {}, host check {}\n",
+                v.storage.as_deref().unwrap_or("?"),
+                cell(v.bytes_mirrored.map(|b| b as f64 / 1048576.0), 1),
+                cell(v.time_to_ready_ms, 0),
+                cell(v.mirror_throughput_mib_s, 1),
+                cell(v.ram_completed_to_resume_ms, 1),
+                r.guest.corrupted_blocks.map_or("-".into(), |x| x.to_string()),
+                match r.guest.host_disk_check_agrees {
+                    Some(true) => "agrees",
+                    Some(false) => "DISAGREES",
+                    None => "-",
+                },
+            ));
+        }
         if let Some(v) = &r.stream.rtp {
             out.push_str(&format!(
                 "    rtp: largest gap {} ms, {} lost, freezes {} ({} ms in all, picture stale up to {} ms), frames complete {} / decoded {}\n",

@@ -68,3 +68,39 @@ pub(super) fn rep_table(h: &mut String, cx: &Ctx<'_>) {
     }
     h.push_str("</table></div>\n<p>— : not measured. The same numbers, and more, are in <code>summary.csv</code> and <code>summary.json</code> (defined in <code>docs/summary.md</code>).</p></section>\n");
 }
+
+/// The disks' table, when the VM had one: what each storage migration
+/// copied, how long the mirror took to be ready, the pause after RAM, and
+/// both checks of the disk.
+pub(super) fn storage_table(h: &mut String, cx: &Ctx<'_>) {
+    if !cx.reps.iter().any(|r| r.s.storage.is_some()) {
+        return;
+    }
+    h.push_str("<section id=\"storage\"><h2>Disk</h2>\n<p>The mirror copies the whole disk to the paused destination over NBD, then every write the guest makes while it runs; once ready it is switched to write-blocking. After RAM completes, the guest stays paused while the mirror completes, the NBD server stops and the destination gets <code>cont</code>: <em>RAM completed → resume</em>, which Proxmox's task log does not report.</p>\n");
+    h.push_str("<div class=\"scroll\"><table id=\"table-storage\"><tr><th>rep</th><th class=\"l\">storage</th><th>disk, MiB</th><th>mirrored, MiB</th><th>mirror ready after, ms</th><th>mirror, MiB/s</th><th>ready → synced, ms</th><th>RAM completed → resume, ms</th><th>corrupted blocks</th><th class=\"l\">host's check</th></tr>\n");
+    let mib = |b: Option<u64>| num(b.map(|b| b as f64 / 1048576.0), 1);
+    for r in &cx.reps {
+        let (s, Some(v)) = (r.s, r.s.storage.as_ref()) else {
+            continue;
+        };
+        let host = match s.guest.host_disk_check_agrees {
+            Some(true) => "agrees with the agent",
+            Some(false) => "DISAGREES",
+            None => "—",
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td><a href=\"#rep-{n}\">{n}</a></td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{host}</td></tr>",
+            esc(v.storage.as_deref().unwrap_or("—")),
+            mib(v.disk_bytes),
+            mib(v.bytes_mirrored),
+            num(v.time_to_ready_ms, 0),
+            num(v.mirror_throughput_mib_s, 1),
+            num(v.ready_to_synced_ms, 1),
+            num(v.ram_completed_to_resume_ms, 1),
+            s.guest.corrupted_blocks.map_or("—".into(), |v| v.to_string()),
+            n = s.repetition
+        );
+    }
+    h.push_str("</table></div></section>\n");
+}

@@ -38,6 +38,7 @@ pub(super) fn render(input: &ReportInput<'_>) -> String {
     across::across(&mut rest, &cx);
     repetition::per_rep(&mut rest, &mut cx);
     every_rep::rep_table(&mut rest, &cx);
+    every_rep::storage_table(&mut rest, &cx);
     footer::footer(&mut rest, &cx);
     // The list of what is missing goes near the top but is known only
     // after every section has looked.
