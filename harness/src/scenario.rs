@@ -559,7 +559,9 @@ impl Scenario {
         }
         if let Some(d) = &self.vm.disk {
             d.check()?;
-            if self.backend.kind != BackendKind::Local {
+            let lab = self.backend.kind == BackendKind::Local
+                || (self.backend.kind == BackendKind::Libvirt && self.backend.uris.is_empty());
+            if !lab {
                 return Err(format!("`vm.disk` is the lab's own VM's; the {} backend migrates the disks its VM has (`backend.with_local_disks`)", self.backend.kind.as_str()));
             }
         }

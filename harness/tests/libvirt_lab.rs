@@ -201,3 +201,39 @@ fn a_cluster_named_by_uris_is_migrated_by_a_harness_on_its_lan() {
     let leaks = files_containing(&bundle, &agent_token);
     assert!(leaks.is_empty(), "the agent's token is in {leaks:?}");
 }
+
+#[test]
+fn libvirt_copies_a_local_disk_while_the_guest_writes_and_it_arrives_intact() {
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    require_libvirt();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/libvirt-lab.toml"),
+    )
+    .unwrap()
+    .replace("repetitions = 3", "repetitions = 2")
+    .replace(
+        "nic = \"virtio-net\"\n",
+        "nic = \"virtio-net\"\n\n[vm.disk]\nsize_mib = 128\nbus = \"scsi\"\n",
+    ) + "\n[workload.disk]\nrate_mib_s = 2.0\nregion_mib = 16\npattern = \"random\"\n";
+    let (out, _) = run_scenario_with_token(&text, "libvirt-disk");
+    assert_eq!(out.summary.repetitions.len(), 2);
+    for r in &out.summary.repetitions {
+        assert_eq!(r.status, RepStatus::Completed, "{:?}", r.error);
+        assert_eq!(r.guest.corrupted_blocks, Some(0));
+        assert_eq!(
+            r.guest.host_disk_check_agrees,
+            Some(true),
+            "the host's read of the destination's image"
+        );
+        let s = r.storage.as_ref().unwrap();
+        assert!(s.bytes_mirrored.unwrap() >= 128 * 1048576, "{s:?}");
+        assert!(s.time_to_ready_ms.unwrap() > 0.0 && s.ram_completed_to_resume_ms.unwrap() > 0.0);
+        let p = r.platform.as_ref().unwrap();
+        assert!(
+            p.disk_transferred_bytes.unwrap() >= 128 * 1048576,
+            "libvirt's disk_processed: {p:?}"
+        );
+    }
+    let _ = daemon_pids(&out.bundle);
+    assert_lab_gone(&out.bundle);
+}

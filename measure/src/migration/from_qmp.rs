@@ -103,7 +103,8 @@ fn storage_harness_markers(m: &MigrationRecord) -> Vec<Marker> {
     .collect()
 }
 
-/// A disk mirror's job, by the name it is given (`mirror-<drive>`).
+/// A disk mirror's job, by the name it is given: `mirror-<drive>`
+/// (qemu-server's, and the lab's), `drive-<alias>` (libvirt's).
 fn is_mirror_job(e: &SideEvent) -> bool {
     let id = e
         .event
@@ -113,7 +114,7 @@ fn is_mirror_job(e: &SideEvent) -> bool {
     e.side == "source"
         && id
             .and_then(|v| v.as_str())
-            .is_some_and(|s| s.starts_with("mirror-"))
+            .is_some_and(|s| s.starts_with("mirror-") || s.starts_with("drive-"))
 }
 
 /// The source's block-job events as markers: the first mirror running,

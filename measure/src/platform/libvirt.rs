@@ -245,7 +245,8 @@ pub fn parse_qemu_event(line: &str, host_rx_ns: i64) -> Option<(String, QmpEvent
 
 /// What the platform view of a libvirt migration says, from the
 /// destination's completed-job statistics (where libvirt computes the
-/// downtime), falling back to the source's.
+/// downtime), falling back to the source's; the disks' figures from the
+/// source, which copies them.
 pub fn platform_stats(source: Option<&JobStats>, destination: Option<&JobStats>) -> PlatformStats {
     let get = |k: &str| {
         destination
@@ -261,7 +262,12 @@ pub fn platform_stats(source: Option<&JobStats>, destination: Option<&JobStats>)
         }),
         duration_ms: get("time_elapsed").map(|v| v as f64),
         ram_transferred_bytes: get("memory_processed"),
-        disk_transferred_bytes: get("disk_processed"),
+        // The source copies the disks (libvirt's NBD mirror); the
+        // destination's completed job says 0 for them.
+        disk_transferred_bytes: source
+            .and_then(|s| s.get("disk_processed"))
+            .copied()
+            .or_else(|| get("disk_processed")),
     }
 }
 

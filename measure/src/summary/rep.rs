@@ -376,7 +376,18 @@ fn storage_view(rep: &RepRecord) -> Option<StorageView> {
     let copied_by_ready: Option<u64> = ready_ns.map(|t| {
         let mut by_job = BTreeMap::new();
         for x in s.samples.iter().filter(|x| x.host_ns <= t) {
-            by_job.insert(x.job.as_str(), x.offset);
+            by_job.insert(x.job.clone(), x.offset);
+        }
+        if by_job.is_empty() {
+            // No samples (libvirt ran the mirror): the ready events say.
+            for e in m
+                .events
+                .iter()
+                .filter(|e| e.side == "source" && e.event.event == "BLOCK_JOB_READY")
+            {
+                let job = e.event.data["device"].as_str().unwrap_or("").to_string();
+                by_job.insert(job, e.event.data["offset"].as_u64().unwrap_or(0));
+            }
         }
         by_job.values().sum()
     });

@@ -7,6 +7,7 @@
 //! (USB, balloon, graphics) is there, so the migration stream carries the
 //! same devices in both backends.
 
+use crate::scenario::disk::{DiskBus, DiskSpec};
 use crate::scenario::Nic;
 use std::path::PathBuf;
 
@@ -37,6 +38,27 @@ pub struct DomainSpec {
     pub cmdline: String,
     /// The serial console's file (both nodes append to the same file).
     pub console: PathBuf,
+    /// The disk, if the VM has one, and its image's path as each node's
+    /// daemon sees it (the same path, a different file on each node).
+    pub disk: Option<(DiskSpec, PathBuf)>,
+}
+
+/// The `<disk>` element (and the SCSI controller a SCSI disk needs).
+fn disk_xml(disk: &DiskSpec, path: &std::path::Path) -> String {
+    let (dev, bus, controller) = match disk.bus {
+        DiskBus::VirtioBlk => ("vda", "virtio", ""),
+        DiskBus::Scsi => (
+            "sda",
+            "scsi",
+            "\n    <controller type='scsi' model='virtio-scsi'/>",
+        ),
+        DiskBus::Ide => ("hda", "ide", ""),
+    };
+    format!(
+        "\n    <disk type='file' device='disk'>\n      <driver name='qemu' type='{}'/>\n      <source file='{}'/>\n      <target dev='{dev}' bus='{bus}'/>\n    </disk>{controller}",
+        disk.format.as_str(),
+        escape(&path.display().to_string())
+    )
 }
 
 impl DomainSpec {
@@ -71,7 +93,7 @@ impl DomainSpec {
       <target port='0'/>
     </serial>
     <controller type='usb' model='none'/>
-    <memballoon model='none'/>
+    <memballoon model='none'/>{disk}
   </devices>
 </domain>
 "#,
@@ -85,6 +107,10 @@ impl DomainSpec {
             mac = escape(&self.mac),
             tap = escape(&self.tap),
             console = escape(&self.console.display().to_string()),
+            disk = self
+                .disk
+                .as_ref()
+                .map_or(String::new(), |(d, p)| disk_xml(d, p)),
         )
     }
 }
@@ -116,6 +142,7 @@ mod tests {
             initrd: "/run/lmig/x/initramfs.cpio".into(),
             cmdline: "console=ttyS0 a=<b>&'c'".into(),
             console: "/run/lmig/x/vm0.console.log".into(),
+            disk: None,
         };
         let x = d.xml();
         assert!(x.contains("<domain type='qemu'>"));

@@ -13,6 +13,7 @@ use crate::backend::local::lab::{Lab, Node};
 use crate::backend::local::qemu::cmdline::kernel_append;
 use crate::backend::local::{lab_agent, lab_parts, tail_of, CONTROL_PORT, REFLECTOR_PORT};
 use crate::live::Live;
+use crate::scenario::disk::DiskSpec;
 use crate::scenario::{LibvirtTransport, Scenario};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -80,11 +81,17 @@ impl LibvirtLab {
             self.cluster.scenario.vm.nic,
             &self.lab.state_dir,
             &[],
-            &[],
+            self.cluster
+                .scenario
+                .vm
+                .disk
+                .as_ref()
+                .map_or(&[], |d| d.bus.kernel_modules()),
         )
         .context("building the guest image")?;
         self.image = Some(image);
         self.start_daemons(live).await?;
+        self.create_disks()?;
         self.version = Some(self.cluster.version().await?);
         self.boot().await
     }
@@ -155,7 +162,47 @@ impl LibvirtLab {
                 REFLECTOR_PORT,
             ),
             console: self.console_path(),
+            disk: vm.disk.clone().map(|d| {
+                let p = self.disk_path_in_daemon(&d);
+                (d, p)
+            }),
         })
+    }
+
+    /// The disk image's path as both daemons see it: under their private
+    /// `/var/lib/libvirt`, so the same path is a different file on each
+    /// node, as on two hosts.
+    fn disk_path_in_daemon(&self, d: &DiskSpec) -> PathBuf {
+        PathBuf::from(format!(
+            "/var/lib/libvirt/images/lmig-disk.{}",
+            d.format.as_str()
+        ))
+    }
+
+    /// The disk image of node `n`, as the host sees it.
+    pub fn disk_image(&self, n: Node) -> Option<PathBuf> {
+        let d = self.cluster.scenario.vm.disk.as_ref()?;
+        let inner = self.disk_path_in_daemon(d);
+        let rel = inner.strip_prefix("/var/lib/libvirt").ok()?;
+        Some(self.daemon_spec(n).root.join("lib").join(rel))
+    }
+
+    /// An empty image on each node (libvirt's `--copy-storage-all` needs
+    /// the destination's to exist; it copies every block onto it).
+    fn create_disks(&self) -> Result<()> {
+        let Some(d) = self.cluster.scenario.vm.disk.as_ref() else {
+            return Ok(());
+        };
+        for n in [Node::A, Node::B] {
+            if let Some(path) = self.disk_image(n) {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                crate::backend::local::storage::create_image(&path, d)?;
+            }
+        }
+        Ok(())
     }
 
     /// The serial console's file (both nodes' QEMUs append to it).

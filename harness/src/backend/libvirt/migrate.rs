@@ -12,9 +12,10 @@ use crate::backend::local::progress_line;
 use crate::backend::MigrationRequest;
 use crate::clock::now_ns;
 use crate::live::Live;
+use crate::scenario::disk::{DiskSpec, DiskStorage};
 use anyhow::{bail, Context, Result};
 use measure::migration::qmp::MigrationInfo;
-use measure::migration::record::{MigrationRecord, RepStatus, Sample, SideEvent};
+use measure::migration::record::{MigrationRecord, RepStatus, Sample, SideEvent, StorageRecord};
 use measure::platform::libvirt::{parse_events, parse_job_stats, parse_qemu_event, platform_stats};
 use serde_json::{json, Value};
 use std::process::Stdio;
@@ -93,6 +94,24 @@ fn migrate_args(b: &Cluster, dst: &NodeDaemon) -> Vec<String> {
     .collect();
     if let Some(m) = &dst.migrate_uri {
         args.extend(["--migrateuri".to_string(), m.clone()]);
+    }
+    if b.scenario
+        .vm
+        .disk
+        .as_ref()
+        .is_some_and(|d| d.storage == DiskStorage::Local)
+    {
+        // libvirt's NBD mirror of every disk onto the destination's image,
+        // over the same way as QEMU's stream (a UNIX socket beside the
+        // migration's when that is the transport).
+        args.push("--copy-storage-all".into());
+        if let Some(sock) = dst
+            .migrate_uri
+            .as_deref()
+            .and_then(|u| u.strip_prefix("unix://"))
+        {
+            args.extend(["--disks-uri".into(), format!("unix://{sock}.nbd")]);
+        }
     }
     args.extend(["--bandwidth".to_string(), bandwidth.to_string()]);
     args
@@ -255,8 +274,31 @@ async fn gather(
         "destination_jobinfo": raw_or_error(&dst_job),
         "domain_events": domain_events,
     }));
+    rec.storage = b
+        .scenario
+        .vm
+        .disk
+        .as_ref()
+        .map(|d| storage_record(d, &rec.events));
     measure::migration::from_qmp::complete(rec);
     fill_qemu_downtime(rec);
+}
+
+/// The disk as libvirt moved it: its mirror's job and what it copied,
+/// from the source QEMU's block-job events (libvirt names the job
+/// `drive-<alias>`).
+fn storage_record(d: &DiskSpec, events: &[SideEvent]) -> StorageRecord {
+    let mut r = crate::backend::local::storage::shared_record(d);
+    if d.storage == DiskStorage::Local {
+        let done = events
+            .iter()
+            .rfind(|e| e.side == "source" && e.event.event == "BLOCK_JOB_COMPLETED");
+        if let Some(m) = r.disks.first_mut() {
+            m.job = done.and_then(|e| e.event.data["device"].as_str().map(str::to_string));
+            m.mirrored_bytes = done.and_then(|e| e.event.data["offset"].as_u64());
+        }
+    }
+    r
 }
 
 /// libvirt ends the source QEMU some 25 ms after it completes, often

@@ -140,6 +140,20 @@ impl Backend for LibvirtLab {
     async fn teardown(&mut self) -> Result<()> {
         self.shutdown().await
     }
+    async fn read_disk(&self, len: u64) -> Result<Option<super::DiskRead>> {
+        let (Some(d), Some(image)) = (
+            self.cluster.scenario.vm.disk.as_ref(),
+            self.disk_image(self.cluster.on),
+        ) else {
+            return Ok(None);
+        };
+        let data = crate::backend::local::storage::read_image(&image, d, len, &self.lab.state_dir)?;
+        Ok(Some(super::DiskRead {
+            image: image.display().to_string(),
+            node: self.cluster.on.letter().into(),
+            data,
+        }))
+    }
 }
 
 impl Backend for LibvirtRemote {
