@@ -18,6 +18,7 @@ packages=(
   stress-ng           # compared with the agent's memory dirtier by `harness bench dirty`
   chromium            # headless: renders report.html in the report test
   fonts-dejavu-core   # a font for the SVG plots' text in headless Chromium (fresh machines have none)
+  debootstrap e2fsprogs  # vm.image = "debian": the Debian 12 guest from Debian's packages; mke2fs -d and debugfs make its disk
   tshark              # independent RTP analyser: the streams test checks ours against `tshark -z rtp,streams`
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev libclang-dev pkg-config ffmpeg  # media crate: ffmpeg-next (libx264 encoder, H.264 decoder, MPEG-TS muxer); ffprobe checks its MPEG-TS
 )

@@ -149,6 +149,7 @@ impl AgentState {
             kernel: self.kernel.clone(),
             reflector_port: self.reflector_port,
             pid1: self.pid1,
+            init: init_system(self.pid1),
         }
     }
 
@@ -630,6 +631,21 @@ fn is_transient(e: &std::io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+/// What runs as PID 1: the agent itself, or systemd when the system was
+/// booted with it (`/run/systemd/system` exists: `sd_booted()`'s test; a
+/// hardened unit cannot see `/proc/1`), or else PID 1's name if visible.
+fn init_system(pid1: bool) -> Option<String> {
+    if pid1 {
+        return Some("guest-agent".into());
+    }
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        return Some("systemd".into());
+    }
+    std::fs::read_to_string("/proc/1/comm")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 #[cfg(test)]

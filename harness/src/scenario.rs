@@ -105,8 +105,25 @@ pub struct VmSpec {
     pub kernel: String,
     /// Seconds to wait for the agent to answer after boot.
     pub boot_timeout_s: f64,
-    /// A disk, if the VM has one (`[vm.disk]`).
+    /// A disk, if the VM has one (`[vm.disk]`). With `image = "debian"`
+    /// it is the root disk: its bus, format and storage are taken, its
+    /// size is the image's.
     pub disk: Option<disk::DiskSpec>,
+    /// The guest: `initramfs` (the agent as PID 1, the default) or
+    /// `debian` (Debian 12 with systemd, the agent as a service).
+    pub image: GuestKind,
+}
+
+/// What runs in the guest.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuestKind {
+    /// The agent as `/init` of an initramfs: boots in seconds.
+    #[default]
+    Initramfs,
+    /// Debian 12 from its own packages, booting from its disk with
+    /// systemd; the agent is the shipped service.
+    Debian,
 }
 
 impl Default for VmSpec {
@@ -118,6 +135,7 @@ impl Default for VmSpec {
             kernel: "auto".into(),
             boot_timeout_s: 90.0,
             disk: None,
+            image: GuestKind::Initramfs,
         }
     }
 }
@@ -567,6 +585,22 @@ impl Scenario {
         }
         if let Some(w) = &self.workload.disk {
             w.check(self.vm.disk.as_ref())?;
+        }
+        if self.vm.image == GuestKind::Debian {
+            if self.backend.kind != BackendKind::Local {
+                return Err("`vm.image` = \"debian\" runs in the local lab only".into());
+            }
+            if self.workload.disk.is_some() {
+                return Err("`workload.disk` writes raw blocks: with `vm.image` = \"debian\" the disk is the guest's root file system".into());
+            }
+            if self
+                .vm
+                .disk
+                .as_ref()
+                .is_some_and(|d| d.format != disk::DiskFormat::Raw)
+            {
+                return Err("`vm.disk.format`: the Debian guest's root disk is raw".into());
+            }
         }
         if let Some(a) = &self.asserts {
             for c in &a.checks {

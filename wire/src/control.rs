@@ -34,6 +34,11 @@ pub struct Health {
     pub reflector_port: u16,
     /// Whether the agent runs as PID 1 (lab guest) or as a service.
     pub pid1: bool,
+    /// What runs as the guest's PID 1: `guest-agent` (the lab's
+    /// initramfs guest), `systemd` (a real distribution, the agent a
+    /// service of it), or PID 1's name; `None` from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
 }
 
 /// A workload the harness asks the agent to run.

@@ -340,11 +340,15 @@ async fn run_body<B: Backend>(
     .await?;
     g.health_ok = true;
     live.println(&format!(
-        "guest up under {} in {:.1} s: agent {} on kernel {} ({})",
+        "guest up under {} in {:.1} s: agent {} on kernel {}{} ({})",
         prepared.acceleration,
         t_boot.elapsed().as_secs_f64(),
         prepared.health.agent_version,
         prepared.health.kernel,
+        match prepared.health.init.as_deref() {
+            Some("guest-agent") | None => String::new(),
+            Some(init) => format!(", a service of {init} (not PID 1)"),
+        },
         prepared.acceleration_note
     ));
     g.acceleration = Some((prepared.acceleration, prepared.acceleration_note));

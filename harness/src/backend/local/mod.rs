@@ -11,6 +11,7 @@ pub mod storage;
 
 use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared, Site};
 use crate::backend::agent::AgentClient;
+use crate::backend::local::guest::debian::{self, DebianImage};
 use crate::backend::local::guest::{
     build_image_with, find_agent, find_kernel, GuestImage, KernelChoice,
 };
@@ -22,7 +23,7 @@ use crate::bundle::Bundle;
 use crate::clock::now_ns;
 use crate::live::Live;
 use crate::scenario::disk::DiskStorage;
-use crate::scenario::{Acceleration, FaultKind, FaultSpec, MigrationFlow, Scenario};
+use crate::scenario::{Acceleration, FaultKind, FaultSpec, GuestKind, MigrationFlow, Scenario};
 use anyhow::{bail, Context, Result};
 use measure::migration::qmp::MigrationInfo;
 use measure::migration::record::{MigrationRecord, RepStatus, Sample, SideEvent};
@@ -85,6 +86,8 @@ pub struct LocalLab {
     /// Where the next `migration.flow = "proxmox"` migration writes its
     /// task log (the Proxmox stand-in serves it while it is written).
     next_task_log: Option<TaskLogWriter>,
+    /// The Debian guest, with `vm.image = "debian"`.
+    debian: Option<DebianImage>,
 }
 
 /// The guest agent's control token: 16 random bytes as 32 hex digits
@@ -174,6 +177,7 @@ impl LocalLab {
             standby: None,
             generation: 0,
             next_task_log: None,
+            debian: None,
         })
     }
 
@@ -190,6 +194,21 @@ impl LocalLab {
     /// Node a's and node b's addresses on the migration link.
     pub fn migration_addrs(&self) -> [std::net::Ipv4Addr; 2] {
         [Node::A, Node::B].map(|n| self.lab.addrs.migration_addr(n))
+    }
+
+    /// The VM's disk: the scenario's, or the Debian guest's root disk
+    /// (its image's size, raw; shared storage unless `[vm.disk]` says).
+    fn disk(&self) -> Option<crate::scenario::disk::DiskSpec> {
+        let d = self.scenario.vm.disk.clone();
+        if self.scenario.vm.image != GuestKind::Debian {
+            return d;
+        }
+        let mut d = d.unwrap_or(crate::scenario::disk::DiskSpec {
+            storage: DiskStorage::Shared,
+            ..Default::default()
+        });
+        d.size_mib = debian::IMAGE_MIB;
+        Some(d)
     }
 
     /// The node the VM runs on.
@@ -216,15 +235,35 @@ impl LocalLab {
         let tag = format!("vm0-{}-{}", node.letter(), self.generation);
         let dir = &self.lab.state_dir;
         let image = self.image.as_ref().context("no guest image yet")?;
-        let disk = self.scenario.vm.disk.as_ref();
+        let disk = self.disk();
+        let disk = disk.as_ref();
         if let Some(d) = disk {
             let path = storage::image_path(dir, d, node);
             // A destination on local storage gets an empty volume each time;
-            // the first source and shared storage, one made once.
-            if (incoming && d.storage == DiskStorage::Local) || !path.exists() {
+            // the first source and shared storage, one made once (the
+            // Debian guest's: a copy of its image with the run's token).
+            if incoming && d.storage == DiskStorage::Local {
                 storage::create_image(&path, d)?;
+            } else if !path.exists() {
+                match &self.debian {
+                    Some(img) => debian::copy_for_run(img, &path, &self.token, dir)?,
+                    None => storage::create_image(&path, d)?,
+                }
             }
         }
+        let (kernel, initrd, append) = match &self.debian {
+            Some(d) => (d.kernel.clone(), d.initrd.clone(), debian::kernel_cmdline()),
+            None => (
+                image.kernel.vmlinuz.clone(),
+                image.initramfs.clone(),
+                kernel_append(
+                    &format!("{}/{}", self.guest_addr, self.lab.addrs.lan_prefix),
+                    &self.token,
+                    CONTROL_PORT,
+                    REFLECTOR_PORT,
+                ),
+            ),
+        };
         let mirrored = disk.is_some_and(|d| d.storage == DiskStorage::Local);
         let spec = QemuSpec {
             name: format!("lmig-{}-{tag}", self.lab.id),
@@ -234,14 +273,9 @@ impl LocalLab {
             nic: self.scenario.vm.nic,
             mac: format!("52:54:00:4c:4d:{:02x}", self.guest_addr.octets()[3]),
             tap: self.lab.tap(0),
-            kernel: image.kernel.vmlinuz.clone(),
-            initrd: image.initramfs.clone(),
-            append: kernel_append(
-                &format!("{}/{}", self.guest_addr, self.lab.addrs.lan_prefix),
-                &self.token,
-                CONTROL_PORT,
-                REFLECTOR_PORT,
-            ),
+            kernel,
+            initrd,
+            append,
             qmp: dir.join(format!("{tag}.qmp")),
             console: dir.join(format!("{tag}.console.log")),
             incoming,
@@ -545,7 +579,7 @@ impl LocalLab {
         live: &Live,
         pve: Option<&mut ProxmoxPoll>,
     ) -> Result<()> {
-        let disk = self.scenario.vm.disk.clone();
+        let disk = self.disk();
         if let Some(p) = pve.as_deref() {
             self.proxmox_preamble(p, src.node, dst.node);
         }
@@ -664,7 +698,8 @@ impl LocalLab {
             node: node.clone(),
             ip: self.lab.addrs.migration_addr(dst).to_string(),
         });
-        let disk = self.scenario.vm.disk.as_ref();
+        let disk = self.disk();
+        let disk = disk.as_ref();
         let local = disk.filter(|d| d.storage == DiskStorage::Local);
         let volume = |n: Node| {
             format!(
@@ -1006,6 +1041,10 @@ impl Backend for LocalLab {
     async fn prepare(&mut self, scenario: &Scenario, live: &Live) -> Result<Prepared> {
         self.scenario = scenario.clone();
         self.build_image()?;
+        if scenario.vm.image == GuestKind::Debian {
+            let addr = format!("{}/{}", self.guest_addr, self.lab.addrs.lan_prefix);
+            self.debian = Some(debian::ensure(&self.agent_binary, &addr, live)?);
+        }
         let health = self.boot(scenario.acceleration, live).await?;
         Ok(Prepared {
             health,
@@ -1043,9 +1082,14 @@ impl Backend for LocalLab {
     }
 
     fn vm_facts(&self) -> Option<Value> {
-        self.image
+        let mut v = self
+            .image
             .as_ref()
-            .and_then(|i| serde_json::to_value(i).ok())
+            .and_then(|i| serde_json::to_value(i).ok())?;
+        if let Some(d) = &self.debian {
+            v["debian"] = serde_json::to_value(d).ok()?;
+        }
+        Some(v)
     }
 
     fn collect(&self, bundle: &Bundle) -> Result<()> {
@@ -1061,7 +1105,7 @@ impl Backend for LocalLab {
     }
 
     async fn read_disk(&self, len: u64) -> Result<Option<super::DiskRead>> {
-        let (Some(d), Some(q)) = (&self.scenario.vm.disk, &self.running) else {
+        let (Some(d), Some(q)) = (&self.disk(), &self.running) else {
             return Ok(None);
         };
         let image = storage::image_path(&self.lab.state_dir, d, q.node);
