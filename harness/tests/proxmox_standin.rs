@@ -121,6 +121,20 @@ fn run_in_lan(s: &Standin, dir: &Path, tag: &str, text: &str) -> (i32, String, O
     (out.status.code().unwrap_or(-1), text, bundle)
 }
 
+/// A bundle of `n` repetitions, each failed with an error saying every one
+/// of `words`: none is dropped.
+fn every_rep_failed_saying(bundle: Option<PathBuf>, out: &str, n: usize, words: &[&str]) {
+    let b = bundle.unwrap_or_else(|| panic!("no bundle: {out}"));
+    let sum = json_file(&b.join("summary.json"));
+    let reps = sum["repetitions"].as_array().unwrap();
+    assert_eq!(reps.len(), n, "{out}");
+    for r in reps {
+        assert_eq!(r["status"], "failed");
+        let e = r["error"].as_str().unwrap();
+        assert!(words.iter().all(|w| e.contains(w)), "{r}");
+    }
+}
+
 /// The log line's number after `prefix` and before `suffix`.
 fn between<'a>(lines: &'a [String], prefix: &str, suffix: &str) -> &'a str {
     lines
@@ -177,20 +191,7 @@ fn the_proxmox_backend_migrates_through_the_api_and_reads_the_task_log() {
     // refusal, none is dropped.
     let text = scenario(&s, 2, ["node-a", "node-x"], &s.get("api_token_file"));
     let (_, out, bundle) = run_in_lan(&s, &dir, "nonode", &text);
-    let b = bundle.unwrap_or_else(|| panic!("no bundle: {out}"));
-    let sum = json_file(&b.join("summary.json"));
-    let reps = sum["repetitions"].as_array().unwrap();
-    assert_eq!(reps.len(), 2, "{out}");
-    for r in reps {
-        assert_eq!(r["status"], "failed");
-        assert!(
-            r["error"]
-                .as_str()
-                .unwrap()
-                .contains("no such cluster node 'node-x'"),
-            "{r}"
-        );
-    }
+    every_rep_failed_saying(bundle, &out, 2, &["no such cluster node 'node-x'"]);
 
     // Three real migrations.
     let text = scenario(&s, 3, ["node-a", "node-b"], &s.get("api_token_file"));
@@ -278,19 +279,15 @@ fn ssh_is_checked_and_migrates(s: &Standin, dir: &Path, known: &str, net: &str, 
 
     let text = ssh_scenario(s, 2, known, "203.0.113.0/24");
     let (_, out, bundle) = run_in_lan(s, dir, "ssh-nonet", &text);
-    let b = bundle.unwrap_or_else(|| panic!("no bundle: {out}"));
-    let sum = json_file(&b.join("summary.json"));
-    let reps = sum["repetitions"].as_array().unwrap();
-    assert_eq!(reps.len(), 2, "{out}");
-    for r in reps {
-        assert_eq!(r["status"], "failed");
-        let e = r["error"].as_str().unwrap();
-        assert!(
-            e.contains("no IP address configured on local node for network '203.0.113.0/24'")
-                && e.contains("exited with status 255"),
-            "{r}"
-        );
-    }
+    every_rep_failed_saying(
+        bundle,
+        &out,
+        2,
+        &[
+            "no IP address configured on local node for network '203.0.113.0/24'",
+            "exited with status 255",
+        ],
+    );
 
     // Past migration.timeout_s the session is hung up: the node's qm stops
     // the task, the repetition says so, and the VM stays where it was.

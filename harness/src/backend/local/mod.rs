@@ -8,6 +8,7 @@ pub mod lab;
 pub mod proxmox_flow;
 pub mod qemu;
 pub mod storage;
+pub mod tool;
 
 use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared, Site};
 use crate::backend::agent::AgentClient;

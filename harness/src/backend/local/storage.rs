@@ -68,19 +68,13 @@ pub fn qemu_disk(state_dir: &Path, disk: &DiskSpec, node: Node) -> QemuDisk {
 /// a destination gets a fresh volume for each migration, as Proxmox
 /// allocates one.
 pub fn create_image(path: &Path, disk: &DiskSpec) -> Result<()> {
-    let out = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", disk.format.as_str()])
-        .arg(path)
-        .arg(format!("{}M", disk.size_mib))
-        .output()
-        .context("running qemu-img create")?;
-    if !out.status.success() {
-        bail!(
-            "qemu-img create {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    super::tool::run(
+        std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", disk.format.as_str()])
+            .arg(path)
+            .arg(format!("{}M", disk.size_mib)),
+        &format!("qemu-img create {}", path.display()),
+    )?;
     Ok(())
 }
 
@@ -435,19 +429,13 @@ pub fn read_image(path: &Path, disk: &DiskSpec, len: u64, scratch: &Path) -> Res
         return read(path);
     }
     let tmp = scratch.join("disk-check.raw");
-    let out = std::process::Command::new("qemu-img")
-        .args(["convert", "-U", "-f", disk.format.as_str(), "-O", "raw"])
-        .arg(path)
-        .arg(&tmp)
-        .output()
-        .context("running qemu-img convert")?;
-    if !out.status.success() {
-        bail!(
-            "qemu-img convert {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    super::tool::run(
+        std::process::Command::new("qemu-img")
+            .args(["convert", "-U", "-f", disk.format.as_str(), "-O", "raw"])
+            .arg(path)
+            .arg(&tmp),
+        &format!("qemu-img convert {}", path.display()),
+    )?;
     let data = read(&tmp);
     let _ = std::fs::remove_file(&tmp);
     data

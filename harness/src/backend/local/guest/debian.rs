@@ -14,7 +14,7 @@
 
 use super::image::sha256_file;
 use crate::live::Live;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,17 +49,7 @@ pub struct DebianImage {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(8).collect();
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        );
-    }
-    Ok(())
+    crate::backend::local::tool::run(cmd, what).map(|_| ())
 }
 
 /// The debootstrap tree, made once (`root/.lmig-complete` marks a whole one).

@@ -62,16 +62,7 @@ pub fn unpack_kernel_deb(deb: &Path) -> Result<KernelChoice> {
 }
 
 fn run_tool(tool: &str, args: &[&OsStr]) -> Result<()> {
-    let out = std::process::Command::new(tool)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {tool}"))?;
-    if !out.status.success() {
-        bail!(
-            "{tool} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    crate::backend::local::tool::run(std::process::Command::new(tool).args(args), tool)?;
     Ok(())
 }
 

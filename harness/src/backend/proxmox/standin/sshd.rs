@@ -43,18 +43,12 @@ pub struct Nodes {
 }
 
 fn keygen(path: &Path) -> Result<()> {
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "pve-standin", "-f"])
-        .arg(path)
-        .output()
-        .context("running ssh-keygen")?;
-    if !out.status.success() {
-        bail!(
-            "ssh-keygen -f {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    crate::backend::local::tool::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "pve-standin", "-f"])
+            .arg(path),
+        &format!("ssh-keygen -f {}", path.display()),
+    )?;
     Ok(())
 }
 
