@@ -17,6 +17,7 @@
 //! device per side to shape. Addresses are from 198.18.0.0/15 (RFC 2544);
 //! no namespace has a default route, so nothing can leave the lab.
 
+pub mod delayline;
 pub mod netlink;
 pub mod netns;
 pub mod topology;
