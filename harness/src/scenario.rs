@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod disk;
+pub mod link;
 
 pub use backend::{BackendKind, BackendSpec, LibvirtTransport};
 use measure::summary::verdict::AssertSpec;
@@ -468,6 +469,9 @@ pub struct Scenario {
     pub asserts: Option<AssertSpec>,
     /// The platform the run migrates on (`[backend]`).
     pub backend: BackendSpec,
+    /// How the lab's links are shaped (`[link.migration]`, `[link.client]`).
+    #[serde(default)]
+    pub link: link::Links,
 }
 
 impl Default for Scenario {
@@ -487,6 +491,7 @@ impl Default for Scenario {
             sweep: None,
             asserts: None,
             backend: BackendSpec::default(),
+            link: link::Links::default(),
         }
     }
 }
@@ -574,6 +579,14 @@ impl Scenario {
                     d.working_set_mib, self.vm.memory_mib
                 ));
             }
+        }
+        self.link.check()?;
+        let shaped = self.link.migration.is_some() || self.link.client.is_some();
+        if shaped && self.backend.kind != BackendKind::Local {
+            return Err(format!(
+                "`link` shapes the local lab's links; the {} backend's links are the platform's",
+                self.backend.kind.as_str()
+            ));
         }
         if let Some(d) = &self.vm.disk {
             d.check()?;

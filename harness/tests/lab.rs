@@ -288,7 +288,7 @@ after_ms = 300
 fn lab_clean_removes_what_a_crashed_run_left() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_lab();
-    let lab = harness::backend::local::lab::Lab::create(1).unwrap();
+    let lab = harness::backend::local::lab::Lab::create(1, Default::default()).unwrap();
     let id = lab.id.clone();
     // A crash: nothing runs the lab's destructor.
     std::mem::forget(lab);
@@ -317,7 +317,7 @@ fn lab_clean_removes_what_a_crashed_run_left() {
 
     // A lab whose harness still runs (this test process) is left alone by
     // a plain `lab clean`, which says so.
-    let lab = harness::backend::local::lab::Lab::create(1).unwrap();
+    let lab = harness::backend::local::lab::Lab::create(1, Default::default()).unwrap();
     let (_, text) = harness_cli(&["lab".as_ref(), "clean".as_ref()]);
     assert!(
         text.contains(&format!(

@@ -114,6 +114,7 @@ fn rep() -> RepRecord {
             }),
             platform_raw: None,
             storage: None,
+            links: Vec::new(),
             events: Vec::new(),
             samples: Vec::new(),
         },

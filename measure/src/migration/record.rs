@@ -100,6 +100,9 @@ pub struct MigrationRecord {
     /// The storage migration, when the VM has a disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageRecord>,
+    /// The shaped links during the migration (the lab's delay lines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkRecord>,
     /// QMP events of both sides during the migration.
     pub events: Vec<SideEvent>,
     /// `query-migrate` samples of the source.
@@ -123,6 +126,41 @@ pub struct StorageRecord {
     /// completed and the NBD server stopped (host clock), ns.
     #[serde(default)]
     pub cont_ns: Option<i64>,
+}
+
+/// One shaped link during one migration: its shape and what it carried.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LinkRecord {
+    /// `migration` or `client`.
+    pub link: String,
+    /// Its rate, Mbit/s (`None`: unlimited).
+    pub rate_mbit: Option<f64>,
+    /// One-way delay, ms.
+    pub delay_ms: f64,
+    /// Jitter (half-width), ms.
+    pub jitter_ms: f64,
+    /// Loss, percent.
+    pub loss_pct: f64,
+    /// QEMU's own limit (`max-bandwidth`), Mbit/s, for the migration link.
+    pub qemu_limit_mbit: Option<f64>,
+    /// Width of each bin, ns.
+    pub bin_ns: i64,
+    /// Bytes carried per bin from the migration's start to its end.
+    pub bins: Vec<LinkBin>,
+    /// Frames it had dropped by the migration's end, since the link was
+    /// set up (loss, a full queue, overrun).
+    pub dropped_frames: u64,
+}
+
+/// Bytes one link carried in one bin, each way.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkBin {
+    /// The bin's start (host clock), ns.
+    pub start_ns: i64,
+    /// Bytes from side a (node-a, or the switch) to side b.
+    pub a_to_b: u64,
+    /// Bytes back.
+    pub b_to_a: u64,
 }
 
 /// One disk and its mirror.
@@ -243,6 +281,7 @@ impl MigrationRecord {
             platform: None,
             platform_raw: None,
             storage: None,
+            links: Vec::new(),
             events: Vec::new(),
             samples: Vec::new(),
         }

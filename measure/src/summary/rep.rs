@@ -214,6 +214,28 @@ pub struct StorageView {
     pub ram_completed_to_resume_ms: Option<f64>,
 }
 
+/// A shaped link's view: its shape beside what it carried during the
+/// migration, and QEMU's own limit, reported apart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LinkView {
+    /// `migration` or `client`.
+    pub link: String,
+    /// The link's rate, Mbit/s (`None`: unlimited).
+    pub rate_mbit: Option<f64>,
+    /// One-way delay, ms.
+    pub delay_ms: Option<f64>,
+    /// QEMU's `max-bandwidth`, Mbit/s (the migration link).
+    pub qemu_limit_mbit: Option<f64>,
+    /// Mean rate the link carried from the migration's start to its end,
+    /// the busier direction, Mbit/s (whole frames).
+    pub throughput_mbit: Option<f64>,
+    /// The busiest 100 ms bin, Mbit/s.
+    pub peak_mbit: Option<f64>,
+    /// Frames the link had dropped by the migration's end, since it was
+    /// set up.
+    pub dropped_frames: Option<u64>,
+}
+
 /// One repetition in `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RepSummary {
@@ -245,6 +267,9 @@ pub struct RepSummary {
     /// The storage migration, when the VM has a disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageView>,
+    /// The shaped links (`[link.*]`), when the lab shaped any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkView>,
     /// The client's longest outage taken apart along the migration's
     /// phases (see [`crate::timeline`]), with QEMU's downtime beside it.
     #[serde(default)]
@@ -277,6 +302,7 @@ impl RepSummary {
                 http: Some(HttpView::default()),
             },
             storage: Some(StorageView::default()),
+            links: Vec::new(),
             outage: Some(OutageBreakdown::default()),
             not_measured: BTreeMap::new(),
         }
@@ -410,6 +436,26 @@ fn storage_view(rep: &RepRecord) -> Option<StorageView> {
     })
 }
 
+/// A shaped link's view from its record.
+fn link_view(l: &crate::migration::record::LinkRecord) -> LinkView {
+    let secs = l.bins.len() as f64 * l.bin_ns as f64 / 1e9;
+    let (ab, ba): (u64, u64) = l
+        .bins
+        .iter()
+        .fold((0, 0), |(a, b), x| (a + x.a_to_b, b + x.b_to_a));
+    let mbit = |bytes: f64, s: f64| (s > 0.0).then(|| bytes * 8.0 / s / 1e6);
+    let peak = l.bins.iter().map(|x| x.a_to_b.max(x.b_to_a)).max();
+    LinkView {
+        link: l.link.clone(),
+        rate_mbit: l.rate_mbit,
+        delay_ms: Some(l.delay_ms),
+        qemu_limit_mbit: l.qemu_limit_mbit,
+        throughput_mbit: mbit(ab.max(ba) as f64, secs),
+        peak_mbit: peak.and_then(|p| mbit(p as f64, l.bin_ns as f64 / 1e9)),
+        dropped_frames: Some(l.dropped_frames),
+    }
+}
+
 /// Summarises one repetition.
 pub fn summarize_rep(
     rep: &RepRecord,
@@ -462,6 +508,7 @@ pub fn summarize_rep(
         guest,
         stream: StreamView::default(),
         storage: storage_view(rep),
+        links: m.links.iter().map(link_view).collect(),
         outage,
         not_measured: not_measured(rep, probe.is_some()),
     }

@@ -54,6 +54,18 @@ pub fn to_table(s: &Summary) -> String {
                 cell(p.ram_transferred_bytes.map(|b| b as f64 / 1048576.0), 1),
             ));
         }
+        for l in &r.links {
+            out.push_str(&format!(
+                "    link {}: {} Mbit/s, {} ms: carried {} Mbit/s during the migration (busiest 100 ms: {}), {} frames dropped; QEMU's limit {} Mbit/s\n",
+                l.link,
+                cell(l.rate_mbit, 0),
+                cell(l.delay_ms, 0),
+                cell(l.throughput_mbit, 1),
+                cell(l.peak_mbit, 1),
+                l.dropped_frames.map_or("-".into(), |x| x.to_string()),
+                cell(l.qemu_limit_mbit, 0),
+            ));
+        }
         if let Some(v) = &r.storage {
             out.push_str(&format!(
                 "    disk ({}): {} MiB mirrored, ready after {} ms at {} MiB/s, RAM completed to resume {} ms; corrupted blocks {}, host check {}\n",

@@ -5,6 +5,7 @@ pub mod doctor;
 pub mod guest;
 pub mod kvm_proof;
 pub mod lab;
+pub mod links;
 pub mod proxmox_flow;
 pub mod qemu;
 pub mod storage;
@@ -17,7 +18,7 @@ use crate::backend::local::guest::{
     build_image_with, find_agent, find_kernel, GuestImage, KernelChoice,
 };
 use crate::backend::local::lab::netlink::cut_tap;
-use crate::backend::local::lab::{Lab, Node};
+use crate::backend::local::lab::{Lab, Node, Wan};
 use crate::backend::local::qemu::cmdline::{kernel_append, QemuSpec};
 use crate::backend::local::qemu::process::{kill_pid, QemuProcess};
 use crate::bundle::Bundle;
@@ -89,6 +90,8 @@ pub struct LocalLab {
     next_task_log: Option<TaskLogWriter>,
     /// The Debian guest, with `vm.image = "debian"`.
     debian: Option<DebianImage>,
+    /// The shaped links' delay lines.
+    links: links::ShapedLinks,
 }
 
 /// The guest agent's control token: 16 random bytes as 32 hex digits
@@ -115,7 +118,13 @@ pub(crate) fn lab_parts(
 ) -> Result<(KernelChoice, PathBuf, Lab, String)> {
     let kernel = find_kernel(&scenario.vm.kernel)?;
     let agent_binary = find_agent(agent)?;
-    let lab = Lab::create(1).context("building the lab (are you root? is iproute2 installed?)")?;
+    let points = scenario.sweep_points().unwrap_or_default();
+    let wan = Wan {
+        migration: points.iter().any(|(_, p)| p.link.migration.is_some()),
+        client: points.iter().any(|(_, p)| p.link.client.is_some()),
+    };
+    let lab =
+        Lab::create(1, wan).context("building the lab (are you root? is iproute2 installed?)")?;
     Ok((kernel, agent_binary, lab, random_token()?))
 }
 
@@ -162,7 +171,6 @@ impl LocalLab {
         let guest_addr = lab.addrs.guest(0);
         let agent = lab_agent(&lab, &token);
         Ok(Self {
-            lab,
             accel: "tcg",
             accel_note: String::new(),
             agent,
@@ -179,6 +187,8 @@ impl LocalLab {
             generation: 0,
             next_task_log: None,
             debian: None,
+            links: links::ShapedLinks::new(&lab),
+            lab,
         })
     }
 
@@ -195,6 +205,35 @@ impl LocalLab {
     /// Node a's and node b's addresses on the migration link.
     pub fn migration_addrs(&self) -> [std::net::Ipv4Addr; 2] {
         [Node::A, Node::B].map(|n| self.lab.addrs.migration_addr(n))
+    }
+
+    /// The shaped links' record of this migration (from its start, the
+    /// mirror's included, to the harness seeing its end), and a migration
+    /// that could not finish over a rate-limited link said to be that.
+    fn record_links(&self, rec: &mut MigrationRecord, started_ns: i64) {
+        let qemu_limit = self.scenario.migration.max_bandwidth_mib_s * 8.388608;
+        rec.links = self.links.record(
+            started_ns,
+            rec.finished_ns.unwrap_or_else(now_ns),
+            qemu_limit,
+        );
+        let Some(rate) = self.links.migration_rate() else {
+            return;
+        };
+        if let Some(e) = rec
+            .error
+            .as_mut()
+            .filter(|e| e.contains("did not finish within"))
+        {
+            let dirty = rec.hypervisor.as_ref().and_then(|h| h.dirty_rate_mib_s);
+            e.push_str(&format!(
+                "; it could not converge over the {rate} Mbit/s migration link{}",
+                dirty.map_or(String::new(), |d| format!(
+                    " while the guest dirtied {d:.1} MiB/s ({:.0} Mbit/s)",
+                    d * 8.388608
+                ))
+            ));
+        }
     }
 
     /// The VM's disk: the scenario's, or the Debian guest's root disk
@@ -491,6 +530,7 @@ impl LocalLab {
             let mut q = q;
             q.quit().await;
         }
+        self.links.stop();
         self.lab.teardown()
     }
 
@@ -1042,6 +1082,7 @@ impl Backend for LocalLab {
     async fn prepare(&mut self, scenario: &Scenario, live: &Live) -> Result<Prepared> {
         self.scenario = scenario.clone();
         self.build_image()?;
+        self.links.apply(&scenario.link)?;
         if scenario.vm.image == GuestKind::Debian {
             let addr = format!("{}/{}", self.guest_addr, self.lab.addrs.lan_prefix);
             self.debian = Some(debian::ensure(&self.agent_binary, &addr, live)?);
@@ -1098,6 +1139,9 @@ impl Backend for LocalLab {
             "qemu-cmdlines.txt",
             (self.qemu_cmdlines.join("\n\n") + "\n").as_bytes(),
         )?;
+        for (name, stats) in self.links.stats() {
+            bundle.write_json(&format!("links/{name}.json"), &stats)?;
+        }
         self.collect_logs(&bundle.dir.join("logs"))
     }
 
@@ -1132,6 +1176,7 @@ impl Backend for LocalLab {
                 );
             }
         }
+        self.links.apply(&self.scenario.link)?;
         self.ensure_standby().await?;
         let mut src = self.running.take().context("no running VM")?;
         let Some(mut dst) = self.standby.take() else {
@@ -1140,6 +1185,7 @@ impl Backend for LocalLab {
         };
         let mut rec =
             MigrationRecord::starting(req.repetition, src.node.letter(), dst.node.letter());
+        let started_ns = now_ns();
         let s0 = src.qmp.as_ref().map_or(0, |q| q.event_count());
         let d0 = dst.qmp.as_ref().map_or(0, |q| q.event_count());
         let mut pve = (self.scenario.migration.flow == MigrationFlow::Proxmox).then(|| {
@@ -1174,6 +1220,7 @@ impl Backend for LocalLab {
         rec.events
             .sort_by_key(|e| e.event.qemu_ts_ns.unwrap_or(e.event.host_rx_ns));
         measure::migration::from_qmp::complete(&mut rec);
+        self.record_links(&mut rec, started_ns);
         if let Some(p) = &pve {
             proxmox_flow::record_task_log(p, &mut rec);
         }

@@ -22,4 +22,4 @@ pub mod netlink;
 pub mod netns;
 pub mod topology;
 
-pub use topology::{Lab, LabAddrs, Node};
+pub use topology::{Lab, LabAddrs, Node, Wan};

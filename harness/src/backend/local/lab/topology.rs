@@ -80,11 +80,35 @@ pub struct Lab {
     /// What building it removed of earlier runs that had ended without
     /// removing their labs.
     pub swept: CleanReport,
+    /// Which links pass through the WAN namespace's delay lines.
+    pub wan: Wan,
     created: Vec<String>,
     torn_down: bool,
 }
 
+/// Which of the lab's links run through the WAN namespace (where a delay
+/// line shapes them) instead of a plain veth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wan {
+    /// node-a to node-b: `mig0` ↔ `mig-a` | `mig-b` ↔ `mig0`, MTU 9000.
+    pub migration: bool,
+    /// switch to client: `to-cl` ↔ `cl-sw` | `cl-cl` ↔ `eth0`.
+    pub client: bool,
+}
+
+/// The WAN namespace's two ends of the migration link.
+pub const WAN_MIGRATION: (&str, &str) = ("mig-a", "mig-b");
+/// The WAN namespace's two ends of the client link (switch side, client side).
+pub const WAN_CLIENT: (&str, &str) = ("cl-sw", "cl-cl");
+/// The shaped migration link's MTU: fewer, larger frames for the delay
+/// line to carry at a gigabit.
+pub const WAN_MTU: &str = "9000";
+
 impl Lab {
+    /// Namespace of the WAN (the delay lines), when a link is shaped.
+    pub fn wan_ns(&self) -> String {
+        format!("{NS_PREFIX}{}-wan", self.id)
+    }
     /// Namespace of the client.
     pub fn client_ns(&self) -> String {
         format!("{NS_PREFIX}{}-client", self.id)
@@ -103,7 +127,7 @@ impl Lab {
     }
 
     /// Builds a new lab with `vms` tap devices per node.
-    pub fn create(vms: usize) -> Result<Lab> {
+    pub fn create(vms: usize, wan: Wan) -> Result<Lab> {
         // Labs of runs that crashed or were killed still hold QEMUs that
         // burn CPU and would skew this run's timings: remove them first.
         let swept = clean(&CleanScope::Abandoned).context("removing labs of ended runs")?;
@@ -124,6 +148,7 @@ impl Lab {
             addrs: LabAddrs::default(),
             state_dir,
             swept,
+            wan,
             created: Vec::new(),
             torn_down: false,
         };
@@ -143,6 +168,10 @@ impl Lab {
         let (na, nb) = (self.node_ns(Node::A), self.node_ns(Node::B));
         for ns in [&sw, &cl, &na, &nb] {
             self.add_ns(ns)?;
+        }
+        let wan = self.wan_ns();
+        if self.wan.migration || self.wan.client {
+            self.add_ns(&wan)?;
         }
         ip_in(&sw, &["link", "add", "br0", "type", "bridge"])?;
         ip_in(&sw, &["link", "set", "br0", "up"])?;
@@ -171,23 +200,30 @@ impl Lab {
                 ip_in(ns, &["link", "set", &tap, "master", "br0", "up"])?;
             }
         }
-        ip_in(
-            &sw,
-            &[
-                "link", "add", "to-cl", "type", "veth", "peer", "name", "eth0", "netns", &cl,
-            ],
-        )?;
+        if self.wan.client {
+            let (a, b) = WAN_CLIENT;
+            veth(&sw, "to-cl", a, &wan)?;
+            veth(&wan, b, "eth0", &cl)?;
+            ip_in(&wan, &["link", "set", a, "up"])?;
+            ip_in(&wan, &["link", "set", b, "up"])?;
+        } else {
+            veth(&sw, "to-cl", "eth0", &cl)?;
+        }
         ip_in(&sw, &["link", "set", "to-cl", "master", "br0", "up"])?;
         let client = format!("{}/{}", self.addrs.client, self.addrs.lan_prefix);
         ip_in(&cl, &["addr", "add", &client, "dev", "eth0"])?;
         ip_in(&cl, &["link", "set", "eth0", "up"])?;
         // The migration link.
-        ip_in(
-            &na,
-            &[
-                "link", "add", "mig0", "type", "veth", "peer", "name", "mig0", "netns", &nb,
-            ],
-        )?;
+        if self.wan.migration {
+            let (a, b) = WAN_MIGRATION;
+            veth(&na, "mig0", a, &wan)?;
+            veth(&nb, "mig0", b, &wan)?;
+            for (ns, dev) in [(&na, "mig0"), (&nb, "mig0"), (&wan, a), (&wan, b)] {
+                ip_in(ns, &["link", "set", dev, "mtu", WAN_MTU, "up"])?;
+            }
+        } else {
+            veth(&na, "mig0", "mig0", &nb)?;
+        }
         for (node, ns) in [(Node::A, &na), (Node::B, &nb)] {
             let a = format!("{}/24", self.addrs.migration_addr(node));
             ip_in(ns, &["addr", "add", &a, "dev", "mig0"])?;
@@ -221,6 +257,16 @@ impl Drop for Lab {
             eprintln!("warning: lab cleanup: {e:#}");
         }
     }
+}
+
+/// A veth from `dev` in `ns` to `peer` in `peer_ns`.
+fn veth(ns: &str, dev: &str, peer: &str, peer_ns: &str) -> Result<()> {
+    ip_in(
+        ns,
+        &[
+            "link", "add", dev, "type", "veth", "peer", "name", peer, "netns", peer_ns,
+        ],
+    )
 }
 
 /// A new run id: 3 random bytes as six hex digits ([`wire::random`]; no
