@@ -20,10 +20,7 @@ fn the_debian_guest_runs_the_agent_under_systemd_and_migrates_three_times() {
         Path::new("/usr/sbin/debootstrap").exists(),
         "debootstrap is not installed: run scripts/install-deps.sh"
     );
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/debian-guest.toml"),
-    )
-    .unwrap();
+    let text = shipped_scenario("debian-guest.toml");
     let (out, token) = run_scenario_with_token(&text, "debian");
     let s = &out.summary;
     assert_eq!(s.repetitions.len(), 3);

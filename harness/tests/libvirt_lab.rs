@@ -41,10 +41,7 @@ fn daemon_pids(bundle: &Path) -> Vec<u64> {
 fn the_libvirt_lab_scenario_migrates_three_times_between_two_real_daemons() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_libvirt();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/libvirt-lab.toml"),
-    )
-    .unwrap();
+    let text = shipped_scenario("libvirt-lab.toml");
     let (out, token) = run_scenario_with_token(&text, "libvirt");
     let s = &out.summary;
     assert_eq!(s.repetitions.len(), 3);
@@ -206,15 +203,13 @@ fn a_cluster_named_by_uris_is_migrated_by_a_harness_on_its_lan() {
 fn libvirt_copies_a_local_disk_while_the_guest_writes_and_it_arrives_intact() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_libvirt();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/libvirt-lab.toml"),
-    )
-    .unwrap()
-    .replace("repetitions = 3", "repetitions = 2")
-    .replace(
-        "nic = \"virtio-net\"\n",
-        "nic = \"virtio-net\"\n\n[vm.disk]\nsize_mib = 128\nbus = \"scsi\"\n",
-    ) + "\n[workload.disk]\nrate_mib_s = 2.0\nregion_mib = 16\npattern = \"random\"\n";
+    let text = shipped_scenario("libvirt-lab.toml")
+        .replace("repetitions = 3", "repetitions = 2")
+        .replace(
+            "nic = \"virtio-net\"\n",
+            "nic = \"virtio-net\"\n\n[vm.disk]\nsize_mib = 128\nbus = \"scsi\"\n",
+        )
+        + "\n[workload.disk]\nrate_mib_s = 2.0\nregion_mib = 16\npattern = \"random\"\n";
     let (out, _) = run_scenario_with_token(&text, "libvirt-disk");
     assert_eq!(out.summary.repetitions.len(), 2);
     for r in &out.summary.repetitions {

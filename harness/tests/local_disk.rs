@@ -16,15 +16,6 @@ use measure::migration::marker::MarkerKind;
 use measure::migration::record::{RepRecord, RepStatus};
 use std::path::Path;
 
-fn shipped(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scenarios")
-            .join(name),
-    )
-    .unwrap()
-}
-
 fn rep_record(bundle: &Path, n: u32) -> RepRecord {
     serde_json::from_value(json_file(&bundle.join(format!("reps/rep-{n:03}.json")))).unwrap()
 }
@@ -63,7 +54,7 @@ fn disk_intact_after_each(out: &harness::run::RunOutcome, reps: usize) {
 fn a_local_disk_is_mirrored_while_the_guest_writes_and_arrives_intact() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_lab();
-    let (out, _) = run_scenario_with_token(&shipped("local-disk.toml"), "local-disk");
+    let (out, _) = run_scenario_with_token(&shipped_scenario("local-disk.toml"), "local-disk");
     disk_intact_after_each(&out, 3);
     for r in &out.summary.repetitions {
         let rec = rep_record(&out.bundle, r.repetition);
@@ -109,7 +100,7 @@ fn a_local_disk_is_mirrored_while_the_guest_writes_and_arrives_intact() {
 fn qcow2_on_ide_proxmox_style_and_shared_storage_baseline() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_lab();
-    let base = shipped("local-disk.toml").replace("repetitions = 3", "repetitions = 2");
+    let base = shipped_scenario("local-disk.toml").replace("repetitions = 3", "repetitions = 2");
     let text = base
         .replace("format = \"raw\"", "format = \"qcow2\"")
         .replace("bus = \"scsi\"", "bus = \"ide\"")

@@ -9,7 +9,6 @@
 mod common;
 use common::*;
 use measure::migration::record::{RepRecord, RepStatus};
-use std::path::Path;
 
 /// The most QEMU's `ram.transferred` grew over any 2 s or more of its
 /// samples, beyond `rate` and a socket buffer's worth of slack, bytes.
@@ -35,10 +34,7 @@ fn excess_over_rate(rec: &RepRecord, rate_mbit: f64) -> f64 {
 fn migration_time_rises_as_the_link_thins_and_the_link_holds_its_rate() {
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_lab();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/wan.toml"),
-    )
-    .unwrap();
+    let text = shipped_scenario("wan.toml");
     let (out, _) = run_scenario_with_token(&text, "wan");
     let reps = &out.summary.repetitions;
     assert_eq!(reps.len(), 3);
