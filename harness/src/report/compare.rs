@@ -35,6 +35,10 @@ pub const WELL_KNOWN_METRICS: &[&str] = &[
     "qemu.passes",
     "guest.dirty_rate_mib_s",
     "guest.corrupted_pages",
+    "guest.corrupted_blocks",
+    "storage.bytes_mirrored",
+    "storage.time_to_ready_ms",
+    "storage.ram_completed_to_resume_ms",
 ];
 
 /// Whether a numeric leaf is a measure worth comparing: not the repetition

@@ -56,14 +56,15 @@ pub fn to_table(s: &Summary) -> String {
         }
         for l in &r.links {
             out.push_str(&format!(
-                "    link {}: {} Mbit/s, {} ms: carried {} Mbit/s during the migration (busiest 100 ms: {}), {} frames dropped; QEMU's limit {} Mbit/s\n",
+                "    link {}: {} Mbit/s, {} ms: carried {} Mbit/s during the migration (busiest 100 ms: {}), {} frames dropped{}\n",
                 l.link,
                 cell(l.rate_mbit, 0),
                 cell(l.delay_ms, 0),
                 cell(l.throughput_mbit, 1),
                 cell(l.peak_mbit, 1),
                 l.dropped_frames.map_or("-".into(), |x| x.to_string()),
-                cell(l.qemu_limit_mbit, 0),
+                l.qemu_limit_mbit
+                    .map_or(String::new(), |q| format!("; QEMU's limit {q:.0} Mbit/s")),
             ));
         }
         if let Some(v) = &r.storage {
