@@ -48,6 +48,11 @@ qemu_major() { qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulat
 if [ "$(qemu_major)" = "" ] || [ "$(qemu_major)" -lt 10 ]; then
   backports qemu-system-x86
 fi
+# qemu-img (VM disks: empty images, reading one from the host), of the
+# same QEMU release.
+if ! command -v qemu-img >/dev/null 2>&1; then
+  backports qemu-utils
+fi
 # libvirt for the libvirt backend (two daemons in the lab), also from
 # bookworm-backports: 11.3 pairs with QEMU 10 (bookworm's 9.0 predates it).
 # The monolithic libvirtd; no daemon is enabled or started here (the lab

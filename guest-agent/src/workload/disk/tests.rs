@@ -144,7 +144,16 @@ fn a_prefill_that_fails_names_device_offset_and_errno() {
     let offset = (1u64 << 63) - 2 * MIB;
     let mut p = params(&f, 1, 1.0);
     p.offset = offset;
-    let e = DiskWorkload::start("t", p).unwrap_err();
+    let e = match DiskWorkload::start("t", p) {
+        Err(e) => e,
+        Ok(w) => {
+            // Some file systems (XFS, btrfs) take files this large: the
+            // pre-fill then succeeds and there is no failure to name here.
+            eprintln!("skipped: the file system under {f} takes a region ending 1 MiB before 2^63");
+            drop(w);
+            return;
+        }
+    };
     assert!(matches!(e, WorkloadError::Io(_)), "{e}");
     let text = e.to_string();
     assert!(text.contains(&f), "{text}");
