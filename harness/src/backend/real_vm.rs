@@ -91,3 +91,23 @@ pub fn endpoints(
         announce_interface: None,
     }
 }
+
+/// Waits for a real VM's agent (at least 10 s, or `boot_timeout_s`) and,
+/// unless the scenario named it, finds this machine's address toward the
+/// reflector.
+pub async fn reach(
+    agent: &AgentClient,
+    reflector: SocketAddr,
+    client_addr: &mut Option<IpAddr>,
+    boot_timeout_s: f64,
+) -> Result<wire::control::Health> {
+    let deadline = std::time::Duration::from_secs_f64(boot_timeout_s.max(10.0));
+    let health = agent
+        .wait_ready(deadline, || Ok(()))
+        .await
+        .with_context(|| format!("the guest agent at {} does not answer", agent.addr))?;
+    if client_addr.is_none() {
+        *client_addr = Some(local_addr_toward(reflector)?);
+    }
+    Ok(health)
+}

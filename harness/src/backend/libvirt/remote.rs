@@ -7,12 +7,11 @@ use super::cluster::{Cluster, NodeDaemon};
 use super::virsh::Virsh;
 use crate::backend::agent::AgentClient;
 use crate::backend::local::lab::Node;
-use crate::backend::real_vm::{local_addr_toward, real_endpoints, Scratch};
+use crate::backend::real_vm::{real_endpoints, Scratch};
 use crate::live::Live;
 use crate::scenario::Scenario;
 use anyhow::{bail, Context, Result};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 /// A domain on two libvirt daemons of a real cluster.
 pub struct LibvirtRemote {
@@ -83,15 +82,13 @@ impl LibvirtRemote {
             self.cluster.on.letter(),
             spec.uris[self.cluster.on as usize]
         ));
-        let deadline = Duration::from_secs_f64(self.cluster.scenario.vm.boot_timeout_s.max(10.0));
-        let health = self
-            .agent
-            .wait_ready(deadline, || Ok(()))
-            .await
-            .with_context(|| format!("the guest agent at {} does not answer", self.agent.addr))?;
-        if self.client_addr.is_none() {
-            self.client_addr = Some(local_addr_toward(self.reflector)?);
-        }
+        let health = crate::backend::real_vm::reach(
+            &self.agent,
+            self.reflector,
+            &mut self.client_addr,
+            self.cluster.scenario.vm.boot_timeout_s,
+        )
+        .await?;
         Ok(health)
     }
 }

@@ -24,7 +24,7 @@ pub mod tls;
 
 use super::{Backend, Capabilities, Endpoints, MigrationRequest, Prepared};
 use crate::backend::agent::AgentClient;
-use crate::backend::real_vm::{local_addr_toward, real_endpoints, Scratch};
+use crate::backend::real_vm::{real_endpoints, Scratch};
 use crate::bundle::Bundle;
 use crate::clock::now_ns;
 use crate::live::Live;
@@ -379,15 +379,13 @@ impl Backend for ProxmoxBackend {
             self.vmid(),
             self.spec.nodes[self.on]
         ));
-        let deadline = Duration::from_secs_f64(scenario.vm.boot_timeout_s.max(10.0));
-        let health = self
-            .agent
-            .wait_ready(deadline, || Ok(()))
-            .await
-            .with_context(|| format!("the guest agent at {} does not answer", self.agent.addr))?;
-        if self.client_addr.is_none() {
-            self.client_addr = Some(local_addr_toward(self.reflector)?);
-        }
+        let health = crate::backend::real_vm::reach(
+            &self.agent,
+            self.reflector,
+            &mut self.client_addr,
+            scenario.vm.boot_timeout_s,
+        )
+        .await?;
         Ok(Prepared {
             health,
             acceleration: "unknown".into(),
