@@ -594,6 +594,10 @@ seconds = 4
         // quiet, so the stale picture, moved back by D, contains the
         // probe's largest gap. (The guest's sender stops with the VM and
         // sends its backlog after RESUME: frames come late, not lost.)
+        // The player's clock is anchored at the first frame's arrival: a
+        // first frame that came late (a busy TCG guest) moves every due
+        // time later, by up to a frame interval (33 ms at 30 fps; 19 ms
+        // was seen in CI), so the start is allowed that much.
         let (g0, g1) = (
             r.client.max_gap_start_ns.unwrap(),
             r.client.max_gap_end_ns.unwrap(),
@@ -602,9 +606,9 @@ seconds = 4
             rtp.picture_stale_since_ns.unwrap(),
             rtp.picture_stale_until_ns.unwrap(),
         );
-        let (d, slack) = (100_000_000, 10_000_000);
+        let (d, slack, frame) = (100_000_000, 10_000_000, 1_000_000_000 / 30);
         assert!(
-            f0 - d <= g0 + slack && f1 >= g1 - slack,
+            f0 - d <= g0 + frame + slack && f1 >= g1 - slack,
             "rep {}: freeze {f0}..{f1} (less D) vs probe gap {g0}..{g1} ({rtp:?})",
             r.repetition
         );
