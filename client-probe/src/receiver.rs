@@ -1,21 +1,22 @@
 //! The receiver: reads replies with kernel timestamps, classifies every
-//! datagram, and records the valid replies of this session.
+//! datagram through the stream's [`Codec`], and records the valid replies
+//! of this session.
 //!
-//! Only datagrams from the target address are looked at; anything else is
-//! dropped unseen. From the target, a datagram that does not decode, is not
-//! a reply, or answers a seq never sent counts as malformed; a valid reply
-//! of another session counts as foreign. No input can make it panic.
+//! The codec says which datagrams are not ours (dropped unseen), which are
+//! malformed and which foreign; here a reply that answers a seq never sent
+//! counts as malformed too. No input can make it panic.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wire::probe::{Kind, ProbePacket};
-
+use crate::codec::{Codec, Decoded, Transport, UdpCodec};
 use crate::handover::{Cursor, Handover};
 use crate::live::LiveCounters;
-use crate::socket::{self, normalize};
+use crate::socket;
 use measure::probe::record::ReplyRecord;
+#[cfg(test)] // the tests build the reflector's datagrams
+use wire::probe::{Kind, ProbePacket};
 
 /// What became of one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,20 +33,27 @@ pub(crate) enum Outcome {
 
 /// The receiver's records.
 #[derive(Debug)]
-pub(crate) struct ReceiverState {
-    session: u64,
-    target: SocketAddr,
+pub(crate) struct ReceiverState<C = UdpCodec> {
+    codec: C,
     seen: Vec<bool>,
     pub replies: Vec<ReplyRecord>,
     pub malformed: u64,
     pub foreign_session: u64,
 }
 
-impl ReceiverState {
+#[cfg(test)] // the engine builds its receivers from a codec
+impl ReceiverState<UdpCodec> {
+    /// The reflector's stream of session `session` probing `target`.
     pub fn new(session: u64, target: SocketAddr) -> Self {
+        Self::with_codec(UdpCodec::new(session, target))
+    }
+}
+
+impl<C: Codec> ReceiverState<C> {
+    /// A receiver of the stream `codec` decodes.
+    pub fn with_codec(codec: C) -> Self {
         Self {
-            session,
-            target: normalize(target),
+            codec,
             seen: Vec::new(),
             replies: Vec::new(),
             malformed: 0,
@@ -64,20 +72,18 @@ impl ReceiverState {
         sent: u64,
         live: &LiveCounters,
     ) -> Outcome {
-        if from.map(normalize) != Some(self.target) {
-            return Outcome::Ignored;
-        }
-        let p = match ProbePacket::decode(data) {
-            Ok(p) if p.kind == Kind::Reply => p,
-            _ => {
+        let p = match self.codec.decode(data, from) {
+            Decoded::Ignored => return Outcome::Ignored,
+            Decoded::Malformed => {
                 self.malformed += 1;
                 return Outcome::Malformed;
             }
+            Decoded::Foreign => {
+                self.foreign_session += 1;
+                return Outcome::Foreign;
+            }
+            Decoded::Reply(p) => p,
         };
-        if p.session != self.session {
-            self.foreign_session += 1;
-            return Outcome::Foreign;
-        }
         let Some(idx) = usize::try_from(p.seq).ok().filter(|_| p.seq < sent) else {
             self.malformed += 1;
             return Outcome::Malformed;
@@ -89,11 +95,11 @@ impl ReceiverState {
         self.seen[idx] = true;
         self.replies.push(ReplyRecord {
             seq: p.seq,
-            send_ns: p.client_send_ns,
+            send_ns: p.send_ns,
             rx_ns,
             kernel_ts,
-            guest_rx_ns: p.reflector_rx_ns,
-            guest_tx_ns: p.reflector_tx_ns,
+            guest_rx_ns: p.guest_rx_ns,
+            guest_tx_ns: p.guest_tx_ns,
             reflector_rx_count: p.reflector_rx_count,
         });
         if first {
@@ -105,14 +111,14 @@ impl ReceiverState {
 
 /// Receives until `stop` has been set for `linger` (late replies still
 /// count), backing off briefly after socket errors instead of failing.
-pub(crate) fn run(
-    sock: &UdpSocket,
-    mut state: ReceiverState,
+pub(crate) fn run<S: Transport, C: Codec>(
+    sock: &S,
+    mut state: ReceiverState<C>,
     live: &LiveCounters,
     stop: &AtomicBool,
     linger: Duration,
     handover: &Handover<ReplyRecord>,
-) -> ReceiverState {
+) -> ReceiverState<C> {
     let mut buf = vec![0u8; 65_536];
     let mut cmsg = socket::cmsg_buffer();
     let mut drain_until: Option<Instant> = None;
@@ -124,7 +130,7 @@ pub(crate) fn run(
             Some(t) if Instant::now() >= t => break,
             _ => {}
         }
-        match socket::recv(sock, &mut buf, &mut cmsg) {
+        match sock.recv(&mut buf, &mut cmsg) {
             Ok(Some(r)) => {
                 let data = buf.get(..r.len).unwrap_or(&buf);
                 let sent = live.sent.load(Ordering::Acquire);

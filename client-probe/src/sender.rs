@@ -12,13 +12,13 @@
 //! so the next probe is due one interval after it: no burst of catch-up
 //! probes, nothing skipped, every seq sent exactly once.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wire::clock::realtime_ns;
-use wire::probe::ProbePacket;
 
+use crate::codec::{Codec, Transport};
 use crate::handover::{Cursor, Handover};
 use crate::live::LiveCounters;
 use measure::probe::record::SenderLate;
@@ -122,11 +122,13 @@ pub(crate) struct SenderOutput {
 }
 
 /// Everything the sender thread needs.
-pub(crate) struct Sender<'a> {
-    pub socket: &'a UdpSocket,
+pub(crate) struct Sender<'a, S, C> {
+    pub socket: &'a S,
     pub target: SocketAddr,
-    pub session: u64,
-    pub payload_len: usize,
+    /// Writes each probe.
+    pub codec: &'a C,
+    /// Bytes of each datagram sent.
+    pub datagram_len: usize,
     pub rate_hz: u32,
     pub live: &'a LiveCounters,
     pub stop: &'a AtomicBool,
@@ -139,11 +141,11 @@ fn since(start: Instant) -> i64 {
     i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX)
 }
 
-impl Sender<'_> {
+impl<S: Transport, C: Codec> Sender<'_, S, C> {
     /// Sends until `stop` is set.
     pub fn run(self) -> SenderOutput {
         let mut out = SenderOutput::default();
-        let mut buf = vec![0u8; self.payload_len.max(wire::probe::HEADER_LEN)];
+        let mut buf = vec![0u8; self.datagram_len];
         let mut sched = Schedule::new(self.rate_hz);
         let margin = self.spin.margin_ns(sched.interval_ns());
         let spin = margin > 0;
@@ -175,7 +177,7 @@ impl Sender<'_> {
             let sent_ns = realtime_ns();
             let late = sched.is_late(seq, now);
             out.max_delay_ns = out.max_delay_ns.max(now.saturating_sub(deadline));
-            ProbePacket::request(self.session, seq, sent_ns).encode(&mut buf);
+            self.codec.encode(seq, sent_ns, &mut buf);
             out.send_ns.push(sent_ns);
             // Published before sending, so a reply can never beat it.
             self.live.sent.store(seq + 1, Ordering::Release);

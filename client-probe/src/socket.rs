@@ -41,12 +41,13 @@ pub fn prepare(socket: &UdpSocket, timeout: Duration) -> io::Result<()> {
     Ok(())
 }
 
-/// Receives one datagram into `buf`.
+/// Receives one datagram into `buf`, from a UDP socket or any other
+/// datagram socket (the ICMP probe's raw socket).
 ///
 /// Returns `Ok(None)` when the read timeout expired or a signal interrupted
 /// the call, so the caller can check its stop flag.
 pub fn recv(
-    socket: &UdpSocket,
+    socket: &impl AsRawFd,
     buf: &mut [u8],
     cmsg: &mut Vec<u8>,
 ) -> io::Result<Option<Received>> {
