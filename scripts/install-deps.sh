@@ -8,7 +8,8 @@ fi
 packages=(
   ca-certificates     # cargo fetches crates over HTTPS
   git                 # the bundle's manifest records `git describe` of this tree
-  python3             # scripts/module-cycles.py (test.sh checks the module graph)
+  python3             # scripts/module-cycles.py (test.sh checks the module graph); tests/junit.rs reads the JUnit XML back
+  libxml2-utils       # xmllint: tests/junit.rs validates --junit's XML against tests/data/junit.xsd
   linux-image-amd64   # the guest kernel (/boot/vmlinuz-*) and its NIC modules
   iproute2            # namespaces, bridges, veths, taps
   gcc libc6-dev       # linking; libc.a for the statically linked guest agent

@@ -28,6 +28,11 @@ enum Cmd {
     Run {
         /// The scenario (TOML), e.g. scenarios/quickstart.toml.
         scenario: PathBuf,
+        /// Also write the verdict as JUnit XML to FILE, outside the bundle,
+        /// for a CI system to show (one test case per check and
+        /// repetition; README, "The verdict in CI").
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -74,6 +79,11 @@ enum Cmd {
     Report {
         /// The bundle folder.
         bundle: PathBuf,
+        /// Also write the verdict as JUnit XML to FILE, outside the bundle,
+        /// for a CI system to show (one test case per check and
+        /// repetition; README, "The verdict in CI").
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Make a bundle from records a platform already wrote about
     /// migrations it ran (no lab, no root): summary.json, summary.csv and
@@ -320,8 +330,9 @@ where
 /// Runs a job with Ctrl-C handling, prints its outcome, and returns the
 /// exit code: 0 all good; 2 some repetition failed, a calibration bound
 /// did not hold or the run was interrupted; 3 the scenario's `[assert]`
-/// verdict failed.
-fn execute(opts: RunOptions) -> Result<i32> {
+/// verdict failed. With `junit`, writes the JUnit XML there once the
+/// run's summary exists (an error writing it exits 1).
+fn execute(opts: RunOptions, junit: Option<PathBuf>) -> Result<i32> {
     with_lab_runtime(|ctl| async move {
         let started = std::time::Instant::now();
         let outcome = run(&opts, &ctl).await?;
@@ -344,8 +355,26 @@ fn execute(opts: RunOptions) -> Result<i32> {
         if let Some(e) = &s.error {
             println!("error: {e}");
         }
-        Ok(verdict_code(s).unwrap_or(if ok { 0 } else { 2 }))
+        let code = verdict_code(s).unwrap_or(if ok { 0 } else { 2 });
+        if let Some(path) = &junit {
+            write_junit(path, s, &outcome.bundle)?;
+        }
+        Ok(code)
     })
+}
+
+/// `--junit FILE`: the summary's verdict as JUnit XML, written after the
+/// bundle is (its SHA256SUMS never names it).
+fn write_junit(path: &Path, s: &measure::summary::Summary, bundle: &Path) -> Result<()> {
+    std::fs::write(path, measure::summary::junit::to_junit(s))
+        .with_context(|| format!("writing JUnit XML to {}", path.display()))?;
+    println!("wrote JUnit XML to {}", path.display());
+    if let (Ok(f), Ok(b)) = (path.canonicalize(), bundle.canonicalize()) {
+        if f.starts_with(&b) {
+            println!("note: it is inside the bundle, so `harness verify` will list it as added");
+        }
+    }
+    Ok(())
 }
 
 /// Prints the verdict, if the scenario has one; `Some(3)` when it failed.
@@ -397,15 +426,22 @@ fn print_ignoring_closed_pipe(text: &str) -> Result<()> {
 
 fn real_main(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Run { scenario, common } => execute(RunOptions {
-            scenario: ScenarioSource::File(scenario),
-            job: Job::Migrations,
-            out_dir: common.out,
-            agent: common.agent,
-            kernel: common.kernel,
-            accel: common.accel.map(AccelArg::into),
-            probe_rate: None,
-        }),
+        Cmd::Run {
+            scenario,
+            junit,
+            common,
+        } => execute(
+            RunOptions {
+                scenario: ScenarioSource::File(scenario),
+                job: Job::Migrations,
+                out_dir: common.out,
+                agent: common.agent,
+                kernel: common.kernel,
+                accel: common.accel.map(AccelArg::into),
+                probe_rate: None,
+            },
+            junit,
+        ),
         Cmd::Calibrate {
             scenario,
             rate,
@@ -463,7 +499,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             Ok(if report.passed() { 0 } else { 1 })
         }
         Cmd::Compare { a, b, json } => compare(&a, &b, json),
-        Cmd::Report { bundle } => report(&bundle),
+        Cmd::Report { bundle, junit } => report(&bundle, junit.as_deref()),
         Cmd::Import {
             cmd:
                 ImportCmd::Proxmox {
@@ -500,19 +536,22 @@ fn calibrate(
             ..Scenario::default()
         })),
     };
-    execute(RunOptions {
-        scenario: source,
-        job: Job::Calibrate(CalibrationPlan {
-            pauses_ms: pauses,
-            cuts_ms: cuts,
-            ..CalibrationPlan::default()
-        }),
-        out_dir: common.out,
-        agent: common.agent,
-        kernel: common.kernel,
-        accel: common.accel.map(AccelArg::into),
-        probe_rate: Some(rate),
-    })
+    execute(
+        RunOptions {
+            scenario: source,
+            job: Job::Calibrate(CalibrationPlan {
+                pauses_ms: pauses,
+                cuts_ms: cuts,
+                ..CalibrationPlan::default()
+            }),
+            out_dir: common.out,
+            agent: common.agent,
+            kernel: common.kernel,
+            accel: common.accel.map(AccelArg::into),
+            probe_rate: Some(rate),
+        },
+        None,
+    )
 }
 
 /// `harness lab clean`: removes what ended (or, with `--all`, every) lab left.
@@ -565,8 +604,9 @@ fn compare(a: &Path, b: &Path, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// `harness report BUNDLE`: re-derives everything from the raw records.
-fn report(bundle: &Path) -> Result<i32> {
+/// `harness report BUNDLE [--junit FILE]`: re-derives everything from the
+/// raw records.
+fn report(bundle: &Path, junit: Option<&Path>) -> Result<i32> {
     let (s, rec) = harness::report::regenerate(bundle)?;
     for n in &rec.notes {
         println!("note: {n}");
@@ -582,7 +622,11 @@ fn report(bundle: &Path) -> Result<i32> {
     if let Some(e) = &s.error {
         println!("error: {e}");
     }
-    Ok(verdict_code(&s).unwrap_or(0))
+    let code = verdict_code(&s).unwrap_or(0);
+    if let Some(path) = junit {
+        write_junit(path, &s, bundle)?;
+    }
+    Ok(code)
 }
 
 /// `harness import proxmox`: prints what the times are, the table and
@@ -641,5 +685,24 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_and_report_take_junit() {
+        let junit = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.cmd) {
+            Ok(Cmd::Run { junit, .. } | Cmd::Report { junit, .. }) => junit,
+            other => panic!("{other:?}"),
+        };
+        let want = Some(PathBuf::from("ci/junit.xml"));
+        assert_eq!(
+            junit(&["harness", "run", "s.toml", "--junit", "ci/junit.xml"]),
+            want
+        );
+        assert_eq!(
+            junit(&["harness", "report", "b", "--junit", "ci/junit.xml"]),
+            want
+        );
+        assert_eq!(junit(&["harness", "report", "b"]), None);
+        assert!(Cli::try_parse_from(["harness", "calibrate", "--junit", "j.xml"]).is_err());
     }
 }

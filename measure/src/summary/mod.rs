@@ -6,6 +6,7 @@
 //! field. Missing measurements are `null`, never 0.
 
 pub mod csv;
+pub mod junit;
 pub mod rep;
 pub mod table;
 pub mod verdict;
