@@ -2,7 +2,6 @@
 //! this machine's own kernel, on a raw socket. Needs root (`CAP_NET_RAW`):
 //! without it the test fails saying so rather than pass without testing
 //! anything.
-#![expect(clippy::unwrap_used, reason = "tests: a panic is the failure report")]
 
 use std::net::Ipv4Addr;
 use std::time::Duration;

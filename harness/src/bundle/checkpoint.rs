@@ -7,6 +7,9 @@
 //!
 //! Segments, not one file appended to: each is written whole and renamed
 //! into place, so a crash never leaves half a line to trip the reader.
+//!
+//! The ICMP probe's stream, when it runs, is saved the same way under
+//! `probe-icmp/checkpoint/`, segment for segment beside the reflector's.
 
 use crate::bundle::Bundle;
 use anyhow::{Context, Result};
@@ -14,8 +17,20 @@ use client_probe::ProbeDelta;
 use measure::probe::record::ProbeRecord;
 use std::path::Path;
 
-/// Folder of the segments, inside a bundle.
+/// Folder of the reflector stream's segments, inside a bundle.
 pub const DIR: &str = "probe/checkpoint";
+/// Folder of the ICMP stream's segments.
+pub const ICMP_DIR: &str = "probe-icmp/checkpoint";
+
+/// What the probe's streams recorded since the previous checkpoint.
+#[derive(Debug, Clone)]
+pub struct Deltas {
+    /// The reflector's stream.
+    pub probe: ProbeDelta,
+    /// The ICMP stream's fields as they stand and its new records, when it
+    /// runs.
+    pub icmp: Option<(ProbeRecord, ProbeDelta)>,
+}
 
 /// The `seq,send_ns` rows of `probe/sends.csv` for send times starting at
 /// probe `first_seq`, with the header when `header`.
@@ -30,10 +45,26 @@ pub fn sends_csv(first_seq: u64, send_ns: &[i64], header: bool) -> String {
     out
 }
 
-/// Saves segment `n` (1-based): the probe's fields as they stand (`meta`)
-/// and what it recorded since segment `n - 1`.
-pub fn save(bundle: &Bundle, n: usize, meta: &ProbeRecord, delta: &ProbeDelta) -> Result<()> {
-    let (sends, replies) = segment_names(n);
+/// Saves segment `n` (1-based) of each stream: the reflector stream's
+/// fields as they stand (`meta`) and what each recorded since segment
+/// `n - 1`.
+pub fn save(bundle: &Bundle, n: usize, meta: &ProbeRecord, delta: &Deltas) -> Result<()> {
+    save_stream(bundle, DIR, n, meta, &delta.probe)?;
+    if let Some((meta, d)) = &delta.icmp {
+        save_stream(bundle, ICMP_DIR, n, meta, d)?;
+    }
+    Ok(())
+}
+
+/// Saves segment `n` of the stream whose segments are in `dir`.
+fn save_stream(
+    bundle: &Bundle,
+    dir: &str,
+    n: usize,
+    meta: &ProbeRecord,
+    delta: &ProbeDelta,
+) -> Result<()> {
+    let (sends, replies) = segment_names_in(dir, n);
     bundle.write(
         &sends,
         sends_csv(delta.first_seq, &delta.send_ns, true).as_bytes(),
@@ -48,22 +79,35 @@ pub fn save(bundle: &Bundle, n: usize, meta: &ProbeRecord, delta: &ProbeDelta) -
     bundle.write(&replies, &rows)?;
     // Last: a segment counts once the meta file names it.
     let meta = serde_json::json!({ "record": meta, "segments": n });
-    bundle.write_json(&format!("{DIR}/meta.json"), &meta)?;
+    bundle.write_json(&format!("{dir}/meta.json"), &meta)?;
     Ok(())
 }
 
-/// The sends and replies file of segment `n`, relative to the bundle.
+/// The sends and replies file of the reflector stream's segment `n`,
+/// relative to the bundle.
 pub fn segment_names(n: usize) -> (String, String) {
+    segment_names_in(DIR, n)
+}
+
+/// The sends and replies file of segment `n` of the stream whose segments
+/// are in `dir` ([`DIR`], [`ICMP_DIR`]), relative to the bundle.
+pub fn segment_names_in(dir: &str, n: usize) -> (String, String) {
     (
-        format!("{DIR}/sends-{n:03}.csv"),
-        format!("{DIR}/replies-{n:03}.csv"),
+        format!("{dir}/sends-{n:03}.csv"),
+        format!("{dir}/replies-{n:03}.csv"),
     )
 }
 
 /// The saved fields and the number of complete segments of a bundle's
-/// checkpoint, if it has one.
+/// checkpoint of the reflector's stream, if it has one.
 pub fn read_meta(dir: &Path) -> Result<Option<(ProbeRecord, usize)>> {
-    let p = dir.join(DIR).join("meta.json");
+    read_meta_in(dir, DIR)
+}
+
+/// [`read_meta`] of the stream whose segments are in `sub` ([`DIR`],
+/// [`ICMP_DIR`]).
+pub fn read_meta_in(dir: &Path, sub: &str) -> Result<Option<(ProbeRecord, usize)>> {
+    let p = dir.join(sub).join("meta.json");
     if !p.is_file() {
         return Ok(None);
     }
@@ -79,9 +123,15 @@ pub fn read_meta(dir: &Path) -> Result<Option<(ProbeRecord, usize)>> {
     Ok(Some((m.record, m.segments)))
 }
 
-/// Removes the segments once the whole record is written.
+/// Removes the reflector stream's segments once its whole record is
+/// written.
 pub fn remove(bundle: &Bundle) -> Result<()> {
-    let d = bundle.dir.join(DIR);
+    remove_in(bundle, DIR)
+}
+
+/// Removes the segments in `sub` ([`DIR`], [`ICMP_DIR`]).
+pub fn remove_in(bundle: &Bundle, sub: &str) -> Result<()> {
+    let d = bundle.dir.join(sub);
     match std::fs::remove_dir_all(&d) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("cannot remove {}", d.display()))

@@ -12,6 +12,8 @@
 //!   probe/sends.csv          every probe's send time
 //!   probe/meta.json          probe session, rate, counters
 //!   probe/gaps.jsonl         every gap over the threshold (whole run; derived)
+//!   probe-icmp/              the ICMP echoes to the guest's kernel, in the
+//!                            same files (in-process probe only)
 //!   timeline/rep-001.json    phases, markers, gap attribution (derived)
 //!   agent/report.json        the guest agent's final report
 //!   stream/                  RTP capture and decoder verdicts, HTTP reads

@@ -372,7 +372,9 @@ async fn start_probe<B: Backend>(
     let ep = backend.endpoints();
     let (rate, size) = (scenario.probe.rate_hz, scenario.probe.payload_bytes);
     let prober = match scenario.probe.control {
-        ProbeControl::InProcess => ProbeHandle::start_local(&ep.client, ep.reflector, rate, size)?,
+        ProbeControl::InProcess => {
+            ProbeHandle::start_local(&ep.client, ep.reflector, ep.guest, rate, size)?
+        }
         ProbeControl::Serve => {
             let std::net::IpAddr::V4(ip) = ep.client_addr else {
                 anyhow::bail!(
@@ -387,6 +389,9 @@ async fn start_probe<B: Backend>(
                 })?
         }
     };
+    if let Some(note) = prober.note() {
+        live.println(note);
+    }
     g.prober = Some(prober);
     let Some(iface) = ep.announce_interface else {
         live.println("note: the backend names no client link to watch for announce frames");

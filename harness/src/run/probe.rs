@@ -3,13 +3,24 @@
 //! process started there, driven over its HTTP control API with
 //! clock-offset exchanges before and after, exactly as a probe on a tester's
 //! laptop would be driven (`docs/remote-probe.md`).
+//!
+//! In process, a second stream runs beside the reflector's: ICMP echoes to
+//! the guest's address, answered by its kernel ([`client_probe::icmp`]), at
+//! the same rate and size, so each outage shows when the kernel was back as
+//! well as when the service was. It is secondary: when it cannot start, the
+//! run goes on without it and says so once. `client-probe serve` has no
+//! ICMP stream.
 
 use crate::backend::Site;
+use crate::bundle::checkpoint::Deltas;
 use crate::clients::probe::{ClockAlignment, ClockOffsetRecord, RemoteProbe, ServeProcess};
 use anyhow::{Context, Result};
-use client_probe::{LiveStats, ProbeConfig, ProbeOptions, Prober};
+use client_probe::icmp::MIN_ECHO_DATA_LEN;
+use client_probe::{
+    IcmpConfig, IcmpProber, IcmpSocket, LiveStats, ProbeConfig, ProbeOptions, Prober,
+};
 use measure::probe::record::ProbeRecord;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,9 +33,79 @@ const EXCHANGES: usize = 16;
 /// A running probe.
 pub enum ProbeHandle {
     /// In this process.
-    Local(Prober),
+    Local(Box<Local>),
     /// A `client-probe serve` process.
     Served(Box<Served>),
+}
+
+/// The in-process probe: the reflector's stream, and the kernel's beside it
+/// when it could start.
+pub struct Local {
+    udp: Prober,
+    icmp: Option<IcmpProber>,
+    /// Why there is no ICMP stream, said once when the run starts.
+    note: Option<String>,
+    /// The first failed ICMP checkpoint: later ICMP segments are not saved
+    /// (they would not follow on from the last one saved); the whole
+    /// record is still written at the end.
+    icmp_checkpoint_error: Mutex<Option<String>>,
+}
+
+/// What a stopped probe recorded.
+pub struct Finished {
+    /// The reflector's stream, on this host's clock.
+    pub record: ProbeRecord,
+    /// The clock alignment of a served probe (`probe/clock.json`).
+    pub clock: Option<ClockAlignment>,
+    /// The kernel's stream: `None` when it did not run, `Err` when it
+    /// failed.
+    pub icmp: Option<Result<ProbeRecord>>,
+    /// Warnings about the ICMP stream's checkpoints, for the run's output.
+    pub icmp_warning: Option<String>,
+}
+
+/// The note of a run whose probe sends no ICMP echoes.
+const SERVED_NOTE: &str = "note: the served probe (client-probe serve) sends no ICMP echoes: no kernel outage beside the reflector's (client.icmp_* stay empty)";
+
+/// The scheduling of both in-process streams. Real-time priority keeps the
+/// prober from being starved by the QEMUs on the same cores; no spinning,
+/// so it leaves those cores to them (sleeping alone keeps send times within
+/// ~50 µs).
+fn local_options() -> ProbeOptions {
+    ProbeOptions {
+        spin_margin: Duration::ZERO,
+        ..ProbeOptions::default()
+    }
+}
+
+/// Starts the ICMP stream to `guest` on a raw socket opened at `site`, or
+/// says why not.
+fn start_icmp(
+    site: &Site,
+    guest: IpAddr,
+    rate_hz: u32,
+    payload_len: usize,
+) -> std::result::Result<IcmpProber, String> {
+    let IpAddr::V4(target) = guest else {
+        return Err(format!("the guest's address {guest} is not IPv4"));
+    };
+    let socket = site.enter(IcmpSocket::open).map_err(|e| {
+        format!(
+            "cannot open a raw ICMP socket at {}: {e:#}",
+            site.describe()
+        )
+    })?;
+    IcmpProber::start_with(
+        socket,
+        IcmpConfig {
+            target,
+            rate_hz,
+            // The UDP probe's size gives the same packet size on the wire.
+            payload_len: payload_len.max(MIN_ECHO_DATA_LEN),
+        },
+        local_options(),
+    )
+    .map_err(|e| format!("cannot start the ICMP probe: {e:#}"))
 }
 
 /// The served probe and what the run keeps about it.
@@ -52,33 +133,54 @@ pub fn find_client_probe() -> Result<PathBuf> {
 }
 
 impl ProbeHandle {
-    /// Starts the probe in-process, its socket at `site`.
+    /// Starts the probe in-process, its sockets at `site`: UDP to the
+    /// reflector at `target`, and ICMP echoes to the guest's address
+    /// `guest` at the same rate and size (without them when they cannot
+    /// start: [`ProbeHandle::note`] says why).
     pub fn start_local(
         site: &Site,
         target: SocketAddr,
+        guest: IpAddr,
         rate_hz: u32,
         payload_len: usize,
     ) -> Result<Self> {
         let socket = site
             .enter(|| std::net::UdpSocket::bind("0.0.0.0:0"))
             .with_context(|| format!("opening the probe socket at {}", site.describe()))?;
-        let prober = Prober::start_with(
+        let udp = Prober::start_with(
             socket,
             ProbeConfig {
                 target,
                 rate_hz,
                 payload_len,
             },
-            // Real-time priority keeps the prober from being starved by the
-            // QEMUs on the same cores; no spinning, so it leaves those cores
-            // to them (sleeping alone keeps send times within ~50 µs).
-            ProbeOptions {
-                spin_margin: Duration::ZERO,
-                ..ProbeOptions::default()
-            },
+            local_options(),
         )
         .context("starting the probe")?;
-        Ok(Self::Local(prober))
+        let (icmp, note) = match start_icmp(site, guest, rate_hz, payload_len) {
+            Ok(p) => (Some(p), None),
+            Err(why) => (
+                None,
+                Some(format!(
+                    "note: no ICMP probe beside the reflector's: {why} (client.icmp_* stay empty)"
+                )),
+            ),
+        };
+        Ok(Self::Local(Box::new(Local {
+            udp,
+            icmp,
+            note,
+            icmp_checkpoint_error: Mutex::new(None),
+        })))
+    }
+
+    /// What the run should say once about the probe, when its ICMP stream
+    /// does not run (served, or it could not start).
+    pub fn note(&self) -> Option<&str> {
+        match self {
+            Self::Local(l) => l.note.as_deref(),
+            Self::Served(_) => Some(SERVED_NOTE),
+        }
     }
 
     /// Starts `client-probe serve` at `site` listening on `listen_ip`,
@@ -128,10 +230,10 @@ impl ProbeHandle {
         })))
     }
 
-    /// Live figures for the progress line.
+    /// Live figures of the reflector's stream, for the progress line.
     pub fn live(&self) -> LiveStats {
         match self {
-            Self::Local(p) => p.live(),
+            Self::Local(p) => p.udp.live(),
             Self::Served(s) => s
                 .live
                 .lock()
@@ -142,24 +244,58 @@ impl ProbeHandle {
 
     /// What the probe recorded since the previous checkpoint, with its
     /// fields as they stand, on this host's clock, for
-    /// [`crate::bundle::checkpoint::save`].
-    pub async fn checkpoint(&self) -> Result<(ProbeRecord, client_probe::ProbeDelta)> {
+    /// [`crate::bundle::checkpoint::save`]: the reflector's stream, and the
+    /// kernel's when it runs.
+    pub async fn checkpoint(&self) -> Result<(ProbeRecord, Deltas)> {
         match self {
-            Self::Local(p) => Ok((p.meta(), p.checkpoint().context("checkpointing the probe")?)),
-            Self::Served(s) => s
-                .remote
-                .checkpoint(&s.before)
-                .await
-                .context("checkpointing the served probe"),
+            Self::Local(p) => {
+                let probe = p.udp.checkpoint().context("checkpointing the probe")?;
+                Ok((
+                    p.udp.meta(),
+                    Deltas {
+                        probe,
+                        icmp: p.icmp_checkpoint(),
+                    },
+                ))
+            }
+            Self::Served(s) => {
+                let (meta, probe) = s
+                    .remote
+                    .checkpoint(&s.before)
+                    .await
+                    .context("checkpointing the served probe")?;
+                Ok((meta, Deltas { probe, icmp: None }))
+            }
         }
     }
 
-    /// Stops the probe and returns its record on this host's clock, with
+    /// Stops the probe and returns its records on this host's clock, with
     /// the clock alignment for a served probe (`probe/clock.json`). The
     /// serve process is ended by its PID whatever happens.
-    pub async fn finish(self) -> Result<(ProbeRecord, Option<ClockAlignment>)> {
+    pub async fn finish(self) -> Result<Finished> {
         match self {
-            Self::Local(p) => Ok((p.stop().context("the probe failed")?, None)),
+            Self::Local(p) => {
+                let Local {
+                    udp,
+                    icmp,
+                    icmp_checkpoint_error,
+                    ..
+                } = *p;
+                // The kernel's stream first: stopping each waits out its
+                // receive linger, and the reflector's record is the one a
+                // failure must not lose.
+                let icmp = icmp.map(|i| i.stop().context("the ICMP probe failed"));
+                let record = udp.stop().context("the probe failed")?;
+                let icmp_warning = icmp_checkpoint_error
+                    .into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                Ok(Finished {
+                    record,
+                    clock: None,
+                    icmp,
+                    icmp_warning,
+                })
+            }
             Self::Served(s) => {
                 s.poller.abort();
                 let collected = s.remote.stop_and_collect(&s.before).await;
@@ -168,7 +304,36 @@ impl ProbeHandle {
                 if let Err(e) = stopped {
                     eprintln!("warning: stopping client-probe serve: {e:#}");
                 }
-                Ok((c.record, Some(c.clock)))
+                Ok(Finished {
+                    record: c.record,
+                    clock: Some(c.clock),
+                    icmp: None,
+                    icmp_warning: None,
+                })
+            }
+        }
+    }
+}
+
+impl Local {
+    /// The ICMP stream's checkpoint, unless it does not run or one failed
+    /// before (then the first failure is kept for the end of the run).
+    fn icmp_checkpoint(&self) -> Option<(ProbeRecord, client_probe::ProbeDelta)> {
+        let icmp = self.icmp.as_ref()?;
+        let mut failed = self
+            .icmp_checkpoint_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failed.is_some() {
+            return None;
+        }
+        match icmp.checkpoint() {
+            Ok(d) => Some((icmp.meta(), d)),
+            Err(e) => {
+                *failed = Some(format!(
+                    "warning: an ICMP probe checkpoint failed ({e}); later ICMP checkpoints were not saved, the whole ICMP record is written at the end"
+                ));
+                None
             }
         }
     }
