@@ -5,7 +5,7 @@
 //! The browser test needs `/usr/bin/chromium` (`apt-get install -y
 //! chromium`); it fails without it unless `LMIG_SKIP_BROWSER=1`. With
 //! `LMIG_REPORT_DIR=DIR` the tests also leave their pages (`fixture.html`,
-//! `missing.html`, `empty.html`, `large.html`) and the browser's screenshot of the top of
+//! `missing.html`, `empty.html`, `large.html`, `kernel.html`) and the browser's screenshot of the top of
 //! the fixture's page (`screenshot.png`, the source of
 //! `docs/report-screenshot.png`) in DIR, to look at.
 // Helpers outside #[test] fns panic on a broken fixture: a test failure.
@@ -109,18 +109,29 @@ fn summary_of(
     a: Option<&AssertSpec>,
 ) -> Summary {
     summarize(&RunRecords {
+        asserts: a,
+        run_status,
+        error: error.map(str::to_string),
+        ..records_of(b)
+    })
+}
+
+/// The summary's inputs from `b`: a complete run without checks.
+fn records_of(b: &Bundle) -> RunRecords<'_> {
+    RunRecords {
         scenario: "it-basic",
         acceleration: Some("tcg"),
         reps: &b.reps,
         probe: b.probe.as_ref(),
+        icmp: None,
         gap_threshold_ns: THRESHOLD_NS,
         announces: &[],
-        asserts: a,
+        asserts: None,
         agent_answered_at_end: Some(true),
-        run_status,
-        error: error.map(str::to_string),
+        run_status: "complete",
+        error: None,
         clock: None,
-    })
+    }
 }
 
 fn render(b: &Bundle, summary: &Summary, timelines: &[RepTimeline]) -> String {
@@ -138,7 +149,7 @@ fn render(b: &Bundle, summary: &Summary, timelines: &[RepTimeline]) -> String {
 fn fixture_html() -> String {
     let b = load(&fixture_dir());
     let s = summary_of(&b, "complete", None, Some(&asserts()));
-    let t = rep_timelines(&b.reps, b.probe.as_ref(), &[], THRESHOLD_NS);
+    let t = rep_timelines(&b.reps, b.probe.as_ref(), None, &[], THRESHOLD_NS);
     render(&b, &s, &t)
 }
 
@@ -261,6 +272,82 @@ fn fixture_report_is_deterministic_complete_and_self_contained() {
     );
 }
 
+/// The fixture's probe as the kernel would have answered it: the same
+/// replies, but the probes sent in the last 70 ms of each repetition's
+/// longest outage answered at once (0.2 ms after their send) instead of
+/// late or never, so the kernel's outage ends about 70 ms before the
+/// service's.
+fn kernel_answering_earlier(b: &Bundle, s: &Summary) -> ProbeRecord {
+    let mut k = b.probe.clone().unwrap();
+    k.target = "198.18.0.10".into();
+    let early: Vec<(u64, i64)> = s
+        .repetitions
+        .iter()
+        .flat_map(|r| {
+            let end = r.client.max_outage_end_ns.unwrap();
+            let sends = k.send_ns.iter().copied().enumerate();
+            sends
+                .filter(move |&(_, t)| t >= end - 70_000_000 && t < end - 1_000_000)
+                .map(|(seq, t)| (seq as u64, t))
+        })
+        .collect();
+    k.replies.retain(|r| !early.iter().any(|e| e.0 == r.seq));
+    k.replies.extend(early.iter().map(|&(seq, t)| ReplyRecord {
+        seq,
+        send_ns: t,
+        rx_ns: t + 200_000,
+        kernel_ts: true,
+        guest_rx_ns: 0,
+        guest_tx_ns: 0,
+        reflector_rx_count: 0,
+    }));
+    k.replies.sort_by_key(|r| r.rx_ns);
+    k
+}
+
+#[test]
+fn the_kernels_outage_is_drawn_beside_the_services() {
+    let b = load(&fixture_dir());
+    let plain = summary_of(&b, "complete", None, None);
+    let k = kernel_answering_earlier(&b, &plain);
+    let s = summarize(&RunRecords {
+        icmp: Some(&k),
+        ..records_of(&b)
+    });
+    let t = rep_timelines(&b.reps, b.probe.as_ref(), Some(&k), &[], THRESHOLD_NS);
+    for r in &s.repetitions {
+        let lag = r.client.service_lag_ms.unwrap();
+        assert!((60.0..75.0).contains(&lag), "lag {lag} ms: {:?}", r.client);
+    }
+    let html = render(&b, &s, &t);
+    keep("kernel.html", html.as_bytes());
+    for rep in [1, 2] {
+        for plot in ["timeline", "zoom"] {
+            let f = figure(&html, &format!("plot-rep-{rep}-{plot}"));
+            assert!(f.contains("kernel (ICMP) outage"), "rep {rep} {plot}");
+        }
+        let gaps = &html[html.find(&format!("id=\"table-rep-{rep}-gaps\"")).unwrap()..];
+        let gaps = &gaps[..gaps.find("</table>").unwrap()];
+        assert!(
+            gaps.contains("longest kernel outage (ICMP echoes)"),
+            "{gaps}"
+        );
+    }
+    let legend = figure(&html, "plot-rep-1-timeline");
+    assert!(
+        legend.contains("kernel outage (ICMP echoes)"),
+        "in the legend"
+    );
+    assert!(html.contains("Guest kernel (ICMP echoes): outage <b>"));
+    assert!(html.contains("<th>kernel (ICMP) outage, ms</th>"));
+    let lag = format!("{:.1}", s.repetitions[0].client.service_lag_ms.unwrap());
+    let table = &html[html.find("id=\"table-reps\"").unwrap()..];
+    assert!(table.contains(&format!("<td>{lag}</td>")), "{lag}");
+    // Without the ICMP stream nothing of it is drawn or said.
+    let none = fixture_html();
+    assert!(!none.contains("kernel (ICMP) outage ") && !none.contains("Guest kernel"));
+}
+
 /// Removes the end of a migration: no completed, no RESUME, no final info.
 fn fail(rep: &mut RepRecord, why: &str) {
     let m = &mut rep.migration;
@@ -292,7 +379,7 @@ fn missing_data_renders_and_says_what_is_missing() {
         Some("interrupted by the user"),
         Some(&asserts()),
     );
-    let t = rep_timelines(&b.reps, None, &[], THRESHOLD_NS);
+    let t = rep_timelines(&b.reps, None, None, &[], THRESHOLD_NS);
     let html = render(&b, &s, &t);
     keep("missing.html", html.as_bytes());
     assert_self_contained(&html);
@@ -430,7 +517,7 @@ fn large_records_are_thinned() {
         scenario_toml: base.scenario_toml.clone(),
     };
     let s = summary_of(&b, "complete", None, None);
-    let t = rep_timelines(&b.reps, b.probe.as_ref(), &[], THRESHOLD_NS);
+    let t = rep_timelines(&b.reps, b.probe.as_ref(), None, &[], THRESHOLD_NS);
     let html = render(&b, &s, &t);
     keep("large.html", html.as_bytes());
     for rep in 1..=3 {

@@ -30,6 +30,13 @@
 //! A phase whose bounding events are missing (a failed migration has no
 //! `completed`, no `RESUME`) is left out and its time falls to the phase
 //! before it, which then runs until the harness saw the end.
+//!
+//! # The kernel's outage
+//! Beside the probe's gaps, a timeline carries the longest outage of the
+//! ICMP echo stream, when it ran (`icmp_outage`): the same measure over
+//! echoes answered by the guest's kernel instead of the agent, taken apart
+//! along the same phases. The phases themselves (the switchover's end) stay
+//! the reflector's: the service being back is what a user waits for.
 
 use crate::migration::marker::MarkerKind;
 use crate::migration::record::RepRecord;
@@ -170,6 +177,10 @@ pub struct RepTimeline {
     pub outage: Option<OutageBreakdown>,
     /// `(host ns, bytes remaining)` from the source's `query-migrate` samples.
     pub remaining: Vec<(i64, i64)>,
+    /// The ICMP echo stream's longest outage in the window and the phases
+    /// it overlaps, when that stream ran (older bundles: absent).
+    #[serde(default)]
+    pub icmp_outage: Option<GapAttribution>,
 }
 
 fn ms(ns: i64) -> f64 {
@@ -367,27 +378,42 @@ pub fn rep_timeline(
         gaps: gap_list,
         outage,
         remaining,
+        icmp_outage: None,
     }
 }
 
+/// The ICMP stream's longest outage, `icmp_gaps` being its analysis of the
+/// repetition's window, attributed to `phases`.
+pub fn icmp_outage(phases: &[Phase], icmp_gaps: &GapSummary) -> Option<GapAttribution> {
+    let o = icmp_gaps.max_outage.as_ref()?;
+    Some(GapAttribution {
+        start_ns: o.start_ns,
+        end_ns: o.end_ns,
+        len_ms: o.len_ms,
+        phases: attribute(phases, o.start_ns, o.end_ns),
+        is_outage: true,
+    })
+}
+
 /// One timeline per repetition, each from the probe's analysis of the
-/// repetition's window ([`rep_timeline`]).
+/// repetition's window ([`rep_timeline`]), with the ICMP stream's outage
+/// ([`icmp_outage`]) when `icmp` is given.
 pub fn rep_timelines(
     reps: &[RepRecord],
     probe: Option<&ProbeRecord>,
+    icmp: Option<&ProbeRecord>,
     announces: &[i64],
     gap_threshold_ns: i64,
 ) -> Vec<RepTimeline> {
     reps.iter()
         .map(|rep| {
-            let gaps = probe.map(|p| {
-                analyze(
-                    p,
-                    Some((rep.window_start_ns, rep.window_end_ns)),
-                    gap_threshold_ns,
-                )
-            });
-            rep_timeline(rep, probe, gaps.as_ref(), announces, gap_threshold_ns)
+            let window = Some((rep.window_start_ns, rep.window_end_ns));
+            let gaps = probe.map(|p| analyze(p, window, gap_threshold_ns));
+            let mut t = rep_timeline(rep, probe, gaps.as_ref(), announces, gap_threshold_ns);
+            t.icmp_outage = icmp
+                .map(|p| analyze(p, window, gap_threshold_ns))
+                .and_then(|g| icmp_outage(&t.phases, &g));
+            t
         })
         .collect()
 }

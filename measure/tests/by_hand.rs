@@ -29,7 +29,7 @@ use measure::migration::record::{
 };
 use measure::probe::record::{ProbeRecord, ReplyRecord};
 use measure::summary::{summarize, to_csv, to_table, ClockAlignment, RunRecords, CSV_HEADER};
-use measure::timeline::{rep_timeline, PhaseKind};
+use measure::timeline::{rep_timeline, rep_timelines, PhaseKind};
 
 const T: i64 = 1_000_000_000_000;
 const MS: i64 = 1_000_000;
@@ -179,6 +179,7 @@ fn summary_with(probe_ahead_ns: i64, stated_ns: i64) -> measure::summary::Summar
         acceleration: Some("tcg"),
         reps: &reps,
         probe: Some(&p),
+        icmp: None,
         gap_threshold_ns: THRESHOLD,
         announces: &[],
         asserts: None,
@@ -298,4 +299,135 @@ fn what_a_backend_could_not_measure_is_null_with_its_reason() {
     let s = measure::summary::summarize_rep(&r, None, &[], THRESHOLD);
     assert_eq!(s.host.stop_to_resume_ms, None);
     assert!(s.not_measured["host.stop_to_resume_ms"].contains("node-b"));
+}
+
+/// The ICMP echo stream beside the probe: 1 kHz from T like the probe,
+/// answered by the guest's kernel 0.1 ms after each send, except echoes
+/// `lost` (none of the guest's answers to them came back), as
+/// the ICMP prober (`client_probe::icmp`) records them: no guest times.
+fn icmp(lost: std::ops::Range<u64>) -> ProbeRecord {
+    let mut p = ProbeRecord {
+        rate_hz: 1000,
+        payload_len: 64,
+        target: "198.18.0.10".into(),
+        ..ProbeRecord::default()
+    };
+    for seq in 0..3000u64 {
+        let send = T + seq as i64 * MS;
+        p.send_ns.push(send);
+        if !lost.contains(&seq) {
+            p.replies.push(ReplyRecord {
+                seq,
+                send_ns: send,
+                rx_ns: send + 100_000,
+                kernel_ts: true,
+                guest_rx_ns: 0,
+                guest_tx_ns: 0,
+                reflector_rx_count: 0,
+            });
+        }
+    }
+    p
+}
+
+/// The kernel stops answering with the probe (echoes from T+1000 ms lost)
+/// but answers again from T+1080: its outage runs from the reply to echo
+/// 999 (T+999.1) to the reply to echo 1080 (T+1080.1), 81.0 ms, ending
+/// 20.1 ms after RESUME (T+1060), while the reflector's runs to T+1150.2:
+/// the service was back 70.1 ms after the kernel. Its parts: 999.1..1010
+/// in pass 2 = 10.9 ms, 30 ms stop-and-copy, 20 ms resume, 1060..1080.1 of
+/// the switchover = 20.1 ms.
+#[test]
+fn the_kernels_outage_ends_before_the_services_by_the_hand_figures() {
+    let (reps, p, k) = ([rep()], probe(0), icmp(1000..1080));
+    let s = summarize(&RunRecords {
+        scenario: "by-hand",
+        acceleration: Some("tcg"),
+        reps: &reps,
+        probe: Some(&p),
+        icmp: Some(&k),
+        gap_threshold_ns: THRESHOLD,
+        announces: &[],
+        asserts: None,
+        agent_answered_at_end: Some(true),
+        run_status: "complete",
+        error: None,
+        clock: None,
+    });
+    let c = &s.repetitions[0].client;
+    assert!(close(c.icmp_max_gap_ms.unwrap(), 81.0), "{c:?}");
+    assert!(close(c.icmp_outage_ms.unwrap(), 81.0), "{c:?}");
+    assert_eq!(c.icmp_outage_start_ns, Some(T + 999 * MS + 100_000));
+    assert_eq!(c.icmp_outage_end_ns, Some(T + 1080 * MS + 100_000));
+    assert!(close(c.service_lag_ms.unwrap(), 70.1), "{c:?}");
+    // The reflector's figures are untouched by the second stream.
+    assert_eq!(c.max_outage_ms, Some(151.0));
+    assert!(s.repetitions[0].not_measured.is_empty());
+
+    let t = &rep_timelines(&reps, Some(&p), Some(&k), &[], THRESHOLD)[0];
+    let o = t.icmp_outage.as_ref().unwrap();
+    assert!(close(o.len_ms, 81.0));
+    let parts: Vec<(&str, f64)> = o.phases.iter().map(|x| (x.phase.as_str(), x.ms)).collect();
+    let want = [
+        ("pre-copy pass 2", 10.9),
+        ("stop-and-copy", 30.0),
+        ("resume", 20.0),
+        ("switchover", 20.1),
+    ];
+    assert_eq!(parts.len(), want.len(), "{parts:?}");
+    for ((p, ms), (wp, wms)) in parts.iter().zip(want) {
+        assert!(*p == wp && close(*ms, wms), "{parts:?}");
+    }
+    // The phases stay the reflector's: the switchover ends when the
+    // service is back, not the kernel.
+    assert_eq!(t.phases.last().unwrap().start_ns, T + 1150 * MS + 200_000);
+    // Without an ICMP record, no kernel outage on the timeline.
+    assert!(rep_timelines(&reps, Some(&p), None, &[], THRESHOLD)[0]
+        .icmp_outage
+        .is_none());
+
+    let csv = to_csv(&s);
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let col = |name: &str| row[CSV_HEADER.split(',').position(|c| c == name).unwrap()];
+    assert_eq!(col("client.icmp_max_gap_ms"), "81.000");
+    assert_eq!(col("client.icmp_outage_ms"), "81.000");
+    assert_eq!(col("client.service_lag_ms"), "70.100");
+    let table = to_table(&s);
+    assert!(
+        table.contains("    icmp: kernel outage 81.0 ms (largest gap 81.0 ms); the service was back 70.1 ms after the kernel"),
+        "{table}"
+    );
+    // Older summaries, without the fields, still read.
+    let mut v = serde_json::to_value(&s).unwrap();
+    for k in [
+        "icmp_max_gap_ms",
+        "icmp_outage_ms",
+        "icmp_outage_start_ns",
+        "icmp_outage_end_ns",
+        "service_lag_ms",
+    ] {
+        v["repetitions"][0]["client"]
+            .as_object_mut()
+            .unwrap()
+            .remove(k);
+    }
+    let old: measure::summary::Summary = serde_json::from_value(v).unwrap();
+    assert_eq!(old.repetitions[0].client.service_lag_ms, None);
+}
+
+/// A kernel outage that is not the reflector's (here: the kernel did not
+/// answer for 50 ms long after the migration) gives no lag.
+#[test]
+fn no_service_lag_between_outages_that_do_not_overlap() {
+    let (r, k) = (rep(), icmp(2000..2050));
+    let mut s = measure::summary::summarize_rep(&r, Some(&probe(0)), &[], THRESHOLD);
+    measure::summary::join_icmp(&mut s, &r, Some(&k), THRESHOLD);
+    assert!(close(s.client.icmp_outage_ms.unwrap(), 51.0));
+    assert_eq!(s.client.service_lag_ms, None);
+    assert!(s.not_measured["client.service_lag_ms"].contains("do not overlap"));
+    // No ICMP record: nothing measured, nothing said.
+    let mut s = measure::summary::summarize_rep(&r, Some(&probe(0)), &[], THRESHOLD);
+    measure::summary::join_icmp(&mut s, &r, None, THRESHOLD);
+    assert_eq!(s.client.icmp_outage_ms, None);
+    assert!(s.not_measured.is_empty());
 }

@@ -4,7 +4,8 @@
 //! report BUNDLE` later gives byte-identical `summary.json`.
 //!
 //! Raw records read: `scenario.toml`, `manifest.json`, `reps/rep-*.json`,
-//! `probe/meta.json` + `probe/sends.csv` + `probe/replies.csv`, and
+//! `probe/meta.json` + `probe/sends.csv` + `probe/replies.csv`, the same
+//! three files of the ICMP stream under `probe-icmp/`, and
 //! `probe/announces.json` when present. A bundle of an interrupted or
 //! crashed run has some of them; what is missing is said, never invented.
 
@@ -44,6 +45,9 @@ pub struct BundleRecords {
     pub clock: Option<ClockAlignment>,
     /// The probe's record, if the probe ran and its files are there.
     pub probe: Option<ProbeRecord>,
+    /// The ICMP echo stream's record (`probe-icmp/`), if it ran; absent in
+    /// bundles written before it, and of served probes.
+    pub icmp: Option<ProbeRecord>,
     /// Receive times of announce frames seen on the client's link, ns.
     pub announces: Vec<i64>,
     /// Things missing or odd in the bundle, for a person.
@@ -69,27 +73,56 @@ fn json<T: serde::de::DeserializeOwned>(dir: &Path, rel: &str) -> Result<T> {
         .with_context(|| format!("{} is not a valid record", dir.join(rel).display()))
 }
 
-/// Reads the probe's files; `Ok(None)` when the run left none. A run
+/// One probe stream's files in a bundle.
+struct StreamFiles {
+    /// The folder of its whole record (`probe`, `probe-icmp`).
+    dir: &'static str,
+    /// The folder of its checkpoint segments.
+    checkpoint: &'static str,
+    /// What notes call it.
+    name: &'static str,
+}
+
+/// The reflector's stream.
+const PROBE: StreamFiles = StreamFiles {
+    dir: "probe",
+    checkpoint: crate::bundle::checkpoint::DIR,
+    name: "the probe's",
+};
+/// The ICMP echo stream.
+const ICMP: StreamFiles = StreamFiles {
+    dir: "probe-icmp",
+    checkpoint: crate::bundle::checkpoint::ICMP_DIR,
+    name: "the ICMP probe's",
+};
+
+/// Reads one stream's files; `Ok(None)` when the run left none. A run
 /// killed before it could write them leaves the segments it saved after
 /// each repetition ([`crate::bundle::checkpoint`]): those are read instead,
 /// with a note.
-fn load_probe(dir: &Path, notes: &mut Vec<String>) -> Result<Option<ProbeRecord>> {
-    if dir.join("probe/meta.json").is_file() {
-        let rec: ProbeRecord = json(dir, "probe/meta.json")?;
+fn load_probe(
+    dir: &Path,
+    stream: &StreamFiles,
+    notes: &mut Vec<String>,
+) -> Result<Option<ProbeRecord>> {
+    let meta = format!("{}/meta.json", stream.dir);
+    if dir.join(&meta).is_file() {
+        let rec: ProbeRecord = json(dir, &meta)?;
         let parts = [(
-            "probe/sends.csv".to_string(),
-            "probe/replies.csv".to_string(),
+            format!("{}/sends.csv", stream.dir),
+            format!("{}/replies.csv", stream.dir),
         )];
         return read_probe_parts(dir, rec, &parts).map(Some);
     }
-    let Some((rec, n)) = crate::bundle::checkpoint::read_meta(dir)? else {
+    let Some((rec, n)) = crate::bundle::checkpoint::read_meta_in(dir, stream.checkpoint)? else {
         return Ok(None);
     };
     notes.push(format!(
-        "the probe's record comes from {n} checkpoint(s) saved after each repetition: the run ended before it could write the whole record, so what the probe saw after the last checkpoint is missing"
+        "{} record comes from {n} checkpoint(s) saved after each repetition: the run ended before it could write the whole record, so what the probe saw after the last checkpoint is missing",
+        stream.name
     ));
     let parts: Vec<(String, String)> = (1..=n)
-        .map(crate::bundle::checkpoint::segment_names)
+        .map(|k| crate::bundle::checkpoint::segment_names_in(stream.checkpoint, k))
         .collect();
     read_probe_parts(dir, rec, &parts).map(Some)
 }
@@ -184,7 +217,15 @@ pub fn load(dir: &Path) -> Result<BundleRecords> {
     } else {
         None
     };
-    let probe = load_probe(dir, &mut notes)?;
+    let probe = load_probe(dir, &PROBE, &mut notes)?;
+    // The ICMP stream is secondary: a record that does not read is said,
+    // and the rest analysed without it.
+    let icmp = load_probe(dir, &ICMP, &mut notes).unwrap_or_else(|e| {
+        notes.push(format!(
+            "the ICMP probe's record cannot be read ({e:#}): no kernel outage beside the reflector's"
+        ));
+        None
+    });
     if probe.is_none() {
         notes.push(match no_probe_reason(&manifest) {
             Some(why) => format!("no probe records: {why}"),
@@ -247,6 +288,7 @@ pub fn load(dir: &Path) -> Result<BundleRecords> {
         reps,
         clock,
         probe,
+        icmp,
         announces,
         notes,
     })
@@ -346,6 +388,7 @@ impl BundleRecords {
             acceleration,
             reps: &self.reps,
             probe: self.probe.as_ref(),
+            icmp: self.icmp.as_ref(),
             gap_threshold_ns: threshold,
             announces: &self.announces,
             // Evaluated below, once the streams are in.
@@ -377,7 +420,13 @@ impl BundleRecords {
             .asserts
             .as_ref()
             .map(|a| measure::summary::verdict::evaluate(a, &summary.repetitions));
-        let timelines = rep_timelines(&self.reps, self.probe.as_ref(), &self.announces, threshold);
+        let timelines = rep_timelines(
+            &self.reps,
+            self.probe.as_ref(),
+            self.icmp.as_ref(),
+            &self.announces,
+            threshold,
+        );
         Analysis { summary, timelines }
     }
 }

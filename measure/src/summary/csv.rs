@@ -10,7 +10,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: &str = "repetition,status,direction,guest.sweep_value,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,host.stop_to_resume_uncertainty_ms,client.max_gap_ms,client.max_outage_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,guest.dirty_rate_mib_s,guest.corrupted_pages,guest.max_monotonic_gap_ms,stream.rtp.max_gap_ms,stream.rtp.lost_packets,stream.rtp.freezes,stream.rtp.freeze_total_ms,stream.rtp.jitter_ms,stream.http.stalls,stream.http.stall_total_ms,stream.http.connection_survived,guest.corrupted_blocks,storage.bytes_mirrored,storage.time_to_ready_ms,storage.ram_completed_to_resume_ms,error";
+pub const CSV_HEADER: &str = "repetition,status,direction,guest.sweep_value,wall_time_ms,qemu.total_time_ms,qemu.downtime_ms,qemu.setup_time_ms,qemu.transferred_bytes,qemu.passes,qemu.mbps,host.stop_to_resume_ms,host.stop_to_resume_uncertainty_ms,client.max_gap_ms,client.max_outage_ms,client.max_forward_gap_ms,client.lost_probes,client.lost_forward,client.lost_return,client.probes_sent,client.probe_interval_ms,guest.dirty_rate_mib_s,guest.corrupted_pages,guest.max_monotonic_gap_ms,stream.rtp.max_gap_ms,stream.rtp.lost_packets,stream.rtp.freezes,stream.rtp.freeze_total_ms,stream.rtp.jitter_ms,stream.http.stalls,stream.http.stall_total_ms,stream.http.connection_survived,guest.corrupted_blocks,storage.bytes_mirrored,storage.time_to_ready_ms,storage.ram_completed_to_resume_ms,client.icmp_max_gap_ms,client.icmp_outage_ms,client.service_lag_ms,error";
 
 /// `summary.csv`: one row per repetition, dotted column names as in JSON.
 pub fn to_csv(s: &Summary) -> String {
@@ -90,6 +90,9 @@ pub fn to_csv(s: &Summary) -> String {
                 .as_ref()
                 .and_then(|v| v.ram_completed_to_resume_ms)
                 .map(|v| format!("{v:.3}"))),
+            opt(&r.client.icmp_max_gap_ms.map(|v| format!("{v:.3}"))),
+            opt(&r.client.icmp_outage_ms.map(|v| format!("{v:.3}"))),
+            opt(&r.client.service_lag_ms.map(|v| format!("{v:.3}"))),
             r.error.clone().unwrap_or_default(),
         ];
         let _ = w.write_record(&row);

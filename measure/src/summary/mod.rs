@@ -13,8 +13,8 @@ pub mod verdict;
 
 pub use csv::{to_csv, CSV_HEADER};
 pub use rep::{
-    stop_to_resume_ns, summarize_rep, ClientView, GuestView, HostView, HttpView, QemuView,
-    RepSummary, RtpView, StreamView,
+    join_icmp, stop_to_resume_ns, summarize_rep, ClientView, GuestView, HostView, HttpView,
+    QemuView, RepSummary, RtpView, StreamView,
 };
 pub use table::to_table;
 
@@ -108,6 +108,8 @@ pub struct RunRecords<'a> {
     pub reps: &'a [RepRecord],
     /// The probe's record.
     pub probe: Option<&'a ProbeRecord>,
+    /// The ICMP echo stream's record (the guest's kernel), when it ran.
+    pub icmp: Option<&'a ProbeRecord>,
     /// Gap threshold, ns.
     pub gap_threshold_ns: i64,
     /// Receive times of announce frames seen on the client's link, ns.
@@ -139,7 +141,11 @@ pub fn summarize(r: &RunRecords<'_>) -> Summary {
         .collect();
     let reps: Vec<RepSummary> = on_client_axis
         .iter()
-        .map(|rep| summarize_rep(rep, r.probe, r.announces, r.gap_threshold_ns))
+        .map(|rep| {
+            let mut s = summarize_rep(rep, r.probe, r.announces, r.gap_threshold_ns);
+            join_icmp(&mut s, rep, r.icmp, r.gap_threshold_ns);
+            s
+        })
         .collect();
     let last_end = on_client_axis
         .iter()

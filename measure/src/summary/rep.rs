@@ -74,6 +74,25 @@ pub struct ClientView {
     pub jitter_ms: Option<f64>,
     /// Median round-trip time in the window, ms.
     pub rtt_p50_ms: Option<f64>,
+    /// Largest gap between consecutive replies of the ICMP echo stream,
+    /// answered by the guest's kernel rather than the agent, ms.
+    #[serde(default)]
+    pub icmp_max_gap_ms: Option<f64>,
+    /// The ICMP stream's longest outage, by the same definition as
+    /// `max_outage_ms`, ms: how long the guest's kernel did not answer.
+    #[serde(default)]
+    pub icmp_outage_ms: Option<f64>,
+    /// When the ICMP stream's longest outage began (host ns).
+    #[serde(default)]
+    pub icmp_outage_start_ns: Option<i64>,
+    /// When it ended: the kernel answering again (host ns).
+    #[serde(default)]
+    pub icmp_outage_end_ns: Option<i64>,
+    /// `max_outage_end_ns - icmp_outage_end_ns`: how much later the service
+    /// (the agent's reflector) was back than the guest's kernel, ms; only
+    /// when the two outages overlap (else they are not the same event).
+    #[serde(default)]
+    pub service_lag_ms: Option<f64>,
 }
 
 /// The guest's own view, from the agent's reports around the repetition.
@@ -337,6 +356,8 @@ fn client_view(g: &GapSummary) -> ClientView {
         sender_late: Some(g.sender_late),
         jitter_ms: Some(g.jitter_ms),
         rtt_p50_ms: (g.rtt_ms.samples > 0).then_some(g.rtt_ms.p50),
+        // The ICMP stream's, joined by `join_icmp`.
+        ..ClientView::default()
     }
 }
 
@@ -453,6 +474,53 @@ fn link_view(l: &crate::migration::record::LinkRecord) -> LinkView {
         throughput_mbit: mbit(ab.max(ba) as f64, secs),
         peak_mbit: peak.and_then(|p| mbit(p as f64, l.bin_ns as f64 / 1e9)),
         dropped_frames: Some(l.dropped_frames),
+    }
+}
+
+/// Joins the ICMP stream's view of the repetition's window to its client
+/// view: the kernel's outage beside the reflector's, measured by the same
+/// [`analyze`] (one definition of an outage), and the service's lag behind
+/// the kernel. Without an ICMP record (a served probe, an older bundle)
+/// the fields stay `null`.
+pub fn join_icmp(
+    s: &mut RepSummary,
+    rep: &RepRecord,
+    icmp: Option<&ProbeRecord>,
+    gap_threshold_ns: i64,
+) {
+    let Some(icmp) = icmp else {
+        return;
+    };
+    let g = analyze(
+        icmp,
+        Some((rep.window_start_ns, rep.window_end_ns)),
+        gap_threshold_ns,
+    );
+    let c = &mut s.client;
+    if g.max_gap.is_some() {
+        c.icmp_max_gap_ms = Some(g.max_gap_ms);
+    }
+    let Some(o) = g.max_outage else {
+        s.not_measured.insert(
+            "client.icmp_outage_ms".into(),
+            "fewer than two ICMP echo replies in the window".into(),
+        );
+        return;
+    };
+    c.icmp_outage_ms = Some(o.len_ms);
+    c.icmp_outage_start_ns = Some(o.start_ns);
+    c.icmp_outage_end_ns = Some(o.end_ns);
+    match c.max_outage_start_ns.zip(c.max_outage_end_ns) {
+        Some((a, b)) if a < o.end_ns && o.start_ns < b => {
+            c.service_lag_ms = Some(ms(b - o.end_ns));
+        }
+        Some(_) => {
+            s.not_measured.insert(
+                "client.service_lag_ms".into(),
+                "the ICMP stream's longest outage and the reflector's do not overlap".into(),
+            );
+        }
+        None => {}
     }
 }
 

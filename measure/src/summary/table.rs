@@ -45,6 +45,14 @@ pub fn to_table(s: &Summary) -> String {
                 .corrupted_pages
                 .map_or("-".into(), |v| v.to_string()),
         ));
+        if let Some(k) = r.client.icmp_outage_ms {
+            out.push_str(&format!(
+                "    icmp: kernel outage {} ms (largest gap {} ms); the service was back {} ms after the kernel\n",
+                cell(Some(k), 1),
+                cell(r.client.icmp_max_gap_ms, 1),
+                cell(r.client.service_lag_ms, 1),
+            ));
+        }
         if let Some(p) = &r.platform {
             out.push_str(&format!(
                 "    {}: downtime {} ms, migration {} ms, RAM {} MiB\n",

@@ -24,7 +24,7 @@ pub(super) fn rep_table(h: &mut String, cx: &Ctx<'_>) {
             esc(cx.sweep_param.as_deref().unwrap_or("sweep value"))
         );
     }
-    h.push_str("<th class=\"l\">status</th><th>QEMU downtime, ms</th><th>STOP → RESUME, ms</th><th>client outage, ms</th><th>largest gap, ms</th><th>lost probes</th><th>total time, ms</th><th>MiB sent</th><th>passes</th><th>dirty rate, MiB/s</th><th>corrupted pages</th><th class=\"l\">error</th></tr>\n");
+    h.push_str("<th class=\"l\">status</th><th>QEMU downtime, ms</th><th>STOP → RESUME, ms</th><th>client outage, ms</th><th>kernel (ICMP) outage, ms</th><th>service back after the kernel, ms</th><th>largest gap, ms</th><th>lost probes</th><th>total time, ms</th><th>MiB sent</th><th>passes</th><th>dirty rate, MiB/s</th><th>corrupted pages</th><th class=\"l\">error</th></tr>\n");
     for r in &cx.reps {
         let s = r.s;
         let class = if s.status == RepStatus::Completed {
@@ -51,11 +51,13 @@ pub(super) fn rep_table(h: &mut String, cx: &Ctx<'_>) {
         }
         let _ = writeln!(
             h,
-            "<td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            "<td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             esc(s.status.as_str()),
             num(s.qemu.downtime_ms, 0),
             num(s.host.stop_to_resume_ms, 1),
             num(s.client.max_outage_ms, 1),
+            num(s.client.icmp_outage_ms, 1),
+            num(s.client.service_lag_ms, 1),
             num(s.client.max_gap_ms, 1),
             s.client.lost_probes.map_or("—".into(), |v| v.to_string()),
             num(s.qemu.total_time_ms, 0),

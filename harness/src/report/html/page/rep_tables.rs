@@ -14,7 +14,8 @@ fn rel_s(ns: i64, t0: i64) -> String {
 }
 
 /// Every gap over the threshold in the repetition's window: when, how
-/// long, what it was (reply gap, largest, outage), the phases it overlaps.
+/// long, what it was (reply gap, largest, outage), the phases it overlaps;
+/// and the kernel's (ICMP) outage, when that stream ran.
 pub(super) fn gap_table(h: &mut String, cx: &Ctx<'_>, r: &RepView<'_>, tl: &RepTimeline) {
     let s = r.s;
     let _ = write!(
@@ -39,19 +40,25 @@ pub(super) fn gap_table(h: &mut String, cx: &Ctx<'_>, r: &RepView<'_>, tl: &RepT
         "<div class=\"scroll\"><table class=\"gaps\" id=\"table-rep-{}-gaps\"><tr><th>start, s</th><th>end, s</th><th>length, ms</th><th class=\"l\">what</th><th class=\"l\">phases it overlaps, ms in each</th></tr>",
         s.repetition
     );
-    for g in &tl.gaps {
+    let kernel = tl.icmp_outage.iter().map(|g| (g, true));
+    for (g, is_kernel) in tl.gaps.iter().map(|g| (g, false)).chain(kernel) {
         let mut what = Vec::new();
-        if is_reply_gap(&r.replies, g) {
+        if is_kernel {
+            what.push("longest kernel outage (ICMP echoes)");
+        }
+        if !is_kernel && is_reply_gap(&r.replies, g) {
             what.push("reply gap");
         }
-        if Some(g.start_ns) == s.client.max_gap_start_ns
+        if !is_kernel
+            && Some(g.start_ns) == s.client.max_gap_start_ns
             && Some(g.end_ns) == s.client.max_gap_end_ns
         {
             what.push("largest reply gap");
         }
-        if g.is_outage
-            || (Some(g.start_ns) == s.client.max_outage_start_ns
-                && Some(g.end_ns) == s.client.max_outage_end_ns)
+        if !is_kernel
+            && (g.is_outage
+                || (Some(g.start_ns) == s.client.max_outage_start_ns
+                    && Some(g.end_ns) == s.client.max_outage_end_ns))
         {
             what.push("longest outage");
         }

@@ -72,6 +72,7 @@ fn rep_section(
         }
     };
     let outage = longest_outage(s, tl);
+    let icmp_outage = kernel_outage(s, tl);
     let t = Timeline {
         aria: format!("Repetition {n} timeline: probe round-trip times, client gaps, migration phases, markers and bytes remaining"),
         t0_ns: r.t0_ns,
@@ -82,6 +83,7 @@ fn rep_section(
         phases: &tl.phases,
         gaps: &tl.gaps,
         outage,
+        icmp_outage,
         markers: &tl.markers,
         remaining: Some(&tl.remaining),
         near_ns,
@@ -90,7 +92,7 @@ fn rep_section(
         has_probe: cx.input.probe.is_some(),
     };
     full_timeline_figure(h, cx, r, &t);
-    if let Some(range) = zoom_range(cx, r, rec, tl, outage) {
+    if let Some(range) = zoom_range(cx, r, rec, tl, outage, icmp_outage) {
         zoom_figure(h, cx, r, &t, range);
     }
     gap_table(h, cx, r, tl);
@@ -132,6 +134,21 @@ fn rep_heading(h: &mut String, s: &RepSummary) {
         num(s.qemu.transferred_bytes.map(|b| b as f64 / 1048576.0), 1),
         s.qemu.passes.map_or("—".into(), |v| v.to_string()),
     );
+    if let Some(k) = s.client.icmp_outage_ms {
+        let lag = match s.client.service_lag_ms {
+            Some(l) => format!(
+                "; the service (the agent's reflector) was back <b>{}</b> ms after the kernel",
+                num(Some(l), 1)
+            ),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            h,
+            "<p>Guest kernel (ICMP echoes): outage <b>{}</b> ms, largest reply gap {} ms{lag}.</p>",
+            num(Some(k), 1),
+            num(s.client.icmp_max_gap_ms, 1),
+        );
+    }
 }
 
 /// The faults injected into this migration, if any.
@@ -175,6 +192,7 @@ fn empty_timeline() -> RepTimeline {
         gaps: Vec::new(),
         outage: None,
         remaining: Vec::new(),
+        icmp_outage: None,
     }
 }
 
@@ -190,6 +208,15 @@ fn longest_outage(s: &RepSummary, tl: &RepTimeline) -> Option<(i64, i64)> {
         })
 }
 
+/// The ICMP stream's longest outage `(start, end)` ns: the summary's, else
+/// the timeline's.
+fn kernel_outage(s: &RepSummary, tl: &RepTimeline) -> Option<(i64, i64)> {
+    s.client
+        .icmp_outage_start_ns
+        .zip(s.client.icmp_outage_end_ns)
+        .or_else(|| tl.icmp_outage.as_ref().map(|g| (g.start_ns, g.end_ns)))
+}
+
 /// What the x axis counts from, in words.
 fn origin(r: &RepView<'_>) -> &'static str {
     if r.t0_is_migrate {
@@ -203,13 +230,7 @@ fn origin(r: &RepView<'_>) -> &'static str {
 fn full_timeline_figure(h: &mut String, cx: &Ctx<'_>, r: &RepView<'_>, t: &Timeline<'_>) {
     let n = r.s.repetition;
     let main = plots::timeline(t);
-    let caption = timeline_caption(
-        cx,
-        &main,
-        origin(r),
-        t.near_ns,
-        "the repetition's whole window",
-    );
+    let caption = timeline_caption(cx, &main, origin(r), t, "the repetition's whole window");
     figure(
         h,
         &format!("plot-rep-{n}-timeline"),
@@ -221,14 +242,16 @@ fn full_timeline_figure(h: &mut String, cx: &Ctx<'_>, r: &RepView<'_>, t: &Timel
 }
 
 /// The range of the zoom on the end of the migration, where the markers
-/// crowd: STOP, RESUME, the outage, the largest gap, completion and
-/// recovery, padded; `None` when none of them is known.
+/// crowd: STOP, RESUME, the outage (the service's and the kernel's), the
+/// largest gap, completion and recovery, padded; `None` when none of them
+/// is known.
 fn zoom_range(
     cx: &Ctx<'_>,
     r: &RepView<'_>,
     rec: &RepRecord,
     tl: &RepTimeline,
     outage: Option<(i64, i64)>,
+    icmp_outage: Option<(i64, i64)>,
 ) -> Option<(i64, i64)> {
     let (m, s) = (&rec.migration, r.s);
     let focus: Vec<i64> = [
@@ -236,6 +259,8 @@ fn zoom_range(
         m.marker_ns(MarkerKind::DestinationResumed),
         outage.map(|o| o.0),
         outage.map(|o| o.1),
+        icmp_outage.map(|o| o.0),
+        icmp_outage.map(|o| o.1),
         s.client.max_gap_start_ns,
         s.client.max_gap_end_ns,
     ]
@@ -272,13 +297,7 @@ fn zoom_figure(h: &mut String, cx: &Ctx<'_>, r: &RepView<'_>, t: &Timeline<'_>, 
         ..*t
     };
     let zd = plots::timeline(&z);
-    let caption = timeline_caption(
-        cx,
-        &zd,
-        origin(r),
-        t.near_ns,
-        "the stop, resume and switchover",
-    );
+    let caption = timeline_caption(cx, &zd, origin(r), t, "the stop, resume and switchover");
     figure(
         h,
         &format!("plot-rep-{n}-zoom"),
@@ -298,9 +317,10 @@ fn timeline_caption(
     cx: &Ctx<'_>,
     d: &anyhow::Result<plots::DrawnTimeline>,
     origin: &str,
-    near_ns: i64,
+    t: &Timeline<'_>,
     what: &str,
 ) -> String {
+    let near_ns = t.near_ns;
     let mut c = if cx.input.probe.is_some() {
         format!(
             "x: {origin} ({}), over {what}. Top: round-trip time of each probe reply on a <b>log scale</b>; replies with a round trip over {} ms in vermillion (a reply held over the pause shows as one); grey ticks (bars, for runs of them) along the bottom: probes never answered, at their send time; shaded red: reply gaps over the threshold; the vermillion bar on top: the longest outage (<code>client.max_outage_ms</code>). Background colours: migration phases, named in the strip above. Vertical lines: events.",
@@ -310,6 +330,9 @@ fn timeline_caption(
     } else {
         format!("x: {origin} ({}), over {what}. No probe record: no replies, gaps or outage to draw. Background colours: migration phases, named in the strip above. Vertical lines: events.", cx.clock_name())
     };
+    if cx.input.probe.is_some() && t.icmp_outage.is_some() {
+        c.push_str(" The black bar under it: the guest kernel's longest outage, measured the same way on ICMP echoes the kernel answers (<code>client.icmp_outage_ms</code>); it ends before the service's when the kernel was back first.");
+    }
     if what.contains("window") {
         c.push_str(" Bottom: bytes QEMU still had to send (<code>query-migrate</code> samples).");
     }

@@ -24,6 +24,9 @@ pub(crate) const C_GAP: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
 pub(crate) const C_BEFORE: RGBColor = RGBColor(0x56, 0xB4, 0xE9);
 /// Switchover (RESUME until replies flow again).
 pub(crate) const C_SWITCH: RGBColor = RGBColor(0x00, 0x9E, 0x73);
+/// The guest kernel's outage (ICMP echoes): black, apart from every phase
+/// tint and from the service's vermillion.
+pub(crate) const C_KERNEL: RGBColor = RGBColor(0x00, 0x00, 0x00);
 /// Anything else.
 pub(crate) const C_OTHER: RGBColor = RGBColor(0x99, 0x99, 0x99);
 /// Text and axes.
@@ -159,6 +162,37 @@ pub(crate) enum Key {
     Bar(RGBColor),
 }
 
+/// Text size and row height of a legend.
+const LEGEND_PX: f64 = 12.0;
+/// See [`LEGEND_PX`].
+const LEGEND_ROW_H: i32 = 20;
+
+/// Where each legend entry goes when the row starts at `x` and wraps at
+/// `max_x`: `(x, row)` of each.
+fn legend_layout(x: i32, max_x: i32, items: &[(Key, String)]) -> Vec<(i32, i32)> {
+    let (mut cx, mut row) = (x, 0);
+    items
+        .iter()
+        .map(|(_, text)| {
+            let w = 18 + text_w(text, LEGEND_PX) + 16;
+            if cx + w > max_x && cx > x {
+                cx = x;
+                row += 1;
+            }
+            let at = (cx, row);
+            cx += w;
+            at
+        })
+        .collect()
+}
+
+/// The rows a legend of `items` takes from `x`, wrapping at `max_x`.
+pub(super) fn legend_rows(x: i32, max_x: i32, items: &[(Key, String)]) -> i32 {
+    legend_layout(x, max_x, items)
+        .last()
+        .map_or(0, |&(_, row)| row + 1)
+}
+
 /// A row of legend entries from `(x, y)`, wrapping at `max_x`; returns the
 /// y below the last row.
 pub(super) fn legend(
@@ -168,14 +202,10 @@ pub(super) fn legend(
     max_x: i32,
     items: &[(Key, String)],
 ) -> Result<i32> {
-    let (px, row_h) = (12.0, 20);
-    let (mut cx, mut cy) = (x, y);
-    for (key, text) in items {
-        let w = 18 + text_w(text, px) + 16;
-        if cx + w > max_x && cx > x {
-            cx = x;
-            cy += row_h;
-        }
+    let (px, row_h) = (LEGEND_PX, LEGEND_ROW_H);
+    let mut cy = y;
+    for ((key, text), (cx, row)) in items.iter().zip(legend_layout(x, max_x, items)) {
+        cy = y + row * row_h;
         let mid = cy + row_h / 2;
         match *key {
             Key::Box(c) => root.draw(&Rectangle::new(
@@ -201,7 +231,6 @@ pub(super) fn legend(
             HPos::Left,
             VPos::Center,
         )?;
-        cx += w;
     }
     Ok(cy + row_h)
 }

@@ -29,6 +29,9 @@ pub(crate) struct Timeline<'a> {
     pub gaps: &'a [GapAttribution],
     /// The longest outage `(start, end)` ns, drawn as a bar over the gaps.
     pub outage: Option<(i64, i64)>,
+    /// The ICMP echo stream's longest outage `(start, end)` ns (the guest's
+    /// kernel not answering), drawn as a bar under the outage's.
+    pub icmp_outage: Option<(i64, i64)>,
     /// Marked moments.
     pub markers: &'a [Marker],
     /// `(ns, bytes remaining)`: drawn in a second panel when `Some`.

@@ -2,7 +2,7 @@
 
 use super::frame::Timeline;
 use crate::report::html::plots::common::{
-    marker_color, phase_color, short, Key, C_BAND, C_CLIENT, C_OTHER, C_REPLY,
+    marker_color, phase_color, short, Key, C_BAND, C_CLIENT, C_KERNEL, C_OTHER, C_REPLY,
 };
 use measure::timeline::PhaseKind;
 
@@ -26,6 +26,12 @@ pub(super) fn timeline_legend(t: &Timeline<'_>) -> Vec<(Key, String)> {
         (Key::Box(C_BAND), "reply gap over threshold".to_string()),
         (Key::Bar(C_CLIENT), "longest outage".to_string()),
     ];
+    if t.icmp_outage.is_some() {
+        v.push((
+            Key::Bar(C_KERNEL),
+            "kernel outage (ICMP echoes)".to_string(),
+        ));
+    }
     if !t.has_probe {
         v.clear();
     }

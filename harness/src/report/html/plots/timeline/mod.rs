@@ -12,7 +12,7 @@ mod strip;
 
 pub(crate) use frame::{is_reply_gap, DrawnTimeline, Timeline};
 
-use super::common::{legend, svg, LEFT};
+use super::common::{legend, legend_rows, svg, LEFT};
 use anyhow::Result;
 use frame::Frame;
 use legend::timeline_legend;
@@ -25,7 +25,15 @@ use strip::draw_phase_strip;
 /// markers; a strip naming the phases; bytes remaining below.
 pub(crate) fn timeline(t: &Timeline<'_>) -> Result<DrawnTimeline> {
     let w = 1200u32;
-    let legend_h: u32 = if t.legend { 48 } else { 0 };
+    let legend_x = LEFT as i32 - 60;
+    let legend_items = timeline_legend(t);
+    // Two rows as a rule (4 px above them, 4 below); more when the
+    // timeline has many kinds of marker.
+    let legend_h: u32 = if t.legend {
+        8 + 20 * legend_rows(legend_x, w as i32 - 10, &legend_items).max(2) as u32
+    } else {
+        0
+    };
     let strip_h = 26u32;
     let rtt_h = if t.remaining.is_some() { 300u32 } else { 280 };
     let rem_h = if t.remaining.is_some() { 190u32 } else { 0 };
@@ -34,13 +42,7 @@ pub(crate) fn timeline(t: &Timeline<'_>) -> Result<DrawnTimeline> {
     let mut stats = ReplyStats::default();
     let svg_text = svg(w, h, &t.aria, |root| {
         if t.legend {
-            legend(
-                root,
-                LEFT as i32 - 60,
-                4,
-                w as i32 - 10,
-                &timeline_legend(t),
-            )?;
+            legend(root, legend_x, 4, w as i32 - 10, &legend_items)?;
         }
         let (_, rest) = root.split_vertically(legend_h);
         let (strip, rest) = rest.split_vertically(strip_h);
