@@ -7,9 +7,11 @@
 
 pub mod backend;
 pub mod disk;
+pub mod fleet;
 pub mod link;
 
 pub use backend::{BackendKind, BackendSpec, LibvirtTransport};
+pub use fleet::{Condition, FleetMode, Member, Vms};
 use measure::summary::verdict::AssertSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -95,6 +97,8 @@ impl Nic {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct VmSpec {
+    /// Its name in a fleet's results (`[[vm]]`; the folder of its bundle).
+    pub name: String,
     /// Guest RAM in MiB.
     pub memory_mib: u64,
     /// Virtual CPUs.
@@ -113,6 +117,9 @@ pub struct VmSpec {
     /// The guest: `initramfs` (the agent as PID 1, the default) or
     /// `debian` (Debian 12 with systemd, the agent as a service).
     pub image: GuestKind,
+    /// This VM's workloads (`[vm.workload]` after its `[[vm]]`), instead
+    /// of the scenario's `[workload]`.
+    pub workload: Option<WorkloadSpec>,
 }
 
 /// What runs in the guest.
@@ -130,6 +137,7 @@ pub enum GuestKind {
 impl Default for VmSpec {
     fn default() -> Self {
         Self {
+            name: "vm".into(),
             memory_mib: 256,
             vcpus: 1,
             nic: Nic::VirtioNet,
@@ -137,6 +145,7 @@ impl Default for VmSpec {
             boot_timeout_s: 90.0,
             disk: None,
             image: GuestKind::Initramfs,
+            workload: None,
         }
     }
 }
@@ -451,8 +460,12 @@ pub struct Scenario {
     pub pause_before_s: f64,
     /// Seconds of probing after each migration.
     pub pause_after_s: f64,
-    /// The VM.
-    pub vm: VmSpec,
+    /// The VM (`[vm]`), or several (`[[vm]]`, see [`fleet`]).
+    pub vm: Vms,
+    /// The conditions each VM runs under (`[[condition]]`), if a matrix.
+    pub condition: Vec<Condition>,
+    /// How several VMs are migrated: `sequential` or `evacuate`.
+    pub mode: FleetMode,
     /// The client's probe.
     pub probe: ProbeSpec,
     /// QEMU migration settings.
@@ -483,7 +496,9 @@ impl Default for Scenario {
             acceleration: Acceleration::Auto,
             pause_before_s: 1.0,
             pause_after_s: 1.0,
-            vm: VmSpec::default(),
+            vm: Vms::default(),
+            condition: Vec::new(),
+            mode: FleetMode::Sequential,
             probe: ProbeSpec::default(),
             migration: MigrationSpec::default(),
             workload: WorkloadSpec::default(),
@@ -533,6 +548,19 @@ impl Scenario {
 
     fn check(&self) -> Result<(), String> {
         self.backend.check()?;
+        self.check_fleet()?;
+        if self.is_fleet() {
+            for m in self.members() {
+                let under = match m.condition.as_str() {
+                    "" => String::new(),
+                    c => format!(" under condition {c:?}"),
+                };
+                m.scenario
+                    .check()
+                    .map_err(|e| format!("VM {:?}{under}: {e}", m.vm))?;
+            }
+            return Ok(());
+        }
         if self.backend.kind == BackendKind::Libvirt && self.acceleration == Acceleration::Kvm {
             return Err("`acceleration` = \"kvm\": the libvirt lab runs its domain under TCG (type 'qemu'); use \"tcg\" or \"auto\"".into());
         }
