@@ -54,7 +54,7 @@ impl LibvirtLab {
                 nodes: Vec::new(),
                 on: Node::A,
             },
-            agent: lab_agent(&lab, &token),
+            agent: lab_agent(&lab, 0, &token),
             guest_addr: lab.addrs.guest(0),
             lab,
             kernel,

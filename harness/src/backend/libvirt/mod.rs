@@ -97,7 +97,7 @@ impl Backend for LibvirtLab {
         })
     }
     fn endpoints(&self) -> Endpoints {
-        lab_endpoints(&self.lab, &self.agent)
+        lab_endpoints(&self.lab, 0, &self.agent)
     }
     fn clock_alignment(&self) -> ClockAlignment {
         ClockAlignment::shared_host_clock()

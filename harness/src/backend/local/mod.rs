@@ -35,6 +35,7 @@ use serde_json::{json, Value};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// TCP port the destination QEMU listens on for the migration stream.
@@ -63,9 +64,16 @@ const CLIENT_IF: &str = "eth0";
 pub const KVM_PROOF_DEADLINE: Duration = Duration::from_secs(12);
 
 /// One VM in the lab, with its running QEMU and a standby destination.
+/// A fleet's VMs share one lab (its namespaces and links), each with its
+/// own tap, address, ports and state folder.
 pub struct LocalLab {
-    /// The lab's namespaces and links.
-    pub lab: Lab,
+    /// The lab's namespaces and links (removed when the last VM on it is
+    /// torn down).
+    pub lab: Arc<Lab>,
+    /// The VM's position in the lab: its tap, address and ports.
+    index: usize,
+    /// The VM's own state folder (images, sockets, consoles).
+    dir: PathBuf,
     /// `kvm` or `tcg`, once booted.
     pub accel: &'static str,
     /// Why that acceleration (e.g. the KVM attempt that failed).
@@ -92,6 +100,13 @@ pub struct LocalLab {
     debian: Option<DebianImage>,
     /// The shaped links' delay lines.
     links: links::ShapedLinks,
+}
+
+/// Where a VM sits in a lab.
+struct Placement {
+    lab: Arc<Lab>,
+    index: usize,
+    dir: PathBuf,
 }
 
 /// The guest agent's control token: 16 random bytes as 32 hex digits
@@ -128,18 +143,19 @@ pub(crate) fn lab_parts(
     Ok((kernel, agent_binary, lab, random_token()?))
 }
 
-/// The agent's client for the lab's guest: from the client namespace.
-pub(crate) fn lab_agent(lab: &Lab, token: &str) -> AgentClient {
+/// The agent's client for the lab's guest `vm`: from the client namespace.
+pub(crate) fn lab_agent(lab: &Lab, vm: usize, token: &str) -> AgentClient {
     AgentClient {
         site: Site::lab_namespace(&lab.client_ns()),
-        addr: SocketAddr::from((lab.addrs.guest(0), CONTROL_PORT)),
+        addr: SocketAddr::from((lab.addrs.guest(vm), CONTROL_PORT)),
         token: token.to_string(),
     }
 }
 
-/// How the lab's guest is reached: everything from the client namespace.
-pub(crate) fn lab_endpoints(lab: &Lab, agent: &AgentClient) -> Endpoints {
-    let guest = lab.addrs.guest(0);
+/// How the lab's guest `vm` is reached: everything from the client
+/// namespace.
+pub(crate) fn lab_endpoints(lab: &Lab, vm: usize, agent: &AgentClient) -> Endpoints {
+    let guest = lab.addrs.guest(vm);
     Endpoints {
         agent: agent.clone(),
         reflector: SocketAddr::from((guest, REFLECTOR_PORT)),
@@ -157,20 +173,60 @@ impl LocalLab {
     /// to ship into the guest image (the benchmarks' tools).
     pub fn create(scenario: &Scenario, agent: Option<&Path>, extras: Vec<PathBuf>) -> Result<Self> {
         let (kernel, agent_binary, lab, token) = lab_parts(scenario, agent)?;
-        Self::new(lab, scenario, kernel, agent_binary, extras, token)
+        let dir = lab.state_dir.clone();
+        let member = Placement {
+            lab: Arc::new(lab),
+            index: 0,
+            dir,
+        };
+        Ok(Self::new(
+            member,
+            scenario,
+            kernel,
+            agent_binary,
+            extras,
+            token,
+        ))
+    }
+
+    /// VM `index` of a fleet on the shared `lab`, its files in the lab's
+    /// state folder under `id`; no QEMU runs yet.
+    pub fn on_shared_lab(
+        lab: Arc<Lab>,
+        index: usize,
+        id: &str,
+        scenario: &Scenario,
+        kernel: KernelChoice,
+        agent_binary: PathBuf,
+    ) -> Result<Self> {
+        let dir = lab.state_dir.join(id);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let member = Placement { lab, index, dir };
+        Ok(Self::new(
+            member,
+            scenario,
+            kernel,
+            agent_binary,
+            Vec::new(),
+            random_token()?,
+        ))
     }
 
     fn new(
-        lab: Lab,
+        at: Placement,
         scenario: &Scenario,
         kernel: KernelChoice,
         agent_binary: PathBuf,
         extras: Vec<PathBuf>,
         token: String,
-    ) -> Result<Self> {
-        let guest_addr = lab.addrs.guest(0);
-        let agent = lab_agent(&lab, &token);
-        Ok(Self {
+    ) -> Self {
+        let Placement { lab, index, dir } = at;
+        let guest_addr = lab.addrs.guest(index);
+        let agent = lab_agent(&lab, index, &token);
+        Self {
+            index,
+            dir,
             accel: "tcg",
             accel_note: String::new(),
             agent,
@@ -189,7 +245,12 @@ impl LocalLab {
             debian: None,
             links: links::ShapedLinks::new(&lab),
             lab,
-        })
+        }
+    }
+
+    /// The port the destination QEMU listens on for this VM's migration.
+    fn migration_port(&self) -> u16 {
+        MIGRATION_PORT + self.index as u16
     }
 
     /// The reflector's address, for the probe.
@@ -272,8 +333,8 @@ impl LocalLab {
         accel: &'static str,
     ) -> Result<QemuProcess> {
         self.generation += 1;
-        let tag = format!("vm0-{}-{}", node.letter(), self.generation);
-        let dir = &self.lab.state_dir;
+        let tag = format!("vm{}-{}-{}", self.index, node.letter(), self.generation);
+        let dir = &self.dir;
         let image = self.image.as_ref().context("no guest image yet")?;
         let disk = self.disk();
         let disk = disk.as_ref();
@@ -312,7 +373,7 @@ impl LocalLab {
             vcpus: self.scenario.vm.vcpus,
             nic: self.scenario.vm.nic,
             mac: format!("52:54:00:4c:4d:{:02x}", self.guest_addr.octets()[3]),
-            tap: self.lab.tap(0),
+            tap: self.lab.tap(self.index),
             kernel,
             initrd,
             append,
@@ -454,7 +515,7 @@ impl LocalLab {
             }
             Err(e) => {
                 let reason = kvm_proof::one_line(&e);
-                let log = self.lab.state_dir.join("kvm-proof.log");
+                let log = self.dir.join("kvm-proof.log");
                 let _ = std::fs::write(&log, format!("{e:?}\n"));
                 if let Some(b) = boot {
                     kvm_proof::remember(
@@ -518,7 +579,7 @@ impl LocalLab {
     /// running node's tap): start, end and their uncertainty, ns.
     pub async fn cut_network(&self, d: Duration) -> Result<(i64, i64, i64)> {
         let node = self.running.as_ref().context("no running VM")?.node;
-        cut_tap(self.lab.node_ns(node), self.lab.tap(0), d).await
+        cut_tap(self.lab.node_ns(node), self.lab.tap(self.index), d).await
     }
 
     /// Ends every QEMU of this lab (by PID) and removes the lab.
@@ -531,7 +592,12 @@ impl LocalLab {
             q.quit().await;
         }
         self.links.stop();
-        self.lab.teardown()
+        // The last VM on a shared lab removes it (dropping the lab does
+        // too, when another VM's teardown failed before).
+        match Arc::get_mut(&mut self.lab) {
+            Some(lab) => lab.teardown(),
+            None => Ok(()),
+        }
     }
 
     /// `text` with the agent's token replaced by `<redacted>`.
@@ -549,7 +615,7 @@ impl LocalLab {
             &self.kernel,
             &self.agent_binary,
             self.scenario.vm.nic,
-            &self.lab.state_dir,
+            &self.dir,
             &self.extras,
             self.scenario
                 .vm
@@ -572,7 +638,7 @@ impl LocalLab {
     pub fn collect_logs(&self, dest: &Path) -> Result<()> {
         std::fs::create_dir_all(dest)
             .with_context(|| format!("cannot create {}", dest.display()))?;
-        for e in std::fs::read_dir(&self.lab.state_dir)?.filter_map(|e| e.ok()) {
+        for e in std::fs::read_dir(&self.dir)?.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.ends_with(".log") {
                 // The guest's kernel prints its command line, which
@@ -629,9 +695,12 @@ impl LocalLab {
                 storage::Mirror::start(
                     src,
                     dst,
-                    &storage::qemu_disk(&self.lab.state_dir, d, src.node),
+                    &storage::qemu_disk(&self.dir, d, src.node),
                     d,
-                    self.lab.addrs.migration_addr(dst.node),
+                    std::net::SocketAddrV4::new(
+                        self.lab.addrs.migration_addr(dst.node),
+                        storage::NBD_PORT + self.index as u16,
+                    ),
                     (self.scenario.migration.max_bandwidth_mib_s * 1048576.0) as u64,
                     pve.as_deref().map(|p| p.log.clone()),
                 )
@@ -680,8 +749,9 @@ impl LocalLab {
             m.actively_sync(src).await?;
         }
         let uri = format!(
-            "tcp:{}:{MIGRATION_PORT}",
-            self.lab.addrs.migration_addr(dst.node)
+            "tcp:{}:{}",
+            self.lab.addrs.migration_addr(dst.node),
+            self.migration_port()
         );
         match pve.as_deref() {
             Some(p) => self.configure_proxmox(src, dst, &uri, p).await?,
@@ -1096,7 +1166,7 @@ impl Backend for LocalLab {
     }
 
     fn endpoints(&self) -> Endpoints {
-        lab_endpoints(&self.lab, &self.agent)
+        lab_endpoints(&self.lab, self.index, &self.agent)
     }
 
     fn clock_alignment(&self) -> ClockAlignment {
@@ -1120,7 +1190,7 @@ impl Backend for LocalLab {
     }
 
     fn scratch_dir(&self) -> PathBuf {
-        self.lab.state_dir.clone()
+        self.dir.clone()
     }
 
     fn vm_facts(&self) -> Option<Value> {
@@ -1153,8 +1223,8 @@ impl Backend for LocalLab {
         let (Some(d), Some(q)) = (&self.disk(), &self.running) else {
             return Ok(None);
         };
-        let image = storage::image_path(&self.lab.state_dir, d, q.node);
-        let data = storage::read_image(&image, d, len, &self.lab.state_dir)?;
+        let image = storage::image_path(&self.dir, d, q.node);
+        let data = storage::read_image(&image, d, len, &self.dir)?;
         Ok(Some(super::DiskRead {
             image: image.display().to_string(),
             node: q.node.letter().into(),

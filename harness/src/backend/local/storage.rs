@@ -33,7 +33,7 @@ use anyhow::{bail, Context, Result};
 use measure::migration::record::{DiskMirror, MirrorSample, StorageRecord};
 use measure::platform::proxmox::tasklog::{LineKind as L, MirrorState};
 use serde_json::{json, Value};
-use std::net::Ipv4Addr;
+use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -102,16 +102,16 @@ impl Mirror {
         dst: &QemuProcess,
         disk: &QemuDisk,
         spec: &DiskSpec,
-        dst_addr: Ipv4Addr,
+        dst_addr: SocketAddrV4,
         speed_bytes_s: u64,
         log: Option<TaskLogWriter>,
     ) -> Result<Mirror> {
         let node = disk.node_name();
-        let server =
-            json!({"type": "inet", "host": dst_addr.to_string(), "port": NBD_PORT.to_string()});
+        let (host, port) = (dst_addr.ip().to_string(), dst_addr.port().to_string());
+        let server = json!({"type": "inet", "host": host, "port": port});
         let d = dst.qmp()?;
         // nbd-server-start still takes the legacy (nested) address form.
-        let legacy = json!({"type": "inet", "data": {"host": dst_addr.to_string(), "port": NBD_PORT.to_string()}});
+        let legacy = json!({"type": "inet", "data": {"host": host, "port": port}});
         d.execute("nbd-server-start", Some(json!({ "addr": legacy })))
             .await
             .context("starting the destination's NBD server")?;
@@ -127,7 +127,7 @@ impl Mirror {
             l.log(&L::StartingStorageMigration);
             l.log(&L::DriveMigrationStart {
                 drive: disk.bus.drive().into(),
-                target: format!("nbd:{dst_addr}:{NBD_PORT}:exportname={node}"),
+                target: format!("nbd:{dst_addr}:exportname={node}"),
             });
             l.log(&L::DriveMirrorStarting {
                 device: node.clone(),
