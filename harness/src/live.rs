@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Live {
     tty: bool,
     last: Mutex<Option<Instant>>,
+    /// Put before every line (a fleet member's name).
+    prefix: String,
 }
 
 impl Default for Live {
@@ -22,9 +24,16 @@ impl Default for Live {
 impl Live {
     /// A line on stderr.
     pub fn new() -> Self {
+        Self::with_prefix("")
+    }
+
+    /// A line on stderr whose every text starts with `prefix` (`[vm1] `:
+    /// several VMs migrating at once take turns on it).
+    pub fn with_prefix(prefix: &str) -> Self {
         Self {
             tty: std::io::stderr().is_terminal(),
             last: Mutex::new(None),
+            prefix: prefix.to_string(),
         }
     }
 
@@ -45,9 +54,9 @@ impl Live {
         *last = Some(Instant::now());
         let mut err = std::io::stderr().lock();
         if self.tty {
-            let _ = write!(err, "\r\x1b[K{text}");
+            let _ = write!(err, "\r\x1b[K{}{text}", self.prefix);
         } else {
-            let _ = writeln!(err, "{text}");
+            let _ = writeln!(err, "{}{text}", self.prefix);
         }
         let _ = err.flush();
     }
@@ -58,7 +67,7 @@ impl Live {
         if self.tty {
             let _ = write!(err, "\r\x1b[K");
         }
-        let _ = writeln!(err, "{text}");
+        let _ = writeln!(err, "{}{text}", self.prefix);
         if let Ok(mut l) = self.last.lock() {
             *l = None;
         }

@@ -13,6 +13,7 @@
 //! - [`records`]: what the run writes into the bundle at its end.
 
 pub mod calibrate;
+pub mod lockstep;
 pub mod probe;
 mod records;
 mod repetitions;
@@ -28,6 +29,7 @@ use crate::report::regenerate;
 use crate::scenario::{Acceleration, ProbeControl, Scenario};
 use anyhow::{Context, Result};
 use client_probe::AnnounceWatch;
+use lockstep::Lockstep;
 use measure::calibration::{Calibration, CalibrationPlan, Trial};
 use measure::migration::record::RepRecord;
 use measure::summary::Summary;
@@ -85,6 +87,9 @@ pub struct RunOutcome {
     pub summary: Summary,
     /// The calibration, for [`Job::Calibrate`].
     pub calibration: Option<Calibration>,
+    /// A fleet's summary (several VMs; then `summary` only counts their
+    /// repetitions and joins their verdicts).
+    pub fleet: Option<measure::fleet::FleetSummary>,
 }
 
 /// Shared with the Ctrl-C handler.
@@ -179,6 +184,11 @@ struct Gathered {
 /// Runs a scenario on the backend it names and writes its bundle.
 pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
     let (scenario, scenario_file) = resolve_scenario(opts)?;
+    if scenario.is_fleet() {
+        anyhow::bail!(
+            "{scenario_file} has several VMs or conditions: `harness run` runs those (this runs one VM)"
+        );
+    }
     crate::backend::check_scenario(&scenario, matches!(opts.job, Job::Calibrate(_)))?;
     let mut backend = crate::backend::open(&scenario, opts.agent.as_deref(), Vec::new())?;
     run_on(
@@ -193,13 +203,15 @@ pub async fn run(opts: &RunOptions, ctl: &RunControl) -> Result<RunOutcome> {
 }
 
 /// The scenario with the command line's overrides, and where it came from.
-fn resolve_scenario(opts: &RunOptions) -> Result<(Scenario, String)> {
+pub(crate) fn resolve_scenario(opts: &RunOptions) -> Result<(Scenario, String)> {
     let (mut scenario, file) = match &opts.scenario {
         ScenarioSource::File(p) => (Scenario::load(p)?, p.display().to_string()),
         ScenarioSource::Inline(s) => ((**s).clone(), "(built in)".to_string()),
     };
     if let Some(k) = &opts.kernel {
-        scenario.vm.kernel = k.clone();
+        for vm in scenario.vm.iter_mut() {
+            vm.kernel = k.clone();
+        }
     }
     if let Some(a) = opts.accel {
         scenario.acceleration = a;
@@ -225,11 +237,10 @@ pub async fn run_on<B: Backend>(
         live.println(&line);
     }
     ctl.set_run_id(backend.run_id());
-    let started_ns = now_ns();
     let bundle = match Bundle::create(
         out_dir,
         &scenario.name,
-        &compact_stamp(started_ns),
+        &compact_stamp(now_ns()),
         backend.run_id(),
     ) {
         Ok(b) => b,
@@ -239,6 +250,36 @@ pub async fn run_on<B: Backend>(
         }
     };
     live.println(&format!("bundle: {}", bundle.dir.display()));
+    run_into(
+        backend,
+        scenario,
+        scenario_file,
+        job,
+        bundle,
+        ctl,
+        &live,
+        None,
+    )
+    .await
+}
+
+/// [`run_on`] into a bundle folder made already (a fleet member's, under
+/// the fleet's). With `step`, each migration waits until every member
+/// still running reaches its own (a node evacuated at once).
+#[expect(clippy::too_many_arguments, reason = "the run's parts, each used once")]
+pub(crate) async fn run_into<B: Backend>(
+    backend: &mut B,
+    scenario: &Scenario,
+    scenario_file: &str,
+    job: &Job,
+    bundle: Bundle,
+    ctl: &RunControl,
+    live: &Live,
+    step: Option<&Lockstep>,
+) -> Result<RunOutcome> {
+    // A member that ends, however, stops holding the others back.
+    let _member = step.map(Lockstep::join);
+    let started_ns = now_ns();
     bundle.write("scenario.toml", scenario.resolved_toml().as_bytes())?;
     let mut manifest = Manifest {
         schema: SCHEMA.into(),
@@ -262,11 +303,11 @@ pub async fn run_on<B: Backend>(
     bundle.write_json(ALIGNMENT_FILE, &backend.clock_alignment())?;
 
     let mut g = Gathered::default();
-    let body = run_body(scenario, job, backend, &bundle, &mut g, ctl, &live).await;
+    let body = run_body(scenario, job, backend, &bundle, &mut g, ctl, live, step).await;
     // A platform's clock is bounded only once it has been asked (during
     // preparation and each migration): the alignment is written again.
     bundle.write_json(ALIGNMENT_FILE, &backend.clock_alignment())?;
-    let calibration = records::write_gathered(job, backend, &bundle, &mut g, &live).await?;
+    let calibration = records::write_gathered(job, backend, &bundle, &mut g, live).await?;
     let (run_status, error) = run_status(&body, &g, ctl);
     manifest.status = run_status.into();
     manifest.error = error;
@@ -301,6 +342,7 @@ pub async fn run_on<B: Backend>(
         bundle: bundle.dir.clone(),
         summary,
         calibration,
+        fleet: None,
     })
 }
 
@@ -318,6 +360,7 @@ fn run_status(body: &Result<()>, g: &Gathered, ctl: &RunControl) -> (&'static st
 }
 
 /// The fallible part: the VM, the probe, then the job.
+#[expect(clippy::too_many_arguments, reason = "the run's parts, each used once")]
 async fn run_body<B: Backend>(
     scenario: &Scenario,
     job: &Job,
@@ -326,6 +369,7 @@ async fn run_body<B: Backend>(
     g: &mut Gathered,
     ctl: &RunControl,
     live: &Live,
+    step: Option<&Lockstep>,
 ) -> Result<()> {
     let t_boot = std::time::Instant::now();
     live.println(&format!(
@@ -357,7 +401,7 @@ async fn run_body<B: Backend>(
         return calibrate::trials(plan, backend, g, ctl, live).await;
     }
     g.streams = Some(Streams::start(scenario, &backend.endpoints(), live).await?);
-    repetitions::run(scenario, backend, bundle, g, ctl, live).await
+    repetitions::run(scenario, backend, bundle, g, ctl, live, step).await
 }
 
 /// Starts the client probe where the backend places it, and the watch for

@@ -1,6 +1,7 @@
 //! The scenario's migrations: each sweep point, its workloads, and its
 //! repetitions, back and forth, each saved as soon as it ends.
 
+use super::lockstep::Lockstep;
 use super::{sleep_unless_cancelled, Gathered, RunControl};
 use crate::backend::agent::AgentClient;
 use crate::backend::{Backend, MigrationRequest};
@@ -14,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Runs every sweep point's repetitions, then checks the guest is still
-/// there.
+/// there. With `step`, each migration starts with the other members'.
 pub(super) async fn run<B: Backend>(
     scenario: &Scenario,
     backend: &mut B,
@@ -22,6 +23,7 @@ pub(super) async fn run<B: Backend>(
     g: &mut Gathered,
     ctl: &RunControl,
     live: &Live,
+    lockstep: Option<&Lockstep>,
 ) -> Result<()> {
     let agent = backend.endpoints().agent;
     let run_start = std::time::Instant::now();
@@ -67,6 +69,7 @@ pub(super) async fn run<B: Backend>(
                 sweep_value: value.clone(),
                 dirty_running,
                 disk: disk.as_ref(),
+                step: lockstep,
             };
             let rec = one(scenario, point, &at, backend, &agent, g, ctl, live).await?;
             save(bundle, g, &rec, live).await?;
@@ -84,6 +87,9 @@ pub(super) async fn run<B: Backend>(
     ));
     final_check(&agent, bundle, g, ctl, dirty_running, disk.is_some()).await
 }
+
+/// How long the guest agent has to answer after the last migration.
+const FINAL_CHECK_WAIT: Duration = Duration::from_secs(10);
 
 /// The disk workload's name at the agent.
 const DISK: &str = "disk";
@@ -114,6 +120,7 @@ struct Repetition<'a> {
     sweep_value: Option<toml::Value>,
     dirty_running: bool,
     disk: Option<&'a DiskLoad>,
+    step: Option<&'a Lockstep>,
 }
 
 /// One repetition: the pause before, the migration, the pause after, and
@@ -147,6 +154,9 @@ async fn one<B: Backend>(
         status_suffix: &suffix,
         cancel: &ctl.cancel,
     };
+    if let Some(s) = at.step {
+        s.arrive().await;
+    }
     let migration = backend.migrate(&req, live).await?;
     sleep_unless_cancelled(Duration::from_secs_f64(point.pause_after_s), &ctl.cancel).await;
     // The window closes before the agent is asked about the repetition:
@@ -209,7 +219,9 @@ async fn final_check(
     disk_running: bool,
 ) -> Result<()> {
     sleep_unless_cancelled(Duration::from_millis(200), &ctl.cancel).await;
-    if let Err(e) = agent.health().await {
+    // Asked for a while, not once: a guest starved of CPU (other VMs of a
+    // fleet still migrating beside it, under TCG) answers late but is there.
+    if let Err(e) = agent.wait_ready(FINAL_CHECK_WAIT, || Ok(())).await {
         g.health_ok = false;
         g.final_health = Some(false);
         return Err(e.context("the guest agent does not answer after the last migration"));
