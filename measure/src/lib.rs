@@ -18,6 +18,8 @@
 //!   client's gaps to them;
 //! - [`summary`]: `summary.json`, `summary.csv`, the terminal table and
 //!   the verdict of the scenario's `[assert]` checks ([`summary::verdict`]);
+//! - [`fleet`]: several VMs in one run, their summaries side by side and
+//!   their migrations' overlap when a node is evacuated at once;
 //! - [`storage`]: the host's check of a disk's stamped blocks against the
 //!   guest agent's table;
 //! - [`stats`]: descriptive statistics and Welch's t-test for comparisons;
@@ -27,6 +29,7 @@
 //!   (Proxmox VE's task log), read into markers and figures.
 
 pub mod calibration;
+pub mod fleet;
 pub mod migration;
 pub mod platform;
 pub mod probe;
