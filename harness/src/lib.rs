@@ -25,6 +25,7 @@ pub mod bundle;
 pub mod cache;
 pub mod clients;
 pub mod clock;
+pub mod fleet;
 pub mod import;
 pub mod live;
 pub mod report;

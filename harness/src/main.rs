@@ -3,7 +3,8 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use harness::bench::probe::BenchOptions;
-use harness::run::{run, Job, RunControl, RunOptions, ScenarioSource};
+use harness::fleet::run_any;
+use harness::run::{Job, RunControl, RunOptions, ScenarioSource};
 use harness::scenario::{Acceleration, Nic, Scenario};
 use measure::calibration::CalibrationPlan;
 use std::path::{Path, PathBuf};
@@ -335,7 +336,15 @@ where
 fn execute(opts: RunOptions, junit: Option<PathBuf>) -> Result<i32> {
     with_lab_runtime(|ctl| async move {
         let started = std::time::Instant::now();
-        let outcome = run(&opts, &ctl).await?;
+        let outcome = run_any(&opts, &ctl).await?;
+        if let Some(f) = &outcome.fleet {
+            return fleet_done(
+                f,
+                &outcome,
+                started.elapsed().as_secs_f64(),
+                junit.as_deref(),
+            );
+        }
         let s = &outcome.summary;
         let mut ok = s.run_status == "complete" && s.failed == 0;
         if let Some(c) = &outcome.calibration {
@@ -361,6 +370,31 @@ fn execute(opts: RunOptions, junit: Option<PathBuf>) -> Result<i32> {
         }
         Ok(code)
     })
+}
+
+/// A fleet's run or report: its table, its wall time, its verdict (the
+/// members' checks, each named with its member).
+fn fleet_done(
+    f: &measure::fleet::FleetSummary,
+    outcome: &harness::run::RunOutcome,
+    secs: f64,
+    junit: Option<&Path>,
+) -> Result<i32> {
+    println!("{}", measure::fleet::to_table(f));
+    println!(
+        "fleet {} in {secs:.1} s: {} members, {} repetitions completed, {} failed; bundle {}",
+        f.run_status,
+        f.members.len(),
+        f.completed,
+        f.failed,
+        outcome.bundle.display()
+    );
+    let ok = f.run_status == "complete" && f.failed == 0;
+    let code = verdict_code(&outcome.summary).unwrap_or(if ok { 0 } else { 2 });
+    if let Some(path) = junit {
+        write_junit(path, &outcome.summary, &outcome.bundle)?;
+    }
+    Ok(code)
 }
 
 /// `--junit FILE`: the summary's verdict as JUnit XML, written after the
@@ -607,6 +641,13 @@ fn compare(a: &Path, b: &Path, json: bool) -> Result<i32> {
 /// `harness report BUNDLE [--junit FILE]`: re-derives everything from the
 /// raw records.
 fn report(bundle: &Path, junit: Option<&Path>) -> Result<i32> {
+    if harness::fleet::derive::is_fleet(bundle) {
+        let started = std::time::Instant::now();
+        let outcome = harness::fleet::derive::regenerate(bundle)?;
+        if let Some(f) = &outcome.fleet {
+            return fleet_done(f, &outcome, started.elapsed().as_secs_f64(), junit);
+        }
+    }
     let (s, rec) = harness::report::regenerate(bundle)?;
     for n in &rec.notes {
         println!("note: {n}");

@@ -13,12 +13,14 @@
 //! draw when a record is large, `input` holds [`ReportInput`], `text`
 //! escapes and formats numbers.
 
+mod fleet;
 mod input;
 mod page;
 mod plots;
 mod text;
 mod thin;
 
+pub use fleet::render_fleet_html;
 pub use input::ReportInput;
 
 /// Renders `report.html`. Missing data (no probe, a failed repetition, no

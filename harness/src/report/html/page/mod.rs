@@ -25,7 +25,7 @@ use crate::report::html::input::ReportInput;
 use crate::report::html::text::esc;
 use context::Ctx;
 use std::fmt::Write as _;
-use style::CSS;
+pub(crate) use style::CSS;
 
 /// The whole page.
 pub(super) fn render(input: &ReportInput<'_>) -> String {

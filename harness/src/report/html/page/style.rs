@@ -1,7 +1,7 @@
 //! The page's style sheet, inlined in `<head>` (the page loads nothing).
 
 /// Every rule the page uses.
-pub(super) const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 :root { --fg:#1d1d1f; --muted:#5f6368; --line:#d9d9de; --bg:#ffffff; --soft:#f5f6f8;
   --ok:#0b7a3e; --okbg:#e6f4ea; --bad:#b3261e; --badbg:#fce8e6; --warnbg:#fff4d6; }
 * { box-sizing: border-box; }

@@ -31,7 +31,18 @@ pub(crate) fn bars_with_whiskers(
     groups: &[Group],
     color: RGBColor,
 ) -> Result<String> {
-    let (w, h) = (400u32, 300u32);
+    bars_with_whiskers_sized(aria, unit, groups, color, 400)
+}
+
+/// [`bars_with_whiskers`], `w` pixels wide (for many groups).
+pub(crate) fn bars_with_whiskers_sized(
+    aria: &str,
+    unit: &str,
+    groups: &[Group],
+    color: RGBColor,
+    w: u32,
+) -> Result<String> {
+    let h = 300u32;
     let n = groups.len().max(1);
     let top = groups
         .iter()

@@ -14,12 +14,15 @@ mod bars;
 mod breakdown;
 mod cdf;
 mod common;
+mod overlap;
 mod timeline;
 
 pub(crate) use bars::{
-    bars_with_whiskers, downtime_three_ways, per_rep_bars, Group, RepBars, ThreeWays,
+    bars_with_whiskers, bars_with_whiskers_sized, downtime_three_ways, per_rep_bars, Group,
+    RepBars, ThreeWays,
 };
 pub(crate) use breakdown::{outage_breakdown, BreakdownRow};
 pub(crate) use cdf::gap_cdf;
-pub(crate) use common::{short, C_BEFORE, C_OTHER, C_QEMU, C_SWITCH};
+pub(crate) use common::{short, C_BEFORE, C_CLIENT, C_HOST, C_OTHER, C_QEMU, C_SWITCH};
+pub(crate) use overlap::{overlap, OverlapRow};
 pub(crate) use timeline::{is_reply_gap, timeline, DrawnTimeline, Timeline};
