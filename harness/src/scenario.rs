@@ -160,6 +160,10 @@ pub struct ProbeSpec {
     pub payload_bytes: usize,
     /// Gaps between replies longer than this are listed one by one.
     pub gap_threshold_ms: f64,
+    /// ICMP echoes per second to the guest's kernel beside the UDP probe
+    /// (`client.icmp_*`); 0: none. 200 by default: at 1000 a TCG guest
+    /// answering both streams paused measurably longer (docs/study.md).
+    pub icmp_rate_hz: u32,
     /// How the harness runs the probe: `in-process` (a library call at the
     /// client's site) or `serve` (a `client-probe serve` process started
     /// there, driven over its HTTP control API with a clock
@@ -184,6 +188,7 @@ impl Default for ProbeSpec {
             rate_hz: 1000,
             payload_bytes: 64,
             gap_threshold_ms: 5.0,
+            icmp_rate_hz: 200,
             control: ProbeControl::InProcess,
         }
     }

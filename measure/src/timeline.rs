@@ -411,7 +411,10 @@ pub fn rep_timelines(
             let gaps = probe.map(|p| analyze(p, window, gap_threshold_ns));
             let mut t = rep_timeline(rep, probe, gaps.as_ref(), announces, gap_threshold_ns);
             t.icmp_outage = icmp
-                .map(|p| analyze(p, window, gap_threshold_ns))
+                .map(|p| {
+                    let t = crate::probe::gaps::threshold_for(probe, p, gap_threshold_ns);
+                    analyze(p, window, t)
+                })
                 .and_then(|g| icmp_outage(&t.phases, &g));
             t
         })

@@ -417,7 +417,8 @@ async fn start_probe<B: Backend>(
     let (rate, size) = (scenario.probe.rate_hz, scenario.probe.payload_bytes);
     let prober = match scenario.probe.control {
         ProbeControl::InProcess => {
-            ProbeHandle::start_local(&ep.client, ep.reflector, ep.guest, rate, size)?
+            let rates = (rate, scenario.probe.icmp_rate_hz);
+            ProbeHandle::start_local(&ep.client, ep.reflector, ep.guest, rates, size)?
         }
         ProbeControl::Serve => {
             let std::net::IpAddr::V4(ip) = ep.client_addr else {

@@ -135,13 +135,13 @@ pub fn find_client_probe() -> Result<PathBuf> {
 impl ProbeHandle {
     /// Starts the probe in-process, its sockets at `site`: UDP to the
     /// reflector at `target`, and ICMP echoes to the guest's address
-    /// `guest` at the same rate and size (without them when they cannot
-    /// start: [`ProbeHandle::note`] says why).
+    /// `guest` at `icmp_rate_hz` and the same size (without them at rate 0
+    /// or when they cannot start: [`ProbeHandle::note`] says why).
     pub fn start_local(
         site: &Site,
         target: SocketAddr,
         guest: IpAddr,
-        rate_hz: u32,
+        (rate_hz, icmp_rate_hz): (u32, u32),
         payload_len: usize,
     ) -> Result<Self> {
         let socket = site
@@ -157,7 +157,11 @@ impl ProbeHandle {
             local_options(),
         )
         .context("starting the probe")?;
-        let (icmp, note) = match start_icmp(site, guest, rate_hz, payload_len) {
+        let icmp = match icmp_rate_hz {
+            0 => Err("`probe.icmp_rate_hz` is 0".to_string()),
+            r => start_icmp(site, guest, r, payload_len),
+        };
+        let (icmp, note) = match icmp {
             Ok(p) => (Some(p), None),
             Err(why) => (
                 None,

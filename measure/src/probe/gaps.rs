@@ -484,6 +484,24 @@ fn rtt_stats(sorted: &[i64]) -> RttStats {
     }
 }
 
+/// The gap threshold for a second stream (the ICMP echoes) probing at
+/// another rate than the probe the threshold was set for (`reference`):
+/// the same number of that stream's own intervals when it is slower, so a
+/// stream whose interval is as long as the threshold does not count every
+/// interval as a gap (at 200 echoes/s, a 5 ms threshold would).
+pub fn threshold_for(
+    reference: Option<&ProbeRecord>,
+    stream: &ProbeRecord,
+    threshold_ns: i64,
+) -> i64 {
+    match reference {
+        Some(r) if stream.rate_hz > 0 && stream.rate_hz < r.rate_hz => {
+            threshold_ns.saturating_mul(i64::from(r.rate_hz)) / i64::from(stream.rate_hz)
+        }
+        _ => threshold_ns,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,6 +558,33 @@ mod tests {
             guest_tx_ns: 0,
             reflector_rx_count: count,
         }
+    }
+
+    #[test]
+    fn a_slower_stream_keeps_the_threshold_in_its_own_intervals() {
+        // 200 echoes/s (5 ms apart, replies ±0.3 ms of jitter) with 100 ms
+        // unanswered in the middle.
+        let mut slow = empty();
+        slow.rate_hz = 200;
+        for seq in 0..200u64 {
+            let send = T0 + seq as i64 * 5 * MS;
+            slow.send_ns.push(send);
+            let jitter = if seq % 2 == 0 { 0 } else { 600_000 };
+            if !(80..100).contains(&seq) {
+                slow.replies
+                    .push(reply(seq, send, send + RTT + jitter, seq + 1));
+            }
+        }
+        let fast = empty();
+        let t = threshold_for(Some(&fast), &slow, 5 * MS);
+        assert_eq!(t, 25 * MS);
+        let o = analyze(&slow, None, t).max_outage.unwrap();
+        assert!((o.len_ms - 105.0).abs() < 1.0, "{}", o.len_ms);
+        // With the fast stream's 5 ms, every 5 ms interval is a gap.
+        let every = analyze(&slow, None, 5 * MS).max_outage.unwrap();
+        assert!(every.len_ms > 900.0, "{}", every.len_ms);
+        assert_eq!(threshold_for(None, &slow, 5 * MS), 5 * MS);
+        assert_eq!(threshold_for(Some(&slow), &fast, 5 * MS), 5 * MS);
     }
 
     fn fates(n: usize, outage: std::ops::Range<usize>, f: Fate) -> Vec<Fate> {

@@ -143,7 +143,10 @@ pub fn summarize(r: &RunRecords<'_>) -> Summary {
         .iter()
         .map(|rep| {
             let mut s = summarize_rep(rep, r.probe, r.announces, r.gap_threshold_ns);
-            join_icmp(&mut s, rep, r.icmp, r.gap_threshold_ns);
+            let t = r.icmp.map_or(r.gap_threshold_ns, |i| {
+                crate::probe::gaps::threshold_for(r.probe, i, r.gap_threshold_ns)
+            });
+            join_icmp(&mut s, rep, r.icmp, t);
             s
         })
         .collect();
