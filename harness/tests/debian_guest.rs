@@ -40,8 +40,17 @@ fn the_debian_guest_runs_the_agent_under_systemd_and_migrates_three_times() {
         kernel.contains("vmlinuz-6.1"),
         "Debian 12's kernel: {kernel}"
     );
-    let console = std::fs::read_to_string(out.bundle.join("logs/vm0-a-1.console.log")).unwrap();
-    assert!(console.contains("Debian GNU/Linux 12"), "{console}");
+    // The image the guest booted is Debian 12's (its root tree beside the
+    // kernel). Not the console: the kernel runs `quiet` and the serial
+    // getty's banner, once there, did not always appear before the run
+    // ended (CI, 2026-12-02).
+    let root = std::path::Path::new(kernel)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap();
+    let os = std::fs::read_to_string(root.join("etc/os-release")).unwrap();
+    assert!(os.contains("VERSION_CODENAME=bookworm"), "{os}");
     assert!(
         files_containing(&out.bundle, &token).is_empty(),
         "the run's token is in the bundle"
