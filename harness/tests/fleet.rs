@@ -10,24 +10,12 @@
 
 mod common;
 use common::*;
-use harness::run::{Job, RunControl, RunOptions, RunOutcome, ScenarioSource};
-use harness::scenario::Acceleration;
+use harness::run::{RunControl, RunOutcome};
 use measure::fleet::FleetSummary;
 use measure::migration::record::RepStatus;
 
 fn run_fleet(text: &str, tag: &str) -> Result<RunOutcome, String> {
-    let dir = temp_dir(tag);
-    let file = dir.join(format!("{tag}.toml"));
-    std::fs::write(&file, text).unwrap();
-    let opts = RunOptions {
-        scenario: ScenarioSource::File(file),
-        job: Job::Migrations,
-        out_dir: dir.join("results"),
-        agent: None,
-        kernel: None,
-        accel: Some(Acceleration::Tcg),
-        probe_rate: None,
-    };
+    let opts = run_options(text, tag);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(harness::fleet::run_any(&opts, &RunControl::default()))
         .map_err(|e| format!("{e:#}"))

@@ -16,18 +16,7 @@ mod common;
 use common::*;
 
 fn run_scenario(text: &str, tag: &str) -> harness::run::RunOutcome {
-    let dir = temp_dir(tag);
-    let scenario = dir.join(format!("{tag}.toml"));
-    std::fs::write(&scenario, text).unwrap();
-    let opts = RunOptions {
-        scenario: ScenarioSource::File(scenario),
-        job: Job::Migrations,
-        out_dir: dir.join("results"),
-        agent: None,
-        kernel: None,
-        accel: Some(Acceleration::Tcg),
-        probe_rate: None,
-    };
+    let opts = run_options(text, tag);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(run(&opts, &RunControl::default()))
         .expect("the run itself must not fail")

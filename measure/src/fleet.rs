@@ -305,49 +305,60 @@ fn round(repetition: u32, spans: Vec<Span>) -> Round {
     }
 }
 
-/// Mean of `metric` over a member's completed repetitions.
-pub fn member_mean(m: &MemberResult, metric: impl Fn(&RepSummary) -> Option<f64>) -> Option<f64> {
-    let v: Vec<f64> = m
-        .summary
+/// A member's completed repetitions.
+pub fn completed_reps(m: &MemberResult) -> impl Iterator<Item = &RepSummary> {
+    m.summary
         .iter()
         .flat_map(|s| &s.repetitions)
         .filter(|r| r.status == RepStatus::Completed)
-        .filter_map(metric)
-        .collect();
+}
+
+/// Mean of `metric` over a member's completed repetitions.
+pub fn member_mean(m: &MemberResult, metric: impl Fn(&RepSummary) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = completed_reps(m).filter_map(metric).collect();
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
+
+/// A figure of one repetition, in ms.
+pub type RepMetric = fn(&RepSummary) -> Option<f64>;
+
+/// The means a member's row shows (terminal table, report), with their
+/// column names: the host's figures, then what the users saw.
+pub const MEMBER_MEANS: [(&str, RepMetric); 4] = [
+    ("QEMU downtime ms", |r| r.qemu.downtime_ms),
+    ("STOP→RESUME ms", |r| r.host.stop_to_resume_ms),
+    ("client outage ms", |r| r.client.max_outage_ms),
+    ("kernel outage ms", |r| r.client.icmp_outage_ms),
+];
 
 /// The terminal's table: one line per member, with its times and the
 /// means of what its users and its host saw.
 pub fn to_table(f: &FleetSummary) -> String {
     let show = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |x| format!("{x:.d$}"));
     let mut out = format!(
-        "{:<24} {:>9} {:>8} {:>7} {:>11} {:>12} {:>11} {:>11}\n",
-        "member",
-        "done/fail",
-        "wall s",
-        "s/rep",
-        "QEMU dt ms",
-        "STOP>RES ms",
-        "outage ms",
-        "kernel ms"
+        "{:<24} {:>9} {:>8} {:>7}",
+        "member", "done/fail", "wall s", "s/rep"
     );
+    for (name, _) in MEMBER_MEANS {
+        out.push_str(&format!(" {name:>17}"));
+    }
+    out.push('\n');
     for m in &f.members {
         let (done, failed) = m
             .summary
             .as_ref()
             .map_or((0, 0), |s| (s.completed, s.failed));
         out.push_str(&format!(
-            "{:<24} {:>9} {:>8} {:>7} {:>11} {:>12} {:>11} {:>11}\n",
+            "{:<24} {:>9} {:>8} {:>7}",
             m.id,
             format!("{done}/{failed}"),
             show(m.wall_s, 1),
             show(m.rep_wall_mean_s, 2),
-            show(member_mean(m, |r| r.qemu.downtime_ms), 1),
-            show(member_mean(m, |r| r.host.stop_to_resume_ms), 1),
-            show(member_mean(m, |r| r.client.max_outage_ms), 1),
-            show(member_mean(m, |r| r.client.icmp_outage_ms), 1),
         ));
+        for (_, metric) in MEMBER_MEANS {
+            out.push_str(&format!(" {:>17}", show(member_mean(m, metric), 1)));
+        }
+        out.push('\n');
     }
     for r in &f.rounds {
         out.push_str(&format!(

@@ -136,3 +136,20 @@ pub fn shipped_scenario(name: &str) -> String {
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// `harness run`'s options for scenario `text`, written to a temporary
+/// folder named by `tag`, under TCG, the bundle in its `results/`.
+pub fn run_options(text: &str, tag: &str) -> harness::run::RunOptions {
+    let dir = temp_dir(tag);
+    let file = dir.join(format!("{tag}.toml"));
+    std::fs::write(&file, text).unwrap();
+    harness::run::RunOptions {
+        scenario: harness::run::ScenarioSource::File(file),
+        job: Job::Migrations,
+        out_dir: dir.join("results"),
+        agent: None,
+        kernel: None,
+        accel: Some(Acceleration::Tcg),
+        probe_rate: None,
+    }
+}

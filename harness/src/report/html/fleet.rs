@@ -8,14 +8,12 @@
 use super::plots::{bars_with_whiskers_sized, overlap, Group, OverlapRow};
 use super::plots::{C_BEFORE, C_CLIENT, C_HOST, C_OTHER, C_QEMU, C_SWITCH};
 use super::text::{esc, num};
-use measure::fleet::{member_mean, FleetSummary, MemberResult, Round};
-use measure::migration::record::RepStatus;
-use measure::summary::RepSummary;
+use measure::fleet::{completed_reps, member_mean, FleetSummary, RepMetric, Round, MEMBER_MEANS};
 use plotters::style::RGBColor;
 use std::fmt::Write as _;
 
 /// A figure of one repetition, in the chart's unit.
-type Metric = fn(&RepSummary) -> Option<f64>;
+type Metric = RepMetric;
 
 /// One chart across the members.
 struct Chart {
@@ -158,21 +156,17 @@ fn header(h: &mut String, f: &FleetSummary) {
     );
 }
 
-fn completed(m: &MemberResult) -> Vec<&RepSummary> {
-    m.summary
-        .iter()
-        .flat_map(|s| &s.repetitions)
-        .filter(|r| r.status == RepStatus::Completed)
-        .collect()
-}
-
 fn members_table(h: &mut String, f: &FleetSummary) {
-    h.push_str("<h2>Members</h2>\n<table class=\"reps\"><thead><tr><th>member</th><th>VM</th><th>condition</th><th>status</th><th>done / failed</th><th>wall s</th><th>s per rep</th><th>QEMU downtime ms</th><th>STOP→RESUME ms</th><th>client outage ms</th><th>kernel outage ms</th><th>report</th></tr></thead><tbody>\n");
+    h.push_str("<h2>Members</h2>\n<table class=\"reps\"><thead><tr><th>member</th><th>VM</th><th>condition</th><th>status</th><th>done / failed</th><th>wall s</th><th>s per rep</th>");
+    for (name, _) in MEMBER_MEANS {
+        let _ = write!(h, "<th>{}</th>", esc(name));
+    }
+    h.push_str("<th>report</th></tr></thead><tbody>\n");
     for m in &f.members {
         let s = m.summary.as_ref();
-        let _ = writeln!(
+        let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"{}/report.html\">{}</a></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td>",
             esc(&m.id),
             esc(&m.vm),
             esc(&m.condition),
@@ -181,12 +175,15 @@ fn members_table(h: &mut String, f: &FleetSummary) {
             s.map_or(0, |s| s.failed),
             num(m.wall_s, 1),
             num(m.rep_wall_mean_s, 2),
-            num(member_mean(m, |r| r.qemu.downtime_ms), 1),
-            num(member_mean(m, |r| r.host.stop_to_resume_ms), 1),
-            num(member_mean(m, |r| r.client.max_outage_ms), 1),
-            num(member_mean(m, |r| r.client.icmp_outage_ms), 1),
+        );
+        for (_, metric) in MEMBER_MEANS {
+            let _ = write!(h, "<td>{}</td>", num(member_mean(m, metric), 1));
+        }
+        let _ = writeln!(
+            h,
+            "<td><a href=\"{}/report.html\">{}</a></td></tr>",
             esc(&m.bundle),
-            esc(&m.bundle),
+            esc(&m.bundle)
         );
     }
     h.push_str("</tbody></table>\n");
@@ -198,7 +195,7 @@ fn chart(h: &mut String, f: &FleetSummary, c: &Chart) {
         .iter()
         .map(|m| Group {
             label: m.id.clone(),
-            values: completed(m).into_iter().filter_map(c.metric).collect(),
+            values: completed_reps(m).filter_map(c.metric).collect(),
         })
         .collect();
     if groups.iter().all(|g| g.values.is_empty()) {
