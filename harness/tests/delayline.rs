@@ -199,14 +199,37 @@ fn line_cpu_s() -> f64 {
     ticks as f64 / 100.0
 }
 
-/// Threads of this process that belong to a delay line.
+/// Live threads of this process that belong to a delay line (a thread
+/// that has exited but is not yet reaped, state Z or X, does not count).
 fn line_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-        .filter(|c| c.starts_with("dlrx-") || c.starts_with("dltx-"))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|s| s.contains("(dlrx-") || s.contains("(dltx-"))
+        .filter(|s| {
+            let state = s
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("Z" | "X"))
+        })
         .count()
+}
+
+/// The delay-line thread count once it settles at `want`, or what it
+/// still is after a second. A joined thread can linger in /proc/self/task
+/// for a moment after join() returns (the kernel reaps it after waking the
+/// joiner); a leaked thread lingers for good.
+fn line_threads_settled(want: usize) -> usize {
+    let t = Instant::now();
+    loop {
+        let n = line_threads();
+        if n == want || t.elapsed() > Duration::from_secs(1) {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// A TCP bulk transfer A -> B for `secs`: the receiver's goodput in Mbit/s
@@ -258,7 +281,11 @@ fn stop_promptly(line: DelayLine) -> LinkStats {
     let stats = line.stop();
     let took = t.elapsed();
     assert!(took < Duration::from_millis(150), "stop took {took:?}");
-    assert_eq!(line_threads(), 0, "a delay-line thread outlived stop()");
+    assert_eq!(
+        line_threads_settled(0),
+        0,
+        "a delay-line thread outlived stop()"
+    );
     stats
 }
 
@@ -432,7 +459,11 @@ fn vlan_tagged_frames_cross_with_their_tag() {
     let line = topo.line(LinkShape::default());
     let p = ping(&topo.a, "198.19.201.2", 5, "0.05");
     drop(line);
-    assert_eq!(line_threads(), 0, "a delay-line thread outlived its drop");
+    assert_eq!(
+        line_threads_settled(0),
+        0,
+        "a delay-line thread outlived its drop"
+    );
     assert_eq!((p.sent, p.received), (5, 5));
 }
 
@@ -455,11 +486,7 @@ fn errors_name_what_is_missing_and_a_dropped_line_leaves_no_thread() {
     // Dropping a running line ends its threads as stop() does.
     let line = topo.line(LinkShape::default());
     // A thread takes its name once it runs: give them a moment.
-    let t = Instant::now();
-    while line_threads() < 4 && t.elapsed() < Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(line_threads(), 4);
+    assert_eq!(line_threads_settled(4), 4);
     let t = Instant::now();
     drop(line);
     assert!(
@@ -467,5 +494,9 @@ fn errors_name_what_is_missing_and_a_dropped_line_leaves_no_thread() {
         "{:?}",
         t.elapsed()
     );
-    assert_eq!(line_threads(), 0, "a delay-line thread outlived its drop");
+    assert_eq!(
+        line_threads_settled(0),
+        0,
+        "a delay-line thread outlived its drop"
+    );
 }
