@@ -6,7 +6,12 @@
 //! Each `sshd` runs in a mount namespace of its own: a tmpfs on `/run`
 //! gives it the `/run/sshd` it insists on without touching the host's, and
 //! a folder of the stand-in's is bound over `/usr/local/sbin` (first on
-//! root's `PATH`), holding `qm` and `pveversion` for that node. Host and
+//! root's `PATH`), holding `qm` and `pveversion` for that node. `/dev/null`
+//! is bound over root's `~/.bashrc`: sshd runs each command through root's
+//! shell, and Debian's bash reads `~/.bashrc` for ssh sessions, so the
+//! host's (on this machine, a `pyenv init` whose rehash lock, left by a
+//! session the timeout test hangs up, stalled every later command for
+//! 60 s) would otherwise run on the stand-in's nodes. Host and
 //! client keys are made fresh for each stand-in; the client's key, the
 //! `known_hosts` file and the config are in the stand-in's folder. Only key
 //! logins, only root, no PAM. The daemons are ended by their PIDs.
@@ -27,6 +32,7 @@ pub const FIRST_PORT: u16 = 2201;
 const ENTER_SCRIPT: &str = r#"set -e
 mount -t tmpfs -o mode=0755 lmig-sshd-run /run
 mkdir -m 0755 /run/sshd
+if [ -e /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc; fi
 mount --bind "$1" /usr/local/sbin
 exec /usr/sbin/sshd -D -e -f "$2"
 "#;
