@@ -331,7 +331,11 @@ fn delay_shows_in_the_ping_rtt_and_an_unshaped_line_adds_almost_nothing() {
         );
         let bare = median(&p.rtts[1..]);
         println!("unshaped RTT: median {bare:.3} ms, all {:?}", p.rtts);
-        let check = (bare < 1.0).then_some(()).ok_or(format!(
+        // 0.2-0.4 ms here on a quiet host; CI's host, busy after the
+        // Debian guest's test, held it at 1.0-1.1 ms for three tries (the
+        // line's threads woke 1.1-1.3 ms late). A line that polled or
+        // batched would add whole milliseconds on every frame.
+        let check = (bare < 3.0).then_some(()).ok_or(format!(
             "median {bare} ms, late mean {} ns",
             stats.a_to_b.late_mean_ns
         ));

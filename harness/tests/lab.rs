@@ -641,13 +641,16 @@ seconds = 4
         // The picture froze over the outage the probe saw, as a viewer
         // sees it: one playout delay (100 ms) later. The jitter buffer
         // keeps showing buffered frames for D after the network went
-        // quiet, so the stale picture, moved back by D, contains the
-        // probe's largest gap. (The guest's sender stops with the VM and
-        // sends its backlog after RESUME: frames come late, not lost.)
-        // The player's clock is anchored at the first frame's arrival: a
-        // first frame that came late (a busy TCG guest) moves every due
-        // time later, by up to a frame interval (33 ms at 30 fps; 19 ms
-        // was seen in CI), so the start is allowed that much.
+        // quiet, so the stale picture, moved back by D, starts within the
+        // probe's largest gap. The player's clock is anchored at the first
+        // frame's arrival: a first frame that came late (a busy TCG guest)
+        // moves every due time later, by up to a frame interval (33 ms at
+        // 30 fps; 19 ms was seen in CI), so the start is allowed that
+        // much. No new frame exists before the guest runs again, so the
+        // freeze ends after RESUME; whether it ends before or after the
+        // probe's gap is up to the guest's scheduler (the RTP sender's
+        // backlog and the reflector's reply race; CI saw the picture back
+        // 34 ms before the probe's reply).
         let (g0, g1) = (
             r.client.max_gap_start_ns.unwrap(),
             r.client.max_gap_end_ns.unwrap(),
@@ -656,10 +659,11 @@ seconds = 4
             rtp.picture_stale_since_ns.unwrap(),
             rtp.picture_stale_until_ns.unwrap(),
         );
+        let resume = marker_ns(&out.bundle, r.repetition, "RESUME");
         let (d, slack, frame) = (100_000_000, 10_000_000, 1_000_000_000 / 30);
         assert!(
-            f0 - d <= g0 + frame + slack && f1 >= g1 - slack,
-            "rep {}: freeze {f0}..{f1} (less D) vs probe gap {g0}..{g1} ({rtp:?})",
+            f0 - d <= g0 + frame + slack && f1 >= resume && f1 >= g0,
+            "rep {}: freeze {f0}..{f1} (less D) vs probe gap {g0}..{g1}, RESUME {resume} ({rtp:?})",
             r.repetition
         );
         assert!(rtp.freezes.unwrap() >= 1, "{rtp:?}");

@@ -38,6 +38,16 @@ pub fn json_file(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// When repetition `rep`'s timeline marks `label` (host ns).
+pub fn marker_ns(bundle: &Path, rep: u32, label: &str) -> i64 {
+    let tl = json_file(&bundle.join(format!("timeline/rep-{rep:03}.json")));
+    tl["markers"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["label"] == label))
+        .and_then(|m| m["ns"].as_i64())
+        .unwrap_or_else(|| panic!("rep {rep}'s timeline has no {label} marker: {tl}"))
+}
+
 pub fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lmig-test-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
