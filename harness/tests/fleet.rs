@@ -1,7 +1,8 @@
 //! Several VMs in one run, in the real lab: a node evacuated at once
 //! (three VMs migrating together, each measured apart, their overlap on
 //! one clock) and a matrix of VMs × conditions run one VM at a time; and
-//! a fleet too large for the machine refused before anything is made.
+//! a fleet too large for the machine refused before anything is made;
+//! and VMs evacuated together over one shaped migration link sharing it.
 //! Needs what the lab needs.
 #![allow(
     clippy::unwrap_used,
@@ -122,6 +123,75 @@ memory_mib = 320
     );
     assert!(html.contains("vms/one/report.html"));
     bundle_is_whole(&out, &["one", "two", "three"]);
+}
+
+#[test]
+fn vms_evacuated_over_one_shaped_link_share_its_rate() {
+    let _g = LAB.lock().unwrap_or_else(|p| p.into_inner());
+    require_lab();
+    let rate = 200.0;
+    let out = run_fleet(
+        &format!(
+            r#"
+name = "evac-wan-test"
+mode = "evacuate"
+repetitions = 1
+pause_before_s = 0.8
+pause_after_s = 0.5
+[probe]
+rate_hz = 200
+[link.migration]
+rate_mbit = {rate}
+delay_ms = 2
+[[vm]]
+name = "left"
+memory_mib = 256
+[[vm]]
+name = "right"
+memory_mib = 256
+"#
+        ),
+        "fleet-evac-wan",
+    )
+    .unwrap();
+    let f = fleet_summary(&out);
+    assert_eq!(f.run_status, "complete", "{:?}", f.failures);
+    let mut bytes = 0i64;
+    for m in &f.members {
+        let r = &m.summary.as_ref().unwrap().repetitions[0];
+        bytes += r.qemu.transferred_bytes.unwrap();
+        let link = r.links.iter().find(|l| l.link == "migration").unwrap();
+        assert_eq!(link.rate_mbit, Some(rate), "{}", m.id);
+        // One frame over the rate in a 100 ms bin is the line's grain: a
+        // 9000-byte frame (the migration link's MTU) is 0.72 Mbit/s of it.
+        let peak = link.peak_mbit.unwrap();
+        assert!(peak <= rate + 0.75, "{}: a bin carried {peak} Mbit/s", m.id);
+    }
+    // Both VMs' RAM crossed the one link before the last of them resumed:
+    // together they cannot have been faster than its rate (each on a link
+    // of its own, they would have taken half as long).
+    let round = &f.rounds[0];
+    assert!(round.all_at_once_ms.unwrap() > 0.0, "{round:?}");
+    let first = round.spans.iter().filter_map(|s| s.start_ns).min().unwrap();
+    let last = round
+        .spans
+        .iter()
+        .filter_map(|s| s.resumed_ns)
+        .max()
+        .unwrap();
+    let took_s = (last - first) as f64 / 1e9;
+    let floor_s = bytes as f64 * 8.0 / (rate * 1e6);
+    println!(
+        "two VMs over {rate} Mbit/s: {:.1} MiB in {took_s:.2} s (the link's floor {floor_s:.2} s)",
+        bytes as f64 / 1048576.0
+    );
+    assert!(took_s >= 0.97 * floor_s, "{took_s} s < {floor_s} s");
+    let stats = json_file(&out.bundle.join("vms/left/links/migration.json"));
+    assert!(
+        stats.is_object(),
+        "each member's bundle has the link's record"
+    );
+    bundle_is_whole(&out, &["left", "right"]);
 }
 
 #[test]

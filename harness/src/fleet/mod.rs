@@ -23,6 +23,7 @@ pub mod fit;
 
 use crate::backend::local::guest::{find_agent, find_kernel};
 use crate::backend::local::lab::{Lab, Wan};
+use crate::backend::local::links::ShapedLinks;
 use crate::backend::local::LocalLab;
 use crate::backend::Backend;
 use crate::bundle::Bundle;
@@ -69,7 +70,7 @@ pub async fn run(
     let kernel = find_kernel(&scenario.vm.kernel)?;
     let agent = find_agent(opts.agent.as_deref())?;
     let lab = Arc::new(
-        Lab::create(scenario.vm.len(), Wan::default())
+        Lab::create(scenario.vm.len(), wan_for(scenario))
             .context("building the lab (are you root? is iproute2 installed?)")?,
     );
     for line in lab.swept.sweep_lines() {
@@ -98,8 +99,10 @@ pub async fn run(
         ended_ns: None,
         members: members.iter().map(planned).collect(),
     });
+    let mut links = ShapedLinks::new(&lab);
     let fleet = Fleet {
         lab: &lab,
+        links: &links,
         kernel: &kernel,
         agent: &agent,
         file: scenario_file,
@@ -116,7 +119,9 @@ pub async fn run(
     record.ended_ns = Some(now_ns());
     bundle.write_json(RECORD_FILE, &record)?;
     let outcome = derive::regenerate(&bundle.dir).context("analysing the fleet's bundle")?;
-    // Every member has torn its VM down; the lab goes with the last holder.
+    // Every member has torn its VM down; the links and the lab go with
+    // the last holder.
+    links.stop();
     if let Ok(mut lab) = Arc::try_unwrap(lab) {
         lab.teardown().context("removing the lab")?;
     }
@@ -127,6 +132,15 @@ pub async fn run(
         (now_ns() - started_ns) as f64 / 1e9
     ));
     Ok(outcome)
+}
+
+/// The links the fleet's lab routes through its WAN namespace: those the
+/// scenario shapes (one shape for every VM: they share the link).
+fn wan_for(scenario: &Scenario) -> Wan {
+    Wan {
+        migration: scenario.link.migration.is_some(),
+        client: scenario.link.client.is_some(),
+    }
 }
 
 fn planned(m: &Member) -> MemberRecord {
@@ -143,6 +157,7 @@ fn planned(m: &Member) -> MemberRecord {
 /// What every member's run shares.
 struct Fleet<'a> {
     lab: &'a Arc<Lab>,
+    links: &'a ShapedLinks,
     kernel: &'a crate::backend::local::guest::KernelChoice,
     agent: &'a std::path::Path,
     file: &'a str,
@@ -207,6 +222,7 @@ impl Fleet<'_> {
     async fn member_run(&self, m: &Member, step: Option<&Lockstep>, live: &Live) -> Result<()> {
         let mut backend = LocalLab::on_shared_lab(
             Arc::clone(self.lab),
+            self.links.clone(),
             m.index,
             &m.id,
             &m.scenario,

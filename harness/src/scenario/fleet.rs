@@ -264,9 +264,6 @@ impl Scenario {
         if !self.fault.is_empty() {
             return refuse("fault", "a fault names a repetition of one VM");
         }
-        if self.link.migration.is_some() || self.link.client.is_some() {
-            return refuse("link", "the shaped links are set up for one VM");
-        }
         if self.backend.kind != super::BackendKind::Local {
             return Err(format!(
                 "`vm`: several VMs or conditions run in the local lab only; the {} backend migrates one VM per run",

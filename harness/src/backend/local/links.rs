@@ -9,6 +9,7 @@ use super::lab::{Lab, Wan};
 use crate::scenario::link::Links;
 use anyhow::{Context, Result};
 use measure::migration::record::{LinkBin, LinkRecord};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One running delay line and the shape it applies.
 struct Line {
@@ -17,11 +18,15 @@ struct Line {
     line: DelayLine,
 }
 
-/// The lab's delay lines.
+/// The lab's delay lines: one set per lab, shared by every VM on it (a
+/// fleet's VMs compete for the same shaped link). Clones are handles to
+/// the same lines; the lines stop with [`ShapedLinks::stop`] on the last
+/// handle, or when the last handle is dropped.
+#[derive(Clone)]
 pub struct ShapedLinks {
     wan_ns: String,
     wan: Wan,
-    lines: Vec<Line>,
+    lines: Arc<Mutex<Vec<Line>>>,
 }
 
 impl ShapedLinks {
@@ -30,13 +35,19 @@ impl ShapedLinks {
         ShapedLinks {
             wan_ns: lab.wan_ns(),
             wan: lab.wan,
-            lines: Vec::new(),
+            lines: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// The lines, also after a thread that held them panicked (a line's
+    /// state is its threads' and counters', never half-written here).
+    fn lines(&self) -> MutexGuard<'_, Vec<Line>> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Makes the running lines match `links` (a link the scenario leaves
     /// unshaped but the lab routes through the WAN gets a transparent line).
-    pub fn apply(&mut self, links: &Links) -> Result<()> {
+    pub fn apply(&self, links: &Links) -> Result<()> {
         let wanted = [
             (
                 self.wan.migration,
@@ -47,39 +58,37 @@ impl ShapedLinks {
             ),
             (self.wan.client, "client", links.client, WAN_CLIENT, 2u64),
         ];
+        let mut lines = self.lines();
         for (routed, name, shape, (a, b), seed) in wanted {
             if !routed {
                 continue;
             }
             let shape = shape.unwrap_or_default();
-            if self
-                .lines
-                .iter()
-                .any(|l| l.name == name && l.shape == shape)
-            {
+            if lines.iter().any(|l| l.name == name && l.shape == shape) {
                 continue;
             }
-            if let Some(i) = self.lines.iter().position(|l| l.name == name) {
-                self.lines.remove(i).line.stop();
+            if let Some(i) = lines.iter().position(|l| l.name == name) {
+                lines.remove(i).line.stop();
             }
             let line = DelayLine::start(&self.wan_ns, a, b, shape, seed)
                 .with_context(|| format!("starting the {name} link's delay line"))?;
-            self.lines.push(Line { name, shape, line });
+            lines.push(Line { name, shape, line });
         }
         Ok(())
     }
 
     /// The migration link's rate, Mbit/s, when it has one.
     pub fn migration_rate(&self) -> Option<f64> {
-        self.lines
+        self.lines()
             .iter()
             .find(|l| l.name == "migration")
             .and_then(|l| l.shape.rate_mbit)
     }
 
-    /// What each link carried between `from_ns` and `to_ns` (host clock).
+    /// What each link carried between `from_ns` and `to_ns` (host clock):
+    /// everything on it, every VM's traffic when several share the lab.
     pub fn record(&self, from_ns: i64, to_ns: i64, qemu_limit_mbit: f64) -> Vec<LinkRecord> {
-        self.lines
+        self.lines()
             .iter()
             .map(|l| one_record(l, &l.line.stats(), from_ns, to_ns, qemu_limit_mbit))
             .collect()
@@ -87,15 +96,18 @@ impl ShapedLinks {
 
     /// Every line's whole record so far, by link name.
     pub fn stats(&self) -> Vec<(&'static str, LinkStats)> {
-        self.lines
+        self.lines()
             .iter()
             .map(|l| (l.name, l.line.stats()))
             .collect()
     }
 
-    /// Stops every line.
+    /// Stops every line, when no other VM on the lab holds them.
     pub fn stop(&mut self) {
-        for l in self.lines.drain(..) {
+        if Arc::strong_count(&self.lines) > 1 {
+            return;
+        }
+        for l in self.lines().drain(..) {
             l.line.stop();
         }
     }

@@ -107,6 +107,7 @@ struct Placement {
     lab: Arc<Lab>,
     index: usize,
     dir: PathBuf,
+    links: links::ShapedLinks,
 }
 
 /// The guest agent's control token: 16 random bytes as 32 hex digits
@@ -175,6 +176,7 @@ impl LocalLab {
         let (kernel, agent_binary, lab, token) = lab_parts(scenario, agent)?;
         let dir = lab.state_dir.clone();
         let member = Placement {
+            links: links::ShapedLinks::new(&lab),
             lab: Arc::new(lab),
             index: 0,
             dir,
@@ -190,9 +192,11 @@ impl LocalLab {
     }
 
     /// VM `index` of a fleet on the shared `lab`, its files in the lab's
-    /// state folder under `id`; no QEMU runs yet.
+    /// state folder under `id`, its traffic on the lab's shaped `links`
+    /// (one set for all its VMs); no QEMU runs yet.
     pub fn on_shared_lab(
         lab: Arc<Lab>,
+        links: links::ShapedLinks,
         index: usize,
         id: &str,
         scenario: &Scenario,
@@ -202,7 +206,12 @@ impl LocalLab {
         let dir = lab.state_dir.join(id);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let member = Placement { lab, index, dir };
+        let member = Placement {
+            lab,
+            index,
+            dir,
+            links,
+        };
         Ok(Self::new(
             member,
             scenario,
@@ -221,7 +230,12 @@ impl LocalLab {
         extras: Vec<PathBuf>,
         token: String,
     ) -> Self {
-        let Placement { lab, index, dir } = at;
+        let Placement {
+            lab,
+            index,
+            dir,
+            links,
+        } = at;
         let guest_addr = lab.addrs.guest(index);
         let agent = lab_agent(&lab, index, &token);
         Self {
@@ -243,7 +257,7 @@ impl LocalLab {
             generation: 0,
             next_task_log: None,
             debian: None,
-            links: links::ShapedLinks::new(&lab),
+            links,
             lab,
         }
     }
