@@ -10,7 +10,7 @@
     reason = "tests: a panic with its message is the failure report"
 )]
 
-use harness::backend::local::lab::delayline::{DelayLine, LinkShape, LinkStats};
+use harness::backend::local::lab::delayline::{DelayLine, DirectionStats, LinkShape, LinkStats};
 use harness::backend::local::lab::netns::{self, in_netns, ip, ip_in};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -232,6 +232,25 @@ fn line_threads_settled(want: usize) -> usize {
     }
 }
 
+/// One direction's counters, for a test's printed line.
+fn direction_line(name: &str, d: &DirectionStats) -> String {
+    format!(
+        "{name} frames {} ({:.0} Mbit/s peak bin), dropped by queue {} kernel {} overrun {} error {}, \
+         GSO split {} whole {}, late mean {} ns max {} ns, {} over 1 ms",
+        d.frames,
+        d.peak_bin_bytes() as f64 * 8.0 / 0.1 / 1e6,
+        d.dropped_queue,
+        d.dropped_kernel,
+        d.dropped_overrun,
+        d.dropped_error,
+        d.gso_split,
+        d.gso_whole,
+        d.late_mean_ns,
+        d.late_max_ns,
+        d.late_over_1ms
+    )
+}
+
 /// A TCP bulk transfer A -> B for `secs`: the receiver's goodput in Mbit/s
 /// after the first half second (slow start), and the delay line's CPU
 /// share of one core meanwhile.
@@ -381,21 +400,9 @@ fn a_rate_limit_holds_tcp_near_the_rate_and_no_bin_exceeds_it() {
         let stats = stop_promptly(line);
         let d = &stats.a_to_b;
         println!(
-            "100 Mbit/s: TCP goodput {mbit:.1} Mbit/s, delay line CPU {:.0} % of a core; \
-             a->b frames {} dropped by queue {} kernel {} overrun {} error {}, GSO split {} whole {}, \
-             late mean {} ns max {} ns, {} over 1 ms; peak bin {} bytes",
+            "100 Mbit/s: TCP goodput {mbit:.1} Mbit/s, delay line CPU {:.0} % of a core; {}",
             cpu * 100.0,
-            d.frames,
-            d.dropped_queue,
-            d.dropped_kernel,
-            d.dropped_overrun,
-            d.dropped_error,
-            d.gso_split,
-            d.gso_whole,
-            d.late_mean_ns,
-            d.late_max_ns,
-            d.late_over_1ms,
-            d.peak_bin_bytes()
+            direction_line("a->b", d)
         );
         assert!(mbit <= 100.0, "{mbit} Mbit/s through a 100 Mbit/s line");
         let per_bin = 100e6 / 8.0 * stats.bin_ns as f64 / 1e9;
@@ -435,9 +442,7 @@ fn loss_drops_pings_at_the_rate_it_was_given_in_each_direction() {
     let p = ping(&topo.a, ADDR_B, 2000, "0.002");
     let stats = stop_promptly(line);
     let lost = 1.0 - p.received as f64 / p.sent as f64;
-    let share = |d: &harness::backend::local::lab::delayline::DirectionStats| {
-        d.dropped_loss as f64 / (d.frames + d.dropped_loss) as f64
-    };
+    let share = |d: &DirectionStats| d.dropped_loss as f64 / (d.frames + d.dropped_loss) as f64;
     let (ab, ba) = (share(&stats.a_to_b), share(&stats.b_to_a));
     println!(
         "10 % loss each way: {:.1} % of {} pings lost (expected 19 %: request or reply); frames lost a->b {:.1} % b->a {:.1} %",
@@ -464,20 +469,9 @@ fn unlimited_throughput_is_well_above_the_low_bar() {
         let stats = stop_promptly(line);
         let d = &stats.a_to_b;
         println!(
-            "unlimited, MTU {mtu}: TCP goodput {mbit:.0} Mbit/s, delay line CPU {:.0} % of a core; \
-             a->b {} frames ({:.0} Mbit/s peak bin), dropped kernel {} overrun {} error {}, GSO split {} whole {}, \
-             late mean {} ns max {} ns, {} over 1 ms",
+            "unlimited, MTU {mtu}: TCP goodput {mbit:.0} Mbit/s, delay line CPU {:.0} % of a core; {}",
             cpu * 100.0,
-            d.frames,
-            d.peak_bin_bytes() as f64 * 8.0 / 0.1 / 1e6,
-            d.dropped_kernel,
-            d.dropped_overrun,
-            d.dropped_error,
-            d.gso_split,
-            d.gso_whole,
-            d.late_mean_ns,
-            d.late_max_ns,
-            d.late_over_1ms
+            direction_line("a->b", d)
         );
         assert!(mbit > 200.0, "MTU {mtu}: {mbit} Mbit/s");
         assert_eq!(d.dropped_error, 0, "{:?}", d.first_error);
