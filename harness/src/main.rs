@@ -366,7 +366,7 @@ fn execute(opts: RunOptions, junit: Option<PathBuf>) -> Result<i32> {
         }
         let code = verdict_code(s).unwrap_or(if ok { 0 } else { 2 });
         if let Some(path) = &junit {
-            write_junit(path, s, &outcome.bundle)?;
+            write_junit(path, &measure::summary::junit::to_junit(s), &outcome.bundle)?;
         }
         Ok(code)
     })
@@ -392,15 +392,15 @@ fn fleet_done(
     let ok = f.run_status == "complete" && f.failed == 0;
     let code = verdict_code(&outcome.summary).unwrap_or(if ok { 0 } else { 2 });
     if let Some(path) = junit {
-        write_junit(path, &outcome.summary, &outcome.bundle)?;
+        write_junit(path, &measure::fleet::to_junit(f), &outcome.bundle)?;
     }
     Ok(code)
 }
 
 /// `--junit FILE`: the summary's verdict as JUnit XML, written after the
 /// bundle is (its SHA256SUMS never names it).
-fn write_junit(path: &Path, s: &measure::summary::Summary, bundle: &Path) -> Result<()> {
-    std::fs::write(path, measure::summary::junit::to_junit(s))
+fn write_junit(path: &Path, xml: &str, bundle: &Path) -> Result<()> {
+    std::fs::write(path, xml)
         .with_context(|| format!("writing JUnit XML to {}", path.display()))?;
     println!("wrote JUnit XML to {}", path.display());
     if let (Ok(f), Ok(b)) = (path.canonicalize(), bundle.canonicalize()) {
@@ -665,7 +665,7 @@ fn report(bundle: &Path, junit: Option<&Path>) -> Result<i32> {
     }
     let code = verdict_code(&s).unwrap_or(0);
     if let Some(path) = junit {
-        write_junit(path, &s, bundle)?;
+        write_junit(path, &measure::summary::junit::to_junit(&s), bundle)?;
     }
     Ok(code)
 }

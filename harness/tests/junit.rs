@@ -10,6 +10,7 @@
     reason = "tests: a panic with its message is the failure report"
 )]
 
+use measure::fleet::{FleetSummary, MemberResult};
 use measure::migration::record::RepStatus;
 use measure::summary::junit::to_junit;
 use measure::summary::verdict::{evaluate, AssertSpec};
@@ -107,36 +108,38 @@ print(json.dumps({
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The suite's and the root's counts agree with its test cases.
-fn assert_counts_match(doc: &Value) {
+/// There are `n_suites` suites; each one's counts agree with its test
+/// cases, and the root's with their sums.
+fn assert_counts_match(doc: &Value, n_suites: usize) {
     let suites = doc["suites"].as_array().unwrap();
-    assert_eq!(suites.len(), 1, "one suite per run");
-    let s = &suites[0];
-    let cases = s["cases"].as_array().unwrap();
-    let n = |o: &str| {
-        cases
+    assert_eq!(suites.len(), n_suites, "{doc:#}");
+    let mut totals = [0usize; 3];
+    for s in suites {
+        let cases = s["cases"].as_array().unwrap();
+        let n = |o: &str| cases.iter().filter(|c| c["outcome"] == o).count();
+        assert_eq!(s["attrs"]["tests"], cases.len().to_string().as_str());
+        assert_eq!(s["attrs"]["failures"], n("failure").to_string().as_str());
+        assert_eq!(s["attrs"]["errors"], n("error").to_string().as_str());
+        assert_eq!(s["attrs"]["skipped"], n("skipped").to_string().as_str());
+        for (t, k) in totals
+            .iter_mut()
+            .zip([cases.len(), n("failure"), n("error")])
+        {
+            *t += k;
+        }
+        let times: f64 = cases
             .iter()
-            .filter(|c| c["outcome"] == o)
-            .count()
-            .to_string()
-    };
-    let total = cases.len().to_string();
-    assert_eq!(s["attrs"]["tests"], total.as_str());
-    assert_eq!(s["attrs"]["failures"], n("failure").as_str());
-    assert_eq!(s["attrs"]["errors"], n("error").as_str());
-    assert_eq!(s["attrs"]["skipped"], n("skipped").as_str());
-    assert_eq!(doc["attrs"]["tests"], total.as_str());
-    assert_eq!(doc["attrs"]["failures"], n("failure").as_str());
-    assert_eq!(doc["attrs"]["errors"], n("error").as_str());
-    let times: f64 = cases
-        .iter()
-        .map(|c| c["time"].as_str().unwrap().parse::<f64>().unwrap())
-        .sum();
-    let suite_time: f64 = s["attrs"]["time"].as_str().unwrap().parse().unwrap();
-    assert!(
-        (times - suite_time).abs() < 0.002 * cases.len() as f64,
-        "{times} vs {suite_time}"
-    );
+            .map(|c| c["time"].as_str().unwrap().parse::<f64>().unwrap())
+            .sum();
+        let suite_time: f64 = s["attrs"]["time"].as_str().unwrap().parse().unwrap();
+        assert!(
+            (times - suite_time).abs() < 0.002 * cases.len() as f64,
+            "{times} vs {suite_time}"
+        );
+    }
+    for (key, total) in ["tests", "failures", "errors"].iter().zip(totals) {
+        assert_eq!(doc["attrs"][key], total.to_string().as_str(), "{key}");
+    }
 }
 
 fn case<'a>(doc: &'a Value, name: &str) -> &'a Value {
@@ -211,7 +214,7 @@ fn report_writes_junit_that_validates_with_the_failing_check_a_failure() {
     validate(&xml).unwrap();
     let doc = read_back(&xml);
     assert_eq!(doc["tag"], "testsuites");
-    assert_counts_match(&doc);
+    assert_counts_match(&doc, 1);
     let suite = &doc["suites"][0];
     assert_eq!(suite["attrs"]["name"], "it-basic");
     assert_eq!(suite["properties"]["verdict"], "fail");
@@ -282,7 +285,7 @@ fn report_without_checks_gives_one_case_per_repetition() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     validate(&xml).unwrap();
     let doc = read_back(&xml);
-    assert_counts_match(&doc);
+    assert_counts_match(&doc, 1);
     assert_eq!(doc["suites"][0]["attrs"]["tests"], "3", "{doc:#}");
     assert_eq!(doc["suites"][0]["attrs"]["failures"], "0", "{doc:#}");
     assert_eq!(
@@ -360,7 +363,7 @@ fn a_summary_with_awkward_strings_validates_and_reads_back() {
     std::fs::write(&xml, to_junit(&awkward_summary())).unwrap();
     validate(&xml).unwrap();
     let doc = read_back(&xml);
-    assert_counts_match(&doc);
+    assert_counts_match(&doc, 1);
     let s = &doc["suites"][0]["attrs"];
     assert_eq!(s["name"], "ci \"nightly\" <&> run.1");
     // run (error), 4 migrations (2 failures), the per-repetition check over
@@ -408,6 +411,77 @@ fn a_summary_with_awkward_strings_validates_and_reads_back() {
         p95["message"].as_str().unwrap().contains("= 900"),
         "{p95:#}"
     );
+}
+
+fn member(id: &str, summary: Option<Summary>, error: Option<&str>) -> MemberResult {
+    MemberResult {
+        id: id.into(),
+        vm: id.into(),
+        condition: String::new(),
+        bundle: format!("vms/{id}"),
+        wall_s: None,
+        rep_wall_mean_s: None,
+        error: error.map(str::to_string),
+        summary,
+    }
+}
+
+#[test]
+fn a_fleet_gives_a_suite_per_member_and_a_member_that_never_ran_an_error() {
+    let t = TempDir::new("fleet");
+    let mut clean = awkward_summary();
+    clean.scenario = "evac/web".into();
+    clean.run_status = "complete".into();
+    clean.error = None;
+    clean.verdict = None;
+    clean.repetitions = vec![rep(1, RepStatus::Completed, Some(80.0), None)];
+    let f = FleetSummary {
+        schema: measure::fleet::SCHEMA.into(),
+        scenario: "evac".into(),
+        mode: "evacuate".into(),
+        run_status: "incomplete".into(),
+        wall_s: Some(12.0),
+        completed: 3,
+        failed: 1,
+        members: vec![
+            member("db", Some(awkward_summary()), None),
+            member("web", Some(clean), None),
+            member("video", None, Some("the guest <video> did not boot")),
+        ],
+        failures: Vec::new(),
+        rounds: Vec::new(),
+    };
+    let xml = t.0.join("junit.xml");
+    std::fs::write(&xml, measure::fleet::to_junit(&f)).unwrap();
+    validate(&xml).unwrap();
+    let doc = read_back(&xml);
+    assert_counts_match(&doc, 3);
+    let suites = doc["suites"].as_array().unwrap();
+    let names: Vec<&str> = suites
+        .iter()
+        .map(|s| s["attrs"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["ci \"nightly\" <&> run.1", "evac/web", "evac/video"]
+    );
+    // The awkward member keeps its own failures; the clean one passes.
+    assert_eq!(suites[0]["attrs"]["failures"], "4");
+    assert_eq!(
+        (
+            &suites[1]["attrs"]["tests"],
+            &suites[1]["attrs"]["failures"]
+        ),
+        (&"2".into(), &"0".into())
+    );
+    let never = &suites[2]["cases"][0];
+    assert_eq!(
+        (&never["name"], &never["outcome"]),
+        (&"run complete".into(), &"error".into())
+    );
+    assert_eq!(never["message"], "the guest <video> did not boot");
+    assert_eq!(never["classname"], "lmig.evac_video.run");
+    assert_eq!(doc["attrs"]["tests"], "14");
 }
 
 /// The schema is not a rubber stamp: documents a reader would trip on

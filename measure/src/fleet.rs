@@ -10,6 +10,7 @@
 
 use crate::migration::marker::{first, MarkerKind};
 use crate::migration::record::{RepRecord, RepStatus};
+use crate::summary::junit::{to_junit_suites, Suite};
 use crate::summary::{RepSummary, Summary};
 use serde::{Deserialize, Serialize};
 
@@ -332,6 +333,24 @@ pub const MEMBER_MEANS: [(&str, RepMetric); 4] = [
 ];
 
 /// The terminal's table: one line per member, with its times and the
+/// The fleet's verdict as JUnit XML: one suite per member (its own run's
+/// cases and checks, named `<scenario>/<member>`), a member that left no
+/// summary as a suite whose `run complete` is an error with its reason.
+pub fn to_junit(f: &FleetSummary) -> String {
+    let suites: Vec<Suite> = f
+        .members
+        .iter()
+        .map(|m| match &m.summary {
+            Some(s) => Suite::of(s),
+            None => Suite::failed_run(
+                &format!("{}/{}", f.scenario, m.id),
+                m.error.as_deref().unwrap_or("the member left no summary"),
+            ),
+        })
+        .collect();
+    to_junit_suites(&suites)
+}
+
 /// means of what its users and its host saw.
 pub fn to_table(f: &FleetSummary) -> String {
     let show = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |x| format!("{x:.d$}"));

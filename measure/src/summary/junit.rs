@@ -3,7 +3,8 @@
 //! [`Summary`] in, the document out.
 //!
 //! One `<testsuites>` holds one `<testsuite>` for the run, named after the
-//! scenario. One suite, not one per repetition: the run is what a CI job
+//! scenario (a fleet's holds one per member, each its own run:
+//! `measure::fleet::to_junit`). One suite, not one per repetition: the run is what a CI job
 //! produces and what the verdict judges, an aggregate check
 //! (`mean(...) < 300`) belongs to no repetition, and so the suite's counts
 //! are the verdict's own.
@@ -76,49 +77,125 @@ struct Case {
     outcome: Outcome,
 }
 
+/// One `<testsuite>`: a run's (or a fleet member's) name, properties,
+/// test cases and printed verdict.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    name: String,
+    properties: Vec<(&'static str, String)>,
+    cases: Vec<Case>,
+    system_out: String,
+}
+
+impl Suite {
+    /// The suite of one run's summary, laid out as the
+    /// [module documentation](self) says.
+    pub fn of(summary: &Summary) -> Suite {
+        let mut out = String::new();
+        if let Some(v) = &summary.verdict {
+            out.push_str(&v.to_string());
+        }
+        if let Some(e) = &summary.error {
+            out.push_str(&format!("error: {e}\n"));
+        }
+        Suite {
+            name: summary.scenario.clone(),
+            properties: properties(summary),
+            cases: cases(summary),
+            system_out: out,
+        }
+    }
+
+    /// The suite of a run that left no summary (a fleet member that could
+    /// not start): its `run complete` case is an `<error>` with `message`.
+    pub fn failed_run(name: &str, message: &str) -> Suite {
+        Suite {
+            name: name.into(),
+            properties: vec![("run_status", "failed".into())],
+            cases: vec![Case {
+                classname: format!("lmig.{}.run", class_part(name)),
+                name: "run complete".into(),
+                time_s: 0.0,
+                outcome: Outcome::Error {
+                    message: message.into(),
+                    kind: "run failed".into(),
+                },
+            }],
+            system_out: format!("error: {message}\n"),
+        }
+    }
+
+    fn count(&self, f: fn(&Outcome) -> bool) -> usize {
+        self.cases.iter().filter(|c| f(&c.outcome)).count()
+    }
+
+    fn time_s(&self) -> f64 {
+        self.cases.iter().map(|c| c.time_s).sum()
+    }
+
+    fn render(&self, x: &mut String) {
+        x.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\">\n",
+            attr(&self.name),
+            self.cases.len(),
+            self.count(is_failure),
+            self.count(is_error),
+            self.count(|o| matches!(o, Outcome::Skipped { .. })),
+            seconds(self.time_s())
+        ));
+        x.push_str("    <properties>\n");
+        for (name, value) in &self.properties {
+            x.push_str(&format!(
+                "      <property name=\"{}\" value=\"{}\"/>\n",
+                attr(name),
+                attr(value)
+            ));
+        }
+        x.push_str("    </properties>\n");
+        for c in &self.cases {
+            render_case(x, c);
+        }
+        if !self.system_out.is_empty() {
+            x.push_str(&format!(
+                "    <system-out>{}</system-out>\n",
+                text(&self.system_out)
+            ));
+        }
+        x.push_str("  </testsuite>\n");
+    }
+}
+
+fn is_failure(o: &Outcome) -> bool {
+    matches!(o, Outcome::Failure { .. })
+}
+
+fn is_error(o: &Outcome) -> bool {
+    matches!(o, Outcome::Error { .. })
+}
+
 /// The summary's verdict (or, without `[assert]`, its repetitions' and
 /// the run's outcome) as a JUnit XML document, laid out as the
 /// [module documentation](self) says.
 pub fn to_junit(summary: &Summary) -> String {
-    let cases = cases(summary);
-    let count = |f: fn(&Outcome) -> bool| cases.iter().filter(|c| f(&c.outcome)).count();
-    let failures = count(|o| matches!(o, Outcome::Failure { .. }));
-    let errors = count(|o| matches!(o, Outcome::Error { .. }));
-    let skipped = count(|o| matches!(o, Outcome::Skipped { .. }));
-    let time = seconds(cases.iter().map(|c| c.time_s).sum());
+    to_junit_suites(&[Suite::of(summary)])
+}
+
+/// Several suites in one document (a fleet: one per member), the
+/// `<testsuites>` counts their sums.
+pub fn to_junit_suites(suites: &[Suite]) -> String {
+    let sum = |f: fn(&Suite) -> usize| suites.iter().map(f).sum::<usize>();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(&format!(
-        "<testsuites name=\"lmig\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{time}\">\n",
-        cases.len()
+        "<testsuites name=\"lmig\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\">\n",
+        sum(|s| s.cases.len()),
+        sum(|s| s.count(is_failure)),
+        sum(|s| s.count(is_error)),
+        seconds(suites.iter().map(Suite::time_s).sum())
     ));
-    x.push_str(&format!(
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time}\">\n",
-        attr(&summary.scenario),
-        cases.len()
-    ));
-    x.push_str("    <properties>\n");
-    for (name, value) in properties(summary) {
-        x.push_str(&format!(
-            "      <property name=\"{}\" value=\"{}\"/>\n",
-            attr(name),
-            attr(&value)
-        ));
+    for s in suites {
+        s.render(&mut x);
     }
-    x.push_str("    </properties>\n");
-    for c in &cases {
-        render_case(&mut x, c);
-    }
-    let mut out = String::new();
-    if let Some(v) = &summary.verdict {
-        out.push_str(&v.to_string());
-    }
-    if let Some(e) = &summary.error {
-        out.push_str(&format!("error: {e}\n"));
-    }
-    if !out.is_empty() {
-        x.push_str(&format!("    <system-out>{}</system-out>\n", text(&out)));
-    }
-    x.push_str("  </testsuite>\n</testsuites>\n");
+    x.push_str("</testsuites>\n");
     x
 }
 
