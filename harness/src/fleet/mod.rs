@@ -22,9 +22,9 @@ pub mod derive;
 pub mod fit;
 
 use crate::backend::local::guest::{find_agent, find_kernel};
-use crate::backend::local::lab::{Lab, Wan};
+use crate::backend::local::lab::Lab;
 use crate::backend::local::links::ShapedLinks;
-use crate::backend::local::LocalLab;
+use crate::backend::local::{wan_for, LocalLab};
 use crate::backend::Backend;
 use crate::bundle::Bundle;
 use crate::clock::{compact_stamp, now_ns};
@@ -132,15 +132,6 @@ pub async fn run(
         (now_ns() - started_ns) as f64 / 1e9
     ));
     Ok(outcome)
-}
-
-/// The links the fleet's lab routes through its WAN namespace: those the
-/// scenario shapes (one shape for every VM: they share the link).
-fn wan_for(scenario: &Scenario) -> Wan {
-    Wan {
-        migration: scenario.link.migration.is_some(),
-        client: scenario.link.client.is_some(),
-    }
 }
 
 fn planned(m: &Member) -> MemberRecord {

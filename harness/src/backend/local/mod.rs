@@ -134,14 +134,20 @@ pub(crate) fn lab_parts(
 ) -> Result<(KernelChoice, PathBuf, Lab, String)> {
     let kernel = find_kernel(&scenario.vm.kernel)?;
     let agent_binary = find_agent(agent)?;
+    let lab = Lab::create(1, wan_for(scenario))
+        .context("building the lab (are you root? is iproute2 installed?)")?;
+    Ok((kernel, agent_binary, lab, random_token()?))
+}
+
+/// The links a lab for `scenario` routes through its WAN namespace: those
+/// any of its sweep points shapes (a fleet's one shape serves every VM:
+/// they share the link).
+pub(crate) fn wan_for(scenario: &Scenario) -> Wan {
     let points = scenario.sweep_points().unwrap_or_default();
-    let wan = Wan {
+    Wan {
         migration: points.iter().any(|(_, p)| p.link.migration.is_some()),
         client: points.iter().any(|(_, p)| p.link.client.is_some()),
-    };
-    let lab =
-        Lab::create(1, wan).context("building the lab (are you root? is iproute2 installed?)")?;
-    Ok((kernel, agent_binary, lab, random_token()?))
+    }
 }
 
 /// The agent's client for the lab's guest `vm`: from the client namespace.
